@@ -1,0 +1,5 @@
+import sys
+
+from pneumoviewer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The AI: network factory, checkpoints, inference, Grad-CAM, training. No Qt."""

@@ -1,0 +1,34 @@
+"""Where bundled resources and per-user data live, in a checkout and in a frozen bundle."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "PneumoViewer"
+
+
+def resources_dir() -> Path:
+    """The `resources/` folder: beside the package in a checkout, inside a PyInstaller bundle."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root is not None:
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def default_model_path() -> Path:
+    """The bundled default model's weights (safetensors with its JSON card beside it)."""
+    return resources_dir() / "models" / "default.safetensors"
+
+
+def demo_dir() -> Path:
+    return resources_dir() / "demo"
+
+
+def user_data_dir() -> Path:
+    """Per-user folder for session files (autosave) and recent folders; created on demand."""
+    path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

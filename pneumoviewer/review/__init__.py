@@ -1,0 +1,1 @@
+"""The review session: cases, statuses, mask edits with undo, autosave. No Qt."""

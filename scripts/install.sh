@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Creates .venv beside the checkout and installs PneumoViewer into it (editable), with the
+# Debian libraries Qt needs when they are missing and we may install them.
+# Usage: scripts/install.sh [EXTRA]   e.g. scripts/install.sh test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra="${1:-}"
+
+qt_libs=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3)
+missing=()
+for pkg in "${qt_libs[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing Qt's system libraries: ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "Qt needs these Debian packages: sudo apt-get install ${missing[*]}" >&2
+    fi
+fi
+
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null || python=python3
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+spec="."
+[ -n "$extra" ] && spec=".[$extra]"
+.venv/bin/python -m pip install -q -e "$spec"
+echo "Installed: $(.venv/bin/pneumoviewer --version)"

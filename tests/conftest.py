@@ -34,3 +34,25 @@ def siim_labels_csv(siim_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def edge_dir(data_dir: Path) -> Path:
     return data_dir / "edge"
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random-weights model (64x64 input) with its card, for fast inference tests.
+
+    Its card settings call every case positive with a mask over p >= 0.5, so the mask and lesion
+    paths are exercised whatever the random weights predict.
+    """
+    import torch
+
+    from pneumoviewer.model.checkpoint import ModelCard, save_checkpoint
+    from pneumoviewer.model.network import NetworkConfig, build_network
+
+    torch.manual_seed(0)
+    config = NetworkConfig(input_size=64, decoder_channels=(32, 16, 16, 8, 8))
+    settings = {"presence_threshold": 0.0, "presence_min_pixels": 0, "mask_threshold": 0.5}
+    weights, _ = save_checkpoint(
+        tmp_path_factory.mktemp("model") / "random", build_network(config).eval(),
+        ModelCard(network=config, settings=settings), half=False,
+    )
+    return weights

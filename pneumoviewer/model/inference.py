@@ -1,0 +1,211 @@
+"""Running the segmentation network on radiographs: a fixed, timed pipeline of stages.
+
+pre-process (resize to the network's input size, normalise) -> network (optional flip TTA)
+-> post-process (probability back at image resolution, triplet thresholds). Each stage is timed and
+the timings travel with the result; `cancel()` is checked between stages so a UI worker can stop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pneumoviewer.model.checkpoint import ModelCard, checkpoint_paths, load_checkpoint
+from pneumoviewer.model.postprocess import InferenceSettings, postprocess
+from pneumoviewer.paths import default_model_path
+
+CancelCheck = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """The caller's `cancel()` returned True; raised between stages, never mid-stage."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probability: np.ndarray  # float32 HxW in [0, 1], at the image's resolution
+    mask: np.ndarray  # bool HxW: the post-processed lesion mask (empty for a negative call)
+    score: float  # triage score in [0, 1] (see InferenceSettings)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    # The presence head's own probability, kept so new thresholds can be applied without the network.
+    presence_probability: float | None = None
+
+
+class Predictor:
+    """One loaded model with its settings. Thread-safe to call; load once (see `default`)."""
+
+    def __init__(
+        self,
+        checkpoint: Path,
+        settings: InferenceSettings | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        self.checkpoint = Path(checkpoint)
+        self.network, self.card = load_checkpoint(self.checkpoint, device=device)
+        self.network.eval()
+        self.device = next(self.network.parameters()).device
+        self.settings = settings if settings is not None else InferenceSettings.from_dict(self.card.settings)
+        self.input_size = int(self.card.network.input_size)
+        self.in_channels = int(self.card.network.in_channels)
+        self.mean, self.std = _normalisation(self.card)
+        # Inference mode tensors and module state are shared; one forward at a time per predictor.
+        self.lock = threading.Lock()
+        self.load_seconds = time.perf_counter() - started
+
+    @classmethod
+    def default(cls) -> Predictor:
+        """The bundled model, loaded on first use and reused while its file is unchanged."""
+        return cls.cached(default_model_path())
+
+    @classmethod
+    def cached(cls, checkpoint: Path) -> Predictor:
+        """A predictor for `checkpoint`, shared with earlier callers unless its files changed since."""
+        path = Path(checkpoint).resolve()
+        key = (path, *(file.stat().st_mtime_ns if file.exists() else -1 for file in checkpoint_paths(path)))
+        with _CACHE_LOCK:
+            predictor = _CACHE.get(key)
+            if predictor is None:
+                predictor = cls(path)
+                for stale in [k for k in _CACHE if k[0] == path]:
+                    del _CACHE[stale]
+                _CACHE[key] = predictor
+            return predictor
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def preprocess(self, pixels: np.ndarray) -> torch.Tensor:
+        """Display-ready pixels (float HxW in [0, 1]) -> normalised (1, C, S, S) network input."""
+        pixels = np.asarray(pixels)
+        if pixels.ndim != 2 or min(pixels.shape) < 2:
+            raise ValueError(f"expected a 2-D grey image, got an array of shape {pixels.shape}")
+        image = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
+        image = resize_to_input(image, self.input_size)
+        image = (image - self.mean) / self.std
+        if self.in_channels > 1:
+            image = image.expand(-1, self.in_channels, -1, -1)
+        return image.contiguous()
+
+    def run_network(self, batch: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, S, S) input -> mask probabilities (B, S, S) and presence probabilities (B,) or None."""
+        batch = batch.to(self.device)
+        with self.lock, torch.inference_mode():
+            mask_probability, presence_probability = self._forward(batch)
+            if tta:
+                # Horizontal flip only: chest anatomy is left-right mirrored, never upside down.
+                flipped_mask, flipped_presence = self._forward(batch.flip(-1))
+                mask_probability = (mask_probability + flipped_mask.flip(-1)) / 2
+                if presence_probability is not None:
+                    presence_probability = (presence_probability + flipped_presence) / 2
+        return mask_probability.float().cpu(), (
+            None if presence_probability is None else presence_probability.float().cpu()
+        )
+
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mask_logits, presence_logits = self.network(batch)
+        return torch.sigmoid(mask_logits[:, 0]), torch.sigmoid(presence_logits.reshape(len(batch)))
+
+    def finish(
+        self,
+        mask_probability: torch.Tensor,
+        presence_probability: float | None,
+        shape: tuple[int, int],
+        settings: InferenceSettings,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(S, S) probabilities -> probability at image resolution, mask, score."""
+        probability = upsample_probability(mask_probability, shape)
+        mask, score = postprocess(probability, presence_probability, settings)
+        return probability, mask, score
+
+    # -- public calls ---------------------------------------------------------------------------
+
+    def predict(
+        self,
+        pixels: np.ndarray,
+        cancel: CancelCheck | None = None,
+        settings: InferenceSettings | None = None,
+    ) -> Prediction:
+        """Predict one image (`DicomImage.pixels`); `settings` overrides the model's for this call."""
+        return self.predict_batch([pixels], cancel=cancel, settings=settings, batch_size=1)[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        cancel: CancelCheck | None = None,
+        settings: InferenceSettings | None = None,
+        batch_size: int = 4,
+    ) -> list[Prediction]:
+        """Predict several images, `batch_size` at a time through the network.
+
+        Each prediction's "network" timing is its share of its batch's forward pass.
+        """
+        settings = settings if settings is not None else self.settings
+        predictions: list[Prediction] = []
+        for start in range(0, len(images), max(1, batch_size)):
+            chunk = images[start : start + max(1, batch_size)]
+            predictions.extend(self._predict_chunk(chunk, cancel, settings))
+        return predictions
+
+    def _predict_chunk(
+        self, chunk: Sequence[np.ndarray], cancel: CancelCheck | None, settings: InferenceSettings
+    ) -> list[Prediction]:
+        _check(cancel)
+        pre_seconds: list[float] = []
+        inputs = []
+        for pixels in chunk:
+            started = time.perf_counter()
+            inputs.append(self.preprocess(pixels))
+            pre_seconds.append(time.perf_counter() - started)
+        _check(cancel)
+        started = time.perf_counter()
+        mask_probability, presence_probability = self.run_network(torch.cat(inputs), settings.tta)
+        network_share = (time.perf_counter() - started) / len(chunk)
+        _check(cancel)
+        predictions = []
+        for index, pixels in enumerate(chunk):
+            started = time.perf_counter()
+            presence = None if presence_probability is None else float(presence_probability[index])
+            probability, mask, score = self.finish(
+                mask_probability[index], presence, np.shape(pixels), settings
+            )
+            timings = {"pre": pre_seconds[index], "network": network_share, "post": time.perf_counter() - started}
+            predictions.append(Prediction(probability, mask, score, timings, presence))
+        return predictions
+
+
+def resize_to_input(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size): area averaging when shrinking (no aliasing), bilinear when growing."""
+    height, width = image.shape[-2:]
+    if (height, width) == (size, size):
+        return image
+    mode = "area" if height >= size and width >= size else "bilinear"
+    return F.interpolate(image, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+
+
+def upsample_probability(probability: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """(S, S) probabilities -> float32 numpy array of `shape` (bilinear), clipped to [0, 1]."""
+    if tuple(probability.shape) != tuple(shape):
+        probability = F.interpolate(probability[None, None], size=tuple(shape), mode="bilinear", align_corners=False)[0, 0]
+    return probability.clamp(0.0, 1.0).numpy().astype(np.float32, copy=False)
+
+
+def _normalisation(card: ModelCard) -> tuple[float, float]:
+    normalisation = card.normalisation
+    mean, std = normalisation["mean"], normalisation["std"]
+    return float(mean), float(std)
+
+
+def _check(cancel: CancelCheck | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("prediction cancelled")
+
+
+_CACHE: dict[tuple[Path, int, int], Predictor] = {}  # (file, weights mtime, card mtime)
+_CACHE_LOCK = threading.Lock()

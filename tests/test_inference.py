@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pneumoviewer.model import inference
+from pneumoviewer.model.checkpoint import CheckpointError
+from pneumoviewer.model.inference import Cancelled, Prediction, Predictor
+from pneumoviewer.model.network import normalise
+from pneumoviewer.model.postprocess import InferenceSettings, postprocess
+
+
+@pytest.fixture(scope="module")
+def predictor(random_checkpoint: Path) -> Predictor:
+    return Predictor(random_checkpoint)
+
+
+def _image(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    smooth = 0.5 + 0.3 * np.sin(rows / 9.0) * np.cos(cols / 13.0)
+    return np.clip(smooth + 0.05 * rng.standard_normal(shape), 0, 1).astype(np.float32)
+
+
+def test_prediction_is_at_image_resolution_with_timed_stages(predictor: Predictor) -> None:
+    pixels = _image((150, 130))  # not square, not the 64x64 input size
+    prediction = predictor.predict(pixels)
+    assert isinstance(prediction, Prediction)
+    assert prediction.probability.dtype == np.float32 and prediction.probability.shape == (150, 130)
+    assert prediction.mask.dtype == bool and prediction.mask.shape == (150, 130)
+    assert 0.0 <= prediction.probability.min() <= prediction.probability.max() <= 1.0
+    assert 0.0 <= prediction.score <= 1.0
+    assert set(prediction.timings) == {"pre", "network", "post"}
+    assert all(seconds >= 0 for seconds in prediction.timings.values())
+    # The mask and score are exactly the triplet applied to the returned probability.
+    mask, score = postprocess(prediction.probability, prediction.presence_probability, predictor.settings)
+    np.testing.assert_array_equal(prediction.mask, mask)
+    assert prediction.score == pytest.approx(score)
+
+
+def test_pipeline_matches_the_network_on_input_sized_images(predictor: Predictor) -> None:
+    pixels = _image((64, 64), seed=1)
+    with torch.inference_mode():
+        mask_logits, presence_logits = predictor.network(normalise(pixels)[None, None])
+    prediction = predictor.predict(pixels)
+    np.testing.assert_allclose(prediction.probability, torch.sigmoid(mask_logits)[0, 0].numpy(), atol=1e-6)
+    assert prediction.presence_probability == pytest.approx(float(torch.sigmoid(presence_logits[0])), abs=1e-6)
+
+
+def test_downscaling_averages_areas(predictor: Predictor) -> None:
+    # A 2x larger image made of 2x2 blocks of the 64x64 one must give the same network input.
+    small = _image((64, 64), seed=2)
+    large = np.kron(small, np.ones((2, 2), np.float32))
+    torch.testing.assert_close(predictor.preprocess(large), predictor.preprocess(small))
+
+
+def test_flip_tta_averages_the_mirrored_prediction(predictor: Predictor) -> None:
+    pixels = _image((64, 64), seed=3)
+    tta = InferenceSettings.from_dict({**predictor.settings.to_dict(), "tta": True})
+    plain = predictor.predict(pixels).probability
+    mirrored = predictor.predict(pixels[:, ::-1].copy()).probability[:, ::-1]
+    np.testing.assert_allclose(predictor.predict(pixels, settings=tta).probability, (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_settings_override_applies_to_one_request_only(predictor: Predictor) -> None:
+    pixels = _image((96, 96), seed=4)
+    never_positive = InferenceSettings(presence_threshold=1.0, presence_min_pixels=10**6, presence_head_weight=0.0)
+    overridden = predictor.predict(pixels, settings=never_positive)
+    default = predictor.predict(pixels)
+    assert not overridden.mask.any()
+    assert default.mask.any()  # the fixture card calls every case positive
+    np.testing.assert_array_equal(overridden.probability, default.probability)
+
+
+def test_cancel_is_honoured_between_stages(predictor: Predictor) -> None:
+    calls: list[int] = []
+
+    def cancel_after(stages: int):
+        def cancel() -> bool:
+            calls.append(1)
+            return len(calls) > stages
+        return cancel
+
+    for stages in range(3):
+        calls.clear()
+        with pytest.raises(Cancelled):
+            predictor.predict(_image((64, 64)), cancel=cancel_after(stages))
+    calls.clear()
+    predictor.predict(_image((64, 64)), cancel=cancel_after(99))
+    assert len(calls) == 3  # checked before pre-process, before the network, before post-process
+
+
+def test_batch_matches_single_predictions(predictor: Predictor) -> None:
+    images = [_image((64 + 16 * i, 80), seed=i) for i in range(5)]
+    batch = predictor.predict_batch(images, batch_size=3)
+    assert len(batch) == 5
+    for pixels, batched in zip(images, batch):
+        single = predictor.predict(pixels)
+        np.testing.assert_allclose(batched.probability, single.probability, atol=1e-5)
+        assert batched.score == pytest.approx(single.score, abs=1e-5)
+
+
+def test_bad_pixels_are_rejected(predictor: Predictor) -> None:
+    with pytest.raises(ValueError, match="2-D"):
+        predictor.predict(np.zeros((3, 64, 64), np.float32))
+
+
+def test_missing_model_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        Predictor(tmp_path / "absent.safetensors")
+
+
+def test_predictors_are_cached_by_file_and_mtime(
+    random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "model.safetensors"
+    copy.write_bytes(random_checkpoint.read_bytes())
+    copy.with_suffix(".json").write_bytes(random_checkpoint.with_suffix(".json").read_bytes())
+    monkeypatch.setattr(inference, "default_model_path", lambda: copy)
+    first = Predictor.default()
+    assert Predictor.default() is first
+    assert Predictor.cached(copy) is first
+    os.utime(copy.with_suffix(".json"), ns=(0, copy.stat().st_mtime_ns + 10**9))  # the card was edited
+    assert Predictor.default() is not first

@@ -1,0 +1,93 @@
+"""Every user command as a named action with its shortcuts, in one table.
+
+The window connects actions by name; Help → Keyboard shortcuts lists this table, so what the user
+reads and what the keys do cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    text: str
+    shortcuts: tuple[str, ...] = ()
+    checkable: bool = False
+    checked: bool = False
+
+
+ACTION_SPECS: tuple[ActionSpec, ...] = (
+    # File
+    ActionSpec("open_folder", "Open &folder…", ("Ctrl+O",)),
+    ActionSpec("open_files", "Open f&iles…", ("Ctrl+Shift+O",)),
+    ActionSpec("open_demo", "Open &demo studies"),
+    ActionSpec("import_csv", "&Import annotations CSV…", ("Ctrl+I",)),
+    ActionSpec("export_csv", "&Export annotations CSV…", ("Ctrl+E",)),
+    ActionSpec("export_png", "Export &PNG masks…", ("Ctrl+Shift+E",)),
+    ActionSpec("quit", "&Quit", ("Ctrl+Q",)),
+    # Worklist
+    ActionSpec("next_case", "&Next case", ("Down", "J", "PgDown")),
+    ActionSpec("previous_case", "&Previous case", ("Up", "K", "PgUp")),
+    ActionSpec("predict_all", "&Predict all cases", ("Ctrl+P",)),
+    ActionSpec("cancel_work", "&Cancel background work", ("Esc",)),
+    # Review status
+    ActionSpec("status_accepted", "&Accept AI result", ("A",)),
+    ActionSpec("status_corrected", "Mark &corrected", ("C",)),
+    ActionSpec("status_rejected", "&Reject: no pneumothorax", ("R",)),
+    ActionSpec("status_unreviewed", "Mark &unreviewed", ("U",)),
+    # Editing
+    ActionSpec("undo", "&Undo", ("Ctrl+Z",)),
+    ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y")),
+    ActionSpec("mode_pan", "&Pan / zoom", ("H", "Space"), checkable=True, checked=True),
+    ActionSpec("mode_window", "&Window / level drag", ("W",), checkable=True),
+    ActionSpec("mode_brush", "&Brush", ("B",), checkable=True),
+    ActionSpec("mode_eraser", "&Eraser", ("E",), checkable=True),
+    ActionSpec("mode_fill", "&Fill region", ("F",), checkable=True),
+    ActionSpec("brush_smaller", "Brush s&maller", ("[",)),
+    ActionSpec("brush_larger", "Brush &larger", ("]",)),
+    ActionSpec("start_from_ai", "&Start from AI mask", ("Ctrl+M",)),
+    ActionSpec("clear_mask", "C&lear mask", ("Ctrl+Backspace",)),
+    # View
+    ActionSpec("fit", "&Fit to window", ("Home", "0")),
+    ActionSpec("invert", "&Invert grey scale", ("I",), checkable=True),
+    ActionSpec("window_default", "Window: DICOM &default", ("1",)),
+    ActionSpec("window_full", "Window: f&ull range", ("2",)),
+    ActionSpec("window_narrow", "Window: &high contrast", ("3",)),
+    ActionSpec("window_wide", "Window: &low contrast", ("4",)),
+    ActionSpec("toggle_ai", "Show &AI mask", ("M",), checkable=True, checked=True),
+    ActionSpec("toggle_ai_contour", "AI mask as c&ontour", ("O",), checkable=True, checked=True),
+    ActionSpec("toggle_edit", "Show &edited mask", ("N",), checkable=True, checked=True),
+    ActionSpec("toggle_heatmap", "Show &Grad-CAM heatmap", ("G",), checkable=True),
+    # Help
+    ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",)),
+)
+
+
+def build_actions(parent: QWidget) -> dict[str, QAction]:
+    """Create every action on `parent` (so its shortcuts work anywhere in the window)."""
+    actions: dict[str, QAction] = {}
+    for spec in ACTION_SPECS:
+        action = QAction(spec.text, parent)
+        action.setObjectName(spec.name)
+        if spec.shortcuts:
+            action.setShortcuts([QKeySequence(key) for key in spec.shortcuts])
+        if spec.checkable:
+            action.setCheckable(True)
+            action.setChecked(spec.checked)
+        parent.addAction(action)
+        actions[spec.name] = action
+    return actions
+
+
+def shortcut_table() -> list[tuple[str, str]]:
+    """(command, keys) rows for the help dialog."""
+    return [
+        (spec.text.replace("&", "").rstrip("…"), ", ".join(spec.shortcuts))
+        for spec in ACTION_SPECS
+        if spec.shortcuts
+    ]

@@ -1,0 +1,58 @@
+"""Read-only panels: the case's DICOM metadata and findings, and the pixel readout."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+CASE_FIELDS = ("Image", "Age", "Sex", "View", "Pixel spacing", "Size", "Modality", "Study date")
+FINDING_FIELDS = ("AI score", "AI lesions", "AI area", "Mask lesions", "Mask area", "Status", "AI timings")
+
+
+class _FieldBox(QGroupBox):
+    def __init__(self, title: str, fields: tuple[str, ...]) -> None:
+        super().__init__(title)
+        form = QFormLayout(self)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.values: dict[str, QLabel] = {}
+        for name in fields:
+            value = QLabel("–")
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setWordWrap(True)
+            value.setObjectName(f"field-{name.lower().replace(' ', '-')}")
+            form.addRow(f"{name}:", value)
+            self.values[name] = value
+
+    def set_values(self, values: dict[str, str]) -> None:
+        for name, label in self.values.items():
+            if name in values:
+                label.setText(values[name] or "–")
+
+    def clear_values(self) -> None:
+        for label in self.values.values():
+            label.setText("–")
+
+
+class InfoPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.case_box = _FieldBox("Study", CASE_FIELDS)
+        self.findings_box = _FieldBox("Findings", FINDING_FIELDS)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.case_box)
+        layout.addWidget(self.findings_box)
+        layout.addStretch(1)
+
+    def set_case(self, values: dict[str, str]) -> None:
+        self.case_box.set_values(values)
+
+    def set_findings(self, values: dict[str, str]) -> None:
+        self.findings_box.set_values(values)
+
+    def clear(self) -> None:
+        self.case_box.clear_values()
+        self.findings_box.clear_values()
+
+    def value(self, name: str) -> str:
+        box = self.case_box if name in self.case_box.values else self.findings_box
+        return box.values[name].text()

@@ -1,0 +1,164 @@
+"""The AI queue: one worker thread runs every model job (predictions and Grad-CAM) in turn.
+
+One thread, because the model is one set of weights on a 2-core laptop: parallel forwards would
+only fight for the cores. The case on screen jumps the queue; the rest of the folder follows in the
+order given (the worklist order). torch is imported only inside the worker, never at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
+
+
+class JobKind(Enum):
+    PREDICT = "predict"
+    HEATMAP = "heatmap"
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    kind: JobKind
+    image_id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: ModelJob
+    value: Any = None  # Prediction or heatmap array
+    error: str | None = None  # why this image could not be processed
+
+
+def default_predictor() -> Any:
+    from pneumoviewer.model.inference import Predictor
+
+    return Predictor.default()
+
+
+class ModelQueue(QObject):
+    sigPredicted = Signal(str, object)  # image_id, Prediction
+    sigHeatmap = Signal(str, object)  # image_id, float32 HxW in [0, 1]
+    sigJobFailed = Signal(str, str)  # image_id, reason
+    sigModelFailed = Signal(str)  # the model itself cannot be loaded
+    sigProgress = Signal(int, int, str)  # done, total, description
+    sigRunningChanged = Signal(bool)
+
+    def __init__(
+        self, pool: WorkerPool, predictor_factory: Callable[[], Any] = default_predictor,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._pool = pool
+        self._predictor_factory = predictor_factory
+        self._lock = threading.Lock()
+        self._pending: deque[ModelJob] = deque()
+        self._worker: Worker | None = None
+        self._done = 0
+        self.model_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def pending(self) -> list[ModelJob]:
+        with self._lock:
+            return list(self._pending)
+
+    def enqueue(self, jobs: list[ModelJob]) -> None:
+        """Add jobs at the back (the background sweep of a folder)."""
+        with self._lock:
+            queued = set(self._pending)
+            self._pending.extend(job for job in jobs if job not in queued)
+        self._ensure_running()
+
+    def prioritise(self, jobs: list[ModelJob]) -> None:
+        """Put jobs at the front, in the given order (the case on screen)."""
+        with self._lock:
+            for job in reversed(jobs):
+                if job in self._pending:
+                    self._pending.remove(job)
+                self._pending.appendleft(job)
+        self._ensure_running()
+
+    def cancel(self) -> None:
+        """Drop every pending job and stop the one in progress at its next stage boundary."""
+        with self._lock:
+            self._pending.clear()
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def _ensure_running(self) -> None:
+        if self._worker is not None or self.model_error is not None:
+            return
+        self._done = 0
+        worker = Worker(self._drain, pass_cancel=True)
+        worker.sigYielded.connect(self._deliver)
+        worker.sigProgress.connect(self.sigProgress)
+        worker.sigErrored.connect(self._model_failed)
+        worker.sigDone.connect(self._worker_done)
+        self._worker = worker
+        self.sigRunningChanged.emit(True)
+        self._pool.start(worker)
+
+    def _pop(self) -> tuple[ModelJob | None, int]:
+        with self._lock:
+            job = self._pending.popleft() if self._pending else None
+            return job, len(self._pending)
+
+    def _drain(self, cancel: Callable[[], bool]) -> Iterator[Progress]:
+        """Worker thread: load the model once, then run jobs until the queue is empty."""
+        yield Progress(0, 0, "Loading the AI model…")
+        predictor = self._predictor_factory()
+        from pneumoviewer.io.images import load_radiograph
+        from pneumoviewer.model.cam import grad_cam
+
+        done = 0
+        while True:
+            job, remaining = self._pop()
+            if job is None:
+                return done
+            try:
+                pixels = load_radiograph(job.path).pixels
+                if job.kind is JobKind.PREDICT:
+                    value = predictor.predict(pixels, cancel=cancel)
+                else:
+                    value = grad_cam(predictor, pixels)
+                result = JobResult(job, value)
+            except Exception as error:  # noqa: BLE001 - one bad image must not stop the sweep
+                if cancel():
+                    return done
+                result = JobResult(job, error=str(error))
+            done += 1
+            verb = "Predicting" if job.kind is JobKind.PREDICT else "Grad-CAM"
+            yield Progress(done, done + remaining, f"{verb}: {done} of {done + remaining}", result)
+
+    def _deliver(self, result: JobResult) -> None:
+        job = result.job
+        if result.error is not None:
+            self.sigJobFailed.emit(job.image_id, result.error)
+        elif job.kind is JobKind.PREDICT:
+            self.sigPredicted.emit(job.image_id, result.value)
+        else:
+            self.sigHeatmap.emit(job.image_id, result.value)
+
+    def _model_failed(self, error: Exception) -> None:
+        self.model_error = str(error)
+        with self._lock:
+            self._pending.clear()
+        self.sigModelFailed.emit(self.model_error)
+
+    def _worker_done(self) -> None:
+        self._worker = None
+        self.sigRunningChanged.emit(False)
+        if self.pending():  # jobs added while the worker was finishing
+            self._ensure_running()

@@ -1,0 +1,140 @@
+"""Background work off the event loop: one worker per job, run on a shared thread pool.
+
+A worker wraps a plain function or a generator function. Generator workers yield between steps;
+that is where a cancel request takes effect and where progress is reported. Every worker ends with
+exactly one of `sigFinished`, `sigErrored` or `sigAborted`, always delivered on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a generator worker yields to report how far it got (and optionally a partial result)."""
+
+    done: int
+    total: int
+    description: str = ""
+    result: Any = None
+
+
+class WorkerCancelled(Exception):
+    """Raised inside a worker's function (by `check_cancelled`) to stop early."""
+
+
+class Worker(QObject, QRunnable):
+    sigStarted = Signal()
+    sigProgress = Signal(int, int, str)  # done, total, description
+    sigYielded = Signal(object)  # Progress.result when not None
+    sigFinished = Signal(object)  # the function's return value
+    sigErrored = Signal(object)  # the exception
+    sigAborted = Signal()
+    sigDone = Signal()  # after any of the three endings; lets the pool forget the worker
+
+    def __init__(
+        self, function: Callable[..., Any], *args: Any, pass_cancel: bool = False, **kwargs: Any
+    ) -> None:
+        """`pass_cancel=True` gives the function a `cancel` keyword: a callable that turns True on cancel."""
+        QObject.__init__(self)
+        QRunnable.__init__(self)
+        self.setAutoDelete(False)
+        self._function = function
+        self._args = args
+        self._kwargs = kwargs
+        self._cancel_event = threading.Event()
+        if pass_cancel:
+            self._kwargs["cancel"] = self._cancel_event.is_set
+        self.name = getattr(function, "__name__", "work")
+
+    def cancel(self) -> None:
+        self._cancel_event.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        if self._cancel_event.is_set():
+            raise WorkerCancelled
+
+    def run(self) -> None:  # runs on a pool thread
+        self.sigStarted.emit()
+        try:
+            if self._cancel_event.is_set():
+                raise WorkerCancelled
+            if inspect.isgeneratorfunction(self._function):
+                result = self._run_generator(self._function(*self._args, **self._kwargs))
+            else:
+                result = self._function(*self._args, **self._kwargs)
+            if self._cancel_event.is_set():
+                raise WorkerCancelled
+        except WorkerCancelled:
+            self.sigAborted.emit()
+        except Exception as error:  # noqa: BLE001 - every failure must reach the user, not the void
+            if self._cancel_event.is_set() and type(error).__name__ == "Cancelled":
+                self.sigAborted.emit()  # the model's own cancel exception
+            else:
+                self.sigErrored.emit(error)
+        else:
+            self.sigFinished.emit(result)
+        finally:
+            self.sigDone.emit()
+
+    def _run_generator(self, steps: Iterator[Progress]) -> Any:
+        while True:
+            try:
+                step = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(step, Progress):
+                self.sigProgress.emit(step.done, step.total, step.description)
+                if step.result is not None:
+                    self.sigYielded.emit(step.result)
+            if self._cancel_event.is_set():
+                steps.close()
+                raise WorkerCancelled
+
+
+class WorkerPool(QObject):
+    """Starts workers, keeps them alive while they run, and stops them all on shutdown."""
+
+    sigBusyChanged = Signal(bool)
+
+    def __init__(self, max_threads: int = 3, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._running: set[Worker] = set()
+
+    def start(self, worker: Worker) -> Worker:
+        self._running.add(worker)
+        worker.sigDone.connect(self._forget_sender)  # a bound slot: runs on the GUI thread
+        if len(self._running) == 1:
+            self.sigBusyChanged.emit(True)
+        self._pool.start(worker)
+        return worker
+
+    def running(self) -> list[Worker]:
+        return list(self._running)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything and wait for the threads; True when all stopped in time."""
+        for worker in list(self._running):
+            worker.cancel()
+        self._pool.clear()
+        stopped = self._pool.waitForDone(timeout_ms)
+        self._running.clear()
+        return stopped
+
+    def _forget_sender(self) -> None:
+        self._running.discard(self.sender())
+        if not self._running:
+            self.sigBusyChanged.emit(False)

@@ -1,0 +1,199 @@
+"""The triage worklist: one row per image, sorted by AI score, filterable by review status.
+
+Rows are plain snapshots (`WorklistRow`) that the window refreshes from the review session; the
+table never reaches into cases itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from pneumoviewer.ui.theme import STATUS_COLOURS
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    image_id: str
+    path: Path
+    view: str = ""
+    age: str = ""
+    sex: str = ""
+    score: float | None = None  # AI presence score in [0, 1]; None until predicted
+    area_cm2: float | None = None  # lesion area of the current mask; None without spacing/mask
+    status: str = "unreviewed"  # ReviewStatus value
+    error: str | None = None  # why the AI could not run on this image
+
+
+COLUMNS = ("Image", "View", "Age", "Sex", "AI score", "Area cm²", "Status")
+SCORE_COLUMN = COLUMNS.index("AI score")
+
+
+def _age_number(age: str) -> float:
+    digits = "".join(ch for ch in age if ch.isdigit())
+    return float(digits) if digits else math.inf
+
+
+class WorklistModel(QAbstractTableModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[WorklistRow] = []
+        self._index: dict[str, int] = {}
+
+    # -- content ------------------------------------------------------------------------------
+    def set_rows(self, rows: list[WorklistRow]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._index = {row.image_id: number for number, row in enumerate(self._rows)}
+        self.endResetModel()
+
+    def append_rows(self, rows: list[WorklistRow]) -> None:
+        rows = [row for row in rows if row.image_id not in self._index]
+        if not rows:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+        for row in rows:
+            self._index[row.image_id] = len(self._rows)
+            self._rows.append(row)
+        self.endInsertRows()
+
+    def update_row(self, image_id: str, **changes: Any) -> None:
+        number = self._index.get(image_id)
+        if number is None:
+            return
+        self._rows[number] = replace(self._rows[number], **changes)
+        self.dataChanged.emit(self.index(number, 0), self.index(number, len(COLUMNS) - 1))
+
+    def row(self, image_id: str) -> WorklistRow | None:
+        number = self._index.get(image_id)
+        return None if number is None else self._rows[number]
+
+    def rows(self) -> list[WorklistRow]:
+        return list(self._rows)
+
+    def source_row(self, image_id: str) -> int:
+        return self._index.get(image_id, -1)
+
+    # -- Qt model ---------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, column)
+        if role == SORT_ROLE:
+            return self._sort_key(row, column)
+        if role == IMAGE_ID_ROLE:
+            return row.image_id
+        if role == Qt.ItemDataRole.ForegroundRole and column == COLUMNS.index("Status"):
+            return QColor(STATUS_COLOURS.get(row.status, "#e6edf3"))
+        if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.score is not None:
+            return QColor("#ff7b72") if row.score >= 0.5 else None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.error or f"{row.image_id}\n{row.path}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, SCORE_COLUMN, 5):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    @staticmethod
+    def _display(row: WorklistRow, column: int) -> str:
+        if column == 0:
+            return row.image_id
+        if column == 1:
+            return row.view
+        if column == 2:
+            return row.age
+        if column == 3:
+            return row.sex
+        if column == SCORE_COLUMN:
+            if row.error:
+                return "error"
+            return "…" if row.score is None else f"{row.score:.2f}"
+        if column == 5:
+            return "" if row.area_cm2 is None else f"{row.area_cm2:.1f}"
+        return row.status
+
+    @staticmethod
+    def _sort_key(row: WorklistRow, column: int) -> Any:
+        if column == SCORE_COLUMN:
+            return -1.0 if row.score is None else row.score  # unpredicted sink to the bottom
+        if column == 5:
+            return -1.0 if row.area_cm2 is None else row.area_cm2
+        if column == 2:
+            return _age_number(row.age)
+        return WorklistModel._display(row, column)
+
+
+class WorklistFilter(QSortFilterProxyModel):
+    """Sorts by the numeric sort role and keeps rows whose status is in `statuses` (None = all)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+        self._statuses: frozenset[str] | None = None
+
+    def set_statuses(self, statuses: frozenset[str] | None) -> None:
+        self._statuses = statuses
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+        if self._statuses is None:
+            return True
+        model = self.sourceModel()
+        status = model.data(model.index(source_row, COLUMNS.index("Status"), source_parent))
+        return status in self._statuses
+
+    def image_id_at(self, proxy_row: int) -> str | None:
+        if not 0 <= proxy_row < self.rowCount():
+            return None
+        return self.data(self.index(proxy_row, 0), IMAGE_ID_ROLE)
+
+    def proxy_row_of(self, image_id: str) -> int:
+        source: WorklistModel = self.sourceModel()
+        number = source.source_row(image_id)
+        if number < 0:
+            return -1
+        return self.mapFromSource(source.index(number, 0)).row()
+
+
+class WorklistTable(QTableView):
+    def __init__(self, model: WorklistFilter, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModel(model)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setSortingEnabled(True)
+        self.sortByColumn(SCORE_COLUMN, Qt.SortOrder.DescendingOrder)
+        self.setAlternatingRowColors(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the tail of a UID is what differs
+        self.setWordWrap(False)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(24)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -14,14 +14,16 @@ from pathlib import Path
 
 from PIL import Image
 
+from pneumoviewer.paths import ICON_SIZES, icon_path
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import Qt  # noqa: E402 (the platform must be chosen before Qt loads)
 from PySide6.QtGui import QGuiApplication, QImage, QPainter  # noqa: E402
 from PySide6.QtSvg import QSvgRenderer  # noqa: E402
 
-ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
-SOURCE = ICONS_DIR / "pneumoviewer.svg"
-PNG_SIZES = (16, 32, 48, 64, 128, 256)
+SOURCE = icon_path()
+ICONS_DIR = SOURCE.parent
+PNG_SIZES = ICON_SIZES
 # macOS .icns wants its own ladder up to 512/1024; 256 is the largest we draw, and Finder
 # upscales cleanly from it for the rare 512 px view.
 ICNS_SIZES = (16, 32, 64, 128, 256)
@@ -45,8 +47,8 @@ def main() -> int:
         print(f"render_icons: {SOURCE}: not a valid SVG", file=sys.stderr)
         return 1
     for size in PNG_SIZES:
-        render_png(renderer, size, ICONS_DIR / f"pneumoviewer-{size}.png")
-    largest = Image.open(ICONS_DIR / f"pneumoviewer-{PNG_SIZES[-1]}.png")
+        render_png(renderer, size, icon_path(size))
+    largest = Image.open(icon_path(PNG_SIZES[-1]))
     largest.save(ICONS_DIR / "pneumoviewer.ico", sizes=[(s, s) for s in PNG_SIZES])
     largest.save(ICONS_DIR / "pneumoviewer.icns", sizes=[(s, s) for s in ICNS_SIZES])
     print(f"wrote {len(PNG_SIZES)} PNGs, pneumoviewer.ico and pneumoviewer.icns into {ICONS_DIR}")

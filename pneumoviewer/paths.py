@@ -27,6 +27,18 @@ def demo_dir() -> Path:
     return resources_dir() / "demo"
 
 
+ICON_SIZES = (16, 32, 48, 64, 128, 256)
+
+
+def icon_path(size: int | None = None) -> Path:
+    """The application icon: the SVG when `size` is None, else the rendered PNG of that size."""
+    if size is None:
+        return resources_dir() / "icons" / "pneumoviewer.svg"
+    if size not in ICON_SIZES:
+        raise ValueError(f"no {size} px icon; sizes are {', '.join(map(str, ICON_SIZES))}")
+    return resources_dir() / "icons" / f"pneumoviewer-{size}.png"
+
+
 def user_data_dir() -> Path:
     """Per-user folder for session files (autosave) and recent folders; created on demand."""
     path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -1,0 +1,157 @@
+"""`pneumoviewer --self-test`: prove an installation or bundle works end to end, without a window.
+
+Loads a demo DICOM, runs the model and Grad-CAM on it, writes and re-reads the RLE CSV, and starts
+Qt offscreen with the app's icon and UI module. Each step prints one line as it finishes, so a
+failing bundle shows how far it got. Used by packaging/build.sh as the bundle's smoke test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from pneumoviewer import __version__
+from pneumoviewer.paths import default_model_path, demo_dir, icon_path
+
+CSV_NAME = "self-test-rle.csv"
+
+
+class SelfTestError(Exception):
+    """A step failed for a reason the user can act on; `path` names the file involved."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def find_demo_image(folder: Path | None = None) -> Path:
+    """The first demo DICOM (by name) under `folder`, else its first image file of any kind."""
+    folder = folder if folder is not None else demo_dir()
+    if not folder.is_dir():
+        raise SelfTestError(folder, "the demo folder is missing from this installation")
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    dicoms = [path for path in files if path.suffix.lower() in (".dcm", ".dicom")]
+    others = [path for path in files if path.suffix.lower() not in (".md", ".txt", ".csv", ".json")]
+    if dicoms or others:
+        return (dicoms or others)[0]
+    raise SelfTestError(folder, "no demo study found (expected a .dcm file)")
+
+
+def run_self_test(
+    image: Path | None = None,
+    model: Path | None = None,
+    keep: bool = False,
+    out: TextIO = sys.stdout,
+) -> Path:
+    """Run every step, printing a summary line per step; returns the RLE CSV written.
+
+    Raises SelfTestError (or the core's own errors, which name their file) on the first failure.
+    The CSV's folder is deleted afterwards unless `keep`.
+    """
+    started = time.perf_counter()
+    print(f"PneumoViewer {__version__} self-test (Python {sys.version.split()[0]}, {sys.platform})", file=out)
+    image = image if image is not None else find_demo_image()
+    model = model if model is not None else default_model_path()
+    with _step("image", out) as report:
+        from pneumoviewer.io.images import load_radiograph
+
+        radiograph = load_radiograph(image)
+        meta = radiograph.metadata
+        spacing = f", {meta.pixel_spacing_mm[0]:.3f} mm/px" if meta.pixel_spacing_mm else ""
+        report(f"{image.name}: {meta.columns}x{meta.rows} {meta.modality or '?'} {meta.view_position or ''}{spacing}")
+    with _step("model", out) as report:
+        if not model.is_file():
+            raise SelfTestError(model, "the model file is missing from this installation")
+        import torch
+
+        from pneumoviewer.model.inference import Predictor
+
+        predictor = Predictor(model)
+        network = predictor.card.network
+        report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device} (torch {torch.__version__})")
+    with _step("prediction", out) as report:
+        prediction = predictor.predict(radiograph.pixels)
+        _check_image_array(prediction.probability, radiograph.pixels.shape, "probability map")
+        report(f"score {prediction.score:.3f}, mask {int(prediction.mask.sum()):,} px{_area(prediction.mask, meta.pixel_spacing_mm)}")
+    with _step("grad-cam", out) as report:
+        from pneumoviewer.model.cam import grad_cam
+
+        heatmap = grad_cam(predictor, radiograph.pixels)
+        _check_image_array(heatmap, radiograph.pixels.shape, "Grad-CAM heatmap")
+        peak_row, peak_col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+        report(f"{heatmap.shape[1]}x{heatmap.shape[0]}, peak at row {peak_row}, column {peak_col}")
+    output_dir = Path(tempfile.mkdtemp(prefix="pneumoviewer-self-test-"))
+    try:
+        with _step("rle csv", out) as report:
+            csv_path = _write_and_verify_csv(output_dir, meta.sop_instance_uid, prediction.mask)
+            rows = len(csv_path.read_text(encoding="utf-8").splitlines()) - 1
+            report(f"{csv_path} ({rows} row{'s' if rows != 1 else ''}, read back identical)")
+        with _step("qt", out) as report:
+            report(_check_qt())
+    finally:
+        if not keep:
+            shutil.rmtree(output_dir, ignore_errors=True)
+    print(f"self-test passed in {time.perf_counter() - started:.1f} s", file=out)
+    return csv_path
+
+
+@contextmanager
+def _step(name: str, out: TextIO) -> Iterator[Callable[[str], None]]:
+    started = time.perf_counter()
+    details: list[str] = []
+    try:
+        yield details.append
+    except BaseException:
+        print(f"  {name:<11}FAILED", file=out, flush=True)
+        raise
+    print(f"  {name:<11}{'; '.join(details)}  [{time.perf_counter() - started:.2f} s]", file=out, flush=True)
+
+
+def _check_image_array(array: np.ndarray, shape: tuple[int, ...], what: str) -> None:
+    if array.shape != shape:
+        raise SelfTestError("self-test", f"the {what} is {array.shape}, not the image's {shape}")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise SelfTestError("self-test", f"the {what} has values outside [0, 1]")
+
+
+def _area(mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> str:
+    if spacing_mm is None:
+        return ""
+    return f" = {mask.sum() * spacing_mm[0] * spacing_mm[1] / 100:.1f} cm²"
+
+
+def _write_and_verify_csv(folder: Path, image_id: str, mask: np.ndarray) -> Path:
+    from pneumoviewer.io.annotations import read_annotation_masks, write_annotation_masks
+
+    csv_path = folder / CSV_NAME
+    write_annotation_masks(csv_path, {image_id: mask})
+    read_back = read_annotation_masks(csv_path, shape=mask.shape)
+    if not np.array_equal(read_back.get(image_id, np.zeros_like(mask)), mask):
+        raise SelfTestError(csv_path, "the mask read back from the CSV differs from the one written")
+    return csv_path
+
+
+def _check_qt() -> str:
+    """Qt starts offscreen, renders the app icon, and the UI module imports (no window is shown)."""
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6 import __version__ as pyside_version
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    import pneumoviewer.ui.app  # noqa: F401 (the bundle must carry the UI and its imports)
+
+    _app = QApplication.instance() or QApplication([sys.argv[0]])
+    for path in (icon_path(), icon_path(16)):
+        if QIcon(str(path)).pixmap(32, 32).isNull():
+            raise SelfTestError(path, "Qt could not draw the application icon (image plugins missing?)")
+    return f"PySide6 {pyside_version} offscreen, icon (SVG + PNG) drawn, UI module imported"

@@ -1,0 +1,375 @@
+"""DICOM radiographs as plain data: header-only metadata, display-ready pixels, folder scans.
+
+Every problem with a file ends as one error type, `DicomError`, naming the file and the
+problem in plain words. Sizes are checked against a sane maximum and against the pixel data
+actually present BEFORE anything is decoded, so a lying header never makes us allocate
+gigabytes or hang.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.pixels import apply_modality_lut
+
+# The largest single radiographs (full-field mammography, long-leg stitches) are around
+# 25 megapixels; anything beyond these limits is a damaged or hostile header.
+MAX_SIDE = 12_000
+MAX_PIXELS = 40_000_000
+# Percentiles for the default window when the file has none (SIIM files have none): the
+# extremes of a radiograph are burned-in labels, collimator edges and black borders, so
+# min/max would waste the grey range; 0.5 % / 99.5 % ignore those few pixels but keep the
+# whole lung field, bones and mediastinum visible.
+WINDOW_PERCENTILES = (0.5, 99.5)
+_GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+_DICOM_MARKER_OFFSET = 128
+_WARNINGS_LOCK = threading.Lock()
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+class DicomError(Exception):
+    """A file that cannot be shown as a radiograph; `reason` says why in plain words."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class DicomMetadata:
+    path: Path
+    sop_instance_uid: str
+    study_instance_uid: str | None
+    patient_age: str | None
+    patient_sex: str | None
+    view_position: str | None
+    body_part: str | None
+    study_date: str | None
+    modality: str | None
+    rows: int
+    columns: int
+    pixel_spacing_mm: tuple[float, float] | None  # (row spacing, column spacing)
+    photometric: str
+    transfer_syntax: str
+    bits_stored: int
+
+
+@dataclass(frozen=True)
+class DicomImage:
+    metadata: DicomMetadata
+    raw: np.ndarray  # float32 HxW after the Modality LUT, stored orientation
+    window: tuple[float, float]  # default (center, width) in raw units
+    invert: bool  # True for MONOCHROME1: high values display dark
+    pixels: np.ndarray  # float32 HxW in [0, 1]: window applied, MONOCHROME1 inverted
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    images: list[DicomMetadata] = field(default_factory=list)
+    unreadable: list[DicomError] = field(default_factory=list)
+
+
+def is_dicom_file(path: str | os.PathLike[str]) -> bool:
+    """True if the file carries the DICOM Part 10 marker ("DICM" at byte 128), whatever its name."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(_DICOM_MARKER_OFFSET)
+            return stream.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_header(path: str | os.PathLike[str]) -> DicomMetadata:
+    """Metadata of a single-frame greyscale image, without reading or decoding its pixels."""
+    path = Path(path)
+    return _metadata(path, _read_dataset(path, with_pixels=False))
+
+
+def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
+    """Decode a radiograph to raw (Modality LUT applied) and display-ready pixels."""
+    path = Path(path)
+    dataset = _read_dataset(path, with_pixels=True)
+    metadata = _metadata(path, dataset)
+    _check_pixel_data(path, dataset, metadata)
+    try:
+        stored = dataset.pixel_array
+        raw = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
+    except Exception as error:  # decoders raise many types; all mean the same to the user
+        raise DicomError(path, f"the image data could not be decoded ({_short(error)})") from error
+    if raw.shape != (metadata.rows, metadata.columns):
+        raise DicomError(
+            path, f"decoded image is {raw.shape}, the header says {metadata.rows}x{metadata.columns}"
+        )
+    window = _tag_window(dataset) or percentile_window(raw)
+    invert = metadata.photometric == "MONOCHROME1"
+    return DicomImage(metadata, raw, window, invert, apply_window(raw, window, invert))
+
+
+def scan_folder(
+    folder: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+) -> FolderScan:
+    """Headers of every DICOM image under `folder` (recursive, sorted by path).
+
+    Files without the DICOM marker are skipped silently (reports, thumbnails, hidden
+    files), except `.dcm` files, which are reported. Unreadable DICOMs are listed in
+    `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
+    called after each file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DicomError(folder, "is not a folder")
+    candidates = _visible_files(folder)
+    scan = FolderScan()
+    for done, path in enumerate(candidates, start=1):
+        if is_dicom_file(path):
+            try:
+                scan.images.append(read_header(path))
+            except DicomError as error:
+                scan.unreadable.append(error)
+        elif path.suffix.lower() == ".dcm":
+            scan.unreadable.append(DicomError(path, _not_dicom_reason(path)))
+        if progress is not None:
+            progress(done, len(candidates))
+    return scan
+
+
+def percentile_window(raw: np.ndarray) -> tuple[float, float]:
+    """Default (center, width) from robust percentiles, for files without a VOI window.
+
+    Every other row and column (a quarter of the pixels) estimates these percentiles to
+    within a grey level at a quarter of the cost.
+    """
+    low, high = (float(value) for value in np.percentile(raw[::2, ::2], WINDOW_PERCENTILES))
+    return (low + high) / 2, max(high - low, 1.0)
+
+
+def apply_window(raw: np.ndarray, window: tuple[float, float], invert: bool) -> np.ndarray:
+    """Map raw values to [0, 1] through a linear (center, width) window, inverted if asked."""
+    center, width = window
+    pixels = np.asarray(raw, dtype=np.float32) - np.float32(center - width / 2)
+    pixels /= np.float32(width)
+    np.clip(pixels, 0.0, 1.0, out=pixels)
+    if invert:
+        np.subtract(1.0, pixels, out=pixels)
+    return pixels
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    files = []
+    for root, directories, names in os.walk(folder):
+        directories[:] = sorted(name for name in directories if not name.startswith("."))
+        files.extend(
+            Path(root) / name for name in sorted(names) if not name.startswith(".") and name != "DICOMDIR"
+        )
+    return files
+
+
+def _not_dicom_reason(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if size == 0:
+        return "the file is empty"
+    return "not a DICOM file (no 'DICM' marker at byte 128)"
+
+
+def _read_dataset(path: Path, with_pixels: bool) -> Dataset:
+    if not path.is_file():
+        raise DicomError(path, "no such file" if not path.exists() else "is not a file")
+    if not is_dicom_file(path):
+        raise DicomError(path, _not_dicom_reason(path))
+    try:
+        # pydicom only warns when a file ends inside an element (and then returns an empty or
+        # partial dataset): record its warnings to report that as the truncation it is. The
+        # warnings filters are process-global, hence the lock around this short parse.
+        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dataset = pydicom.dcmread(path, stop_before_pixels=not with_pixels)
+    except Exception as error:  # pydicom raises many types for damaged files
+        raise DicomError(path, f"the DICOM header is damaged or truncated ({_short(error)})") from error
+    if any("end of file" in str(warning.message).lower() for warning in caught) or _cut_short(dataset):
+        raise DicomError(path, "the file is truncated: it ends in the middle of its data")
+    _check_image_header(path, dataset)
+    return dataset
+
+
+def _cut_short(dataset: Dataset) -> bool:
+    """True if the file ended before its last element's declared length (pydicom keeps the stub)."""
+    if len(dataset) == 0:
+        return True
+    last = dataset.get_item(max(dataset.keys()))
+    value = getattr(last, "value", None)
+    declared = getattr(last, "length", 0)
+    return isinstance(value, bytes) and declared != _UNDEFINED_LENGTH and len(value) < declared
+
+
+def _check_image_header(path: Path, dataset: Dataset) -> None:
+    rows, columns = dataset.get("Rows"), dataset.get("Columns")
+    if not rows or not columns:
+        raise DicomError(path, "is not an image, or is truncated (no rows/columns in the header)")
+    if rows > MAX_SIDE or columns > MAX_SIDE or rows * columns > MAX_PIXELS:
+        raise DicomError(
+            path, f"claims an absurd size ({rows}x{columns}); the limit is {MAX_PIXELS:,} pixels"
+        )
+    frames = _as_int(dataset.get("NumberOfFrames")) or 1
+    if frames > 1:
+        raise DicomError(path, f"is a multi-frame image ({frames} frames); only single radiographs are supported")
+    photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
+    samples = dataset.get("SamplesPerPixel", 1)
+    if samples != 1 or photometric not in _GREYSCALE:
+        raise DicomError(
+            path, f"is a colour image ({photometric or 'unknown'}, {samples} samples per pixel); "
+            "only greyscale radiographs are supported"
+        )
+    bits_allocated, bits_stored = dataset.get("BitsAllocated"), dataset.get("BitsStored")
+    if bits_allocated is None or bits_stored is None:
+        raise DicomError(path, "is not an image, or is truncated (no bit depth in the header)")
+    if bits_allocated not in (8, 16) or not bits_stored or not 1 <= bits_stored <= bits_allocated:
+        raise DicomError(
+            path, f"has {bits_stored} bits stored in {bits_allocated}; only 8- to 16-bit images are supported"
+        )
+
+
+def _check_pixel_data(path: Path, dataset: Dataset, metadata: DicomMetadata) -> None:
+    """Compare the header's size with the pixel data present, before any decoding."""
+    if "PixelData" not in dataset:
+        raise DicomError(path, "has no pixel data (it is not an image, or it is truncated)")
+    data = dataset.PixelData
+    needed = metadata.rows * metadata.columns * (dataset.BitsAllocated // 8)
+    if not dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+        if len(data) < needed:
+            raise DicomError(
+                path, f"the pixel data is truncated ({len(data):,} of {needed:,} bytes)"
+            )
+        return
+    try:
+        frame = next(generate_frames(data, number_of_frames=1))
+    except Exception as error:
+        raise DicomError(path, f"the compressed pixel data is damaged ({_short(error)})") from error
+    if not frame:
+        raise DicomError(path, "has no pixel data (the compressed frame is empty)")
+    if frame[:2] == b"\xff\xd8" or frame[:2] == b"\xff\x4f":
+        # JPEG and JPEG 2000 codestreams end with an end marker (FFD9, then even-length
+        # padding). Decoders fill a cut-short image with grey without complaint, and half an
+        # image must not be shown as a whole one.
+        if frame.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+            raise DicomError(path, "the compressed image is cut short (no end marker)")
+    encoded_size = _codestream_size(frame)
+    if encoded_size is not None and encoded_size != (metadata.rows, metadata.columns):
+        raise DicomError(
+            path, f"the header says {metadata.rows}x{metadata.columns} but the compressed image "
+            f"is {encoded_size[0]}x{encoded_size[1]}"
+        )
+
+
+def _codestream_size(frame: bytes) -> tuple[int, int] | None:
+    """(rows, columns) written inside a JPEG / JPEG-LS or JPEG 2000 codestream, if found."""
+    if frame[:4] == b"\xff\x4f\xff\x51" and len(frame) >= 24:  # J2K: SOC then SIZ
+        width, height, x_offset, y_offset = struct.unpack(">4I", frame[8:24])
+        return height - y_offset, width - x_offset
+    if frame[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 9 <= len(frame):
+        if frame[position] != 0xFF:
+            return None
+        marker = frame[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = struct.unpack(">H", frame[position + 2 : position + 4])[0]
+        # Start-of-frame markers (C0-CF except DHT C4, JPG C8, DAC CC) and JPEG-LS SOF55 (F7).
+        if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
+            return struct.unpack(">HH", frame[position + 5 : position + 9])
+        position += 2 + length
+    return None
+
+
+def _tag_window(dataset: Dataset) -> tuple[float, float] | None:
+    """The first Window Center/Width pair, else the input range of the first VOI LUT."""
+    center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+    if center is not None and width is not None:
+        center, width = _first(center), _first(width)
+        if center is not None and width is not None and width > 0:
+            return float(center), max(float(width), 1.0)
+    for item in dataset.get("VOILUTSequence", []):
+        descriptor = item.get("LUTDescriptor")
+        if descriptor and len(descriptor) == 3:
+            # A VOI LUT is shown as the linear window over its input range: an approximation
+            # for curved LUTs, but one the user can then adjust like any other window.
+            entries = descriptor[0] or 65536
+            return float(descriptor[1] + entries / 2), float(entries)
+    return None
+
+
+def _metadata(path: Path, dataset: Dataset) -> DicomMetadata:
+    return DicomMetadata(
+        path=path,
+        sop_instance_uid=_text(dataset, "SOPInstanceUID") or path.stem,
+        study_instance_uid=_text(dataset, "StudyInstanceUID"),
+        patient_age=_text(dataset, "PatientAge"),
+        patient_sex=_text(dataset, "PatientSex"),
+        view_position=_text(dataset, "ViewPosition"),
+        body_part=_text(dataset, "BodyPartExamined"),
+        study_date=_text(dataset, "StudyDate"),
+        modality=_text(dataset, "Modality"),
+        rows=int(dataset.Rows),
+        columns=int(dataset.Columns),
+        pixel_spacing_mm=_spacing(dataset),
+        photometric=str(dataset.PhotometricInterpretation).strip(),
+        transfer_syntax=str(dataset.file_meta.get("TransferSyntaxUID", "")),
+        bits_stored=int(dataset.BitsStored),
+    )
+
+
+def _spacing(dataset: Dataset) -> tuple[float, float] | None:
+    """PixelSpacing, else ImagerPixelSpacing; None when absent or not two positive numbers."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            values = [float(value) for value in dataset.get(keyword) or []]
+        except (TypeError, ValueError):
+            continue
+        if len(values) == 2 and all(0 < value < 10 for value in values):
+            return values[0], values[1]
+    return None
+
+
+def _text(dataset: Dataset, keyword: str) -> str | None:
+    """A header value as stripped text; None when missing or blank. Tolerates invalid VRs."""
+    try:
+        value = dataset.get(keyword)
+    except Exception:  # a value that breaks its VR (real archives are messy) is just unknown
+        return None
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _first(value: object) -> float | None:
+    try:
+        return float(value[0] if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(error: Exception | Warning) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:200]

@@ -1,0 +1,154 @@
+"""Annotation CSVs in the SIIM-ACR challenge's own format, read tolerantly, written atomically.
+
+A file is a header `ImageId, EncodedPixels` then one `image_id,rle` row per annotation;
+`-1` means no pneumothorax and an image may have several rows (their union is its mask).
+Writing reproduces the challenge's `train-rle.csv` byte for byte: that header (with its
+space), values without a leading space, CRLF line ends. Reading tolerates spaces around
+values and header names, quotes, LF or CRLF, a UTF-8 byte-order mark and blank lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from pneumoviewer.io.rle import RleConvention, RleError, decode, encode_lesions
+
+HEADER = "ImageId, EncodedPixels"
+_LINE_END = "\r\n"
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file; `line` is 1-based with the header as line 1 (0 = whole file)."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int, reason: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}, line {line}" if line else str(self.path)
+        super().__init__(f"{where}: {reason}")
+
+
+def read_annotation_rows(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Every (image_id, encoded_pixels) row, stripped, in file order. Checks the layout only."""
+    return [(image_id, encoded) for _, image_id, encoded in _read_numbered_rows(Path(path))]
+
+
+def _read_numbered_rows(path: Path) -> list[tuple[int, str, str]]:
+    """Rows with their 1-based line number (the header is line 1)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise AnnotationError(path, 0, "is not a text file (not UTF-8)") from None
+    except OSError as error:
+        raise AnnotationError(path, 0, f"cannot be read ({error.strerror})") from error
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    header = next(reader, None)
+    if header is None:
+        raise AnnotationError(path, 0, f"the file is empty; expected the header {HEADER!r}")
+    if [name.strip().lower() for name in header] != ["imageid", "encodedpixels"]:
+        raise AnnotationError(path, 1, f"the header is {','.join(header)!r}; expected {HEADER!r}")
+    rows = []
+    for values in reader:
+        if not any(value.strip() for value in values):
+            continue
+        if len(values) != 2:
+            raise AnnotationError(
+                path, reader.line_num, f"expected 2 values (ImageId, EncodedPixels), found {len(values)}"
+            )
+        image_id, encoded = (value.strip() for value in values)
+        if not image_id:
+            raise AnnotationError(path, reader.line_num, "the ImageId is empty")
+        rows.append((reader.line_num, image_id, encoded))
+    return rows
+
+
+def read_annotation_masks(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int] = (1024, 1024),
+    convention: RleConvention = RleConvention.RELATIVE,
+) -> dict[str, np.ndarray]:
+    """Mask of every image (union of its rows), in first-appearance order.
+
+    Raises AnnotationError naming the line of any row that is not valid RLE for `shape`.
+    """
+    path = Path(path)
+    masks: dict[str, np.ndarray] = {}
+    for line, image_id, encoded in _read_numbered_rows(path):
+        try:
+            mask = decode(encoded, shape, convention)
+        except RleError as error:
+            raise AnnotationError(path, line, f"image {image_id}: {error.reason}") from error
+        if image_id in masks:
+            masks[image_id] |= mask
+        else:
+            masks[image_id] = mask
+    return masks
+
+
+def write_annotation_masks(
+    path: str | os.PathLike[str],
+    masks: Mapping[str, np.ndarray],
+    convention: RleConvention = RleConvention.RELATIVE,
+) -> None:
+    """Write one row per lesion (8-connected region) of each mask, `-1` for empty masks."""
+    write_annotation_rows(
+        path,
+        ((image_id, encoded) for image_id, mask in masks.items() for encoded in encode_lesions(mask, convention)),
+    )
+
+
+def write_annotation_rows(path: str | os.PathLike[str], rows: Iterable[tuple[str, str]]) -> None:
+    """Write (image_id, encoded_pixels) rows as they are, atomically, in the challenge's layout."""
+    lines = [HEADER]
+    for image_id, encoded in rows:
+        image_id, encoded = image_id.strip(), encoded.strip()
+        if not image_id or any(character in image_id for character in ',"\r\n'):
+            raise ValueError(f"not a valid ImageId for an annotation file: {image_id!r}")
+        lines.append(f"{image_id},{encoded}")
+    atomic_write_text(path, _LINE_END.join(lines) + _LINE_END)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace `path` with `text` (UTF-8, written as given) so a crash leaves the old or the new file.
+
+    The text goes to a temporary file in the same folder, is flushed to disk, then renamed
+    over the target (atomic on POSIX and Windows); the folder is synced so the rename lasts.
+    """
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(text.encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _mode_for(path))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """Keep an existing file's permissions; a new file gets the usual rw-r--r--."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644
+
+
+def _sync_folder(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder; its rename is already durable
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,156 @@
+"""Exporting reviewed annotations: a challenge-format CSV and one PNG mask per image.
+
+Which cases: the reviewed ones (accepted, corrected, rejected) by default, or all of them. What
+each case contributes: its editable mask, empty (`-1`) when rejected (see `Case.export_mask`).
+Both exports are meant for a worker thread: `progress(done, total)` is called after each image and
+`cancel()` is checked before each one; a cancel raises `ExportCancelled`. The CSV is written
+atomically at the end (a cancelled export leaves no file); each PNG is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pneumoviewer.io.annotations import write_annotation_masks
+from pneumoviewer.io.rle import RleConvention
+from pneumoviewer.review.case import Case, ReviewStatus
+
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+
+class ExportScope(str, Enum):
+    REVIEWED = "reviewed"  # accepted, corrected and rejected cases
+    ALL = "all"  # every case; unreviewed ones with their current editable mask
+
+
+class ExportCancelled(Exception):
+    """The caller's cancel() returned True; nothing more was written."""
+
+
+class ExportError(OSError):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path  # the CSV file, or the PNG folder
+    images: int
+    positive: int  # images with at least one lesion pixel
+
+
+def cases_to_export(cases: Sequence[Case], scope: ExportScope = ExportScope.REVIEWED) -> list[Case]:
+    if ExportScope(scope) is ExportScope.ALL:
+        return list(cases)
+    return [case for case in cases if case.status is not ReviewStatus.UNREVIEWED]
+
+
+def export_csv(
+    cases: Sequence[Case],
+    path: Path,
+    convention: RleConvention = RleConvention.RELATIVE,
+    scope: ExportScope = ExportScope.REVIEWED,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> ExportSummary:
+    """Write `ImageId,EncodedPixels` rows: one per lesion (8-connected region), `-1` for none."""
+    path = Path(path)
+    chosen = cases_to_export(cases, scope)
+    masks = _ExportMasks(chosen, progress, cancel)
+    try:
+        write_annotation_masks(path, masks, convention)
+    except OSError as error:
+        raise ExportError(path, f"cannot write the annotations: {error.strerror or error}") from error
+    return ExportSummary(path, len(chosen), masks.positive)
+
+
+def export_pngs(
+    cases: Sequence[Case],
+    folder: Path,
+    scope: ExportScope = ExportScope.REVIEWED,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> ExportSummary:
+    """Write `<folder>/<image id>.png`: 8-bit, 255 = lesion, 0 = background, at image resolution."""
+    folder = Path(folder)
+    chosen = cases_to_export(cases, scope)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(folder, f"cannot create the folder: {error.strerror or error}") from error
+    positive = 0
+    for case, mask in _masks_with_progress(chosen, progress, cancel):
+        positive += bool(mask.any())
+        target = folder / f"{case.image_id}.png"
+        buffer = io.BytesIO()
+        Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG", optimize=False)
+        try:
+            _atomic_write_bytes(target, buffer.getvalue())
+        except OSError as error:
+            raise ExportError(target, f"cannot write the mask image: {error.strerror or error}") from error
+    return ExportSummary(folder, len(chosen), positive)
+
+
+class _ExportMasks(Mapping[str, np.ndarray]):
+    """The export masks, produced one by one as the CSV writer asks, with progress and cancel."""
+
+    def __init__(self, cases: Sequence[Case], progress: ProgressCallback | None, cancel: CancelCheck | None) -> None:
+        self._cases = {case.image_id: case for case in cases}
+        self._progress = progress
+        self._cancel = cancel
+        self._seen: set[str] = set()
+        self.positive = 0
+
+    def __getitem__(self, image_id: str) -> np.ndarray:
+        if self._cancel is not None and self._cancel():
+            raise ExportCancelled("export cancelled")
+        mask = self._cases[image_id].export_mask()
+        if image_id not in self._seen:
+            self._seen.add(image_id)
+            self.positive += bool(mask.any())
+            if self._progress is not None:
+                self._progress(len(self._seen), len(self._cases))
+        return mask
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cases)
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+
+def _masks_with_progress(
+    cases: Sequence[Case], progress: ProgressCallback | None, cancel: CancelCheck | None
+) -> Iterator[tuple[Case, np.ndarray]]:
+    for done, case in enumerate(cases, 1):
+        if cancel is not None and cancel():
+            raise ExportCancelled("export cancelled")
+        yield case, case.export_mask()
+        if progress is not None:
+            progress(done, len(cases))
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file in the same folder + fsync + rename: the target is the old or the new file, never half."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

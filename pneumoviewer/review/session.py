@@ -1,0 +1,212 @@
+"""A review session: the cases of one opened folder, the worklist order, AI results, autosave.
+
+Everything the user does is saved as it happens (see `autosave`): each committed mask edit rewrites
+that case's mask file, each status change the small index. Reopening the same folder (after a
+crash, a SIGKILL or a normal quit) restores statuses and edited masks; undo history is not kept
+across restarts.
+
+If a save fails (disk full, folder read-only) the edit stays in memory, the case is remembered as
+unsaved and retried on the next save, and `save_failed` is called with the `SessionSaveError`:
+the UI shows it. `save()` saves everything still pending and raises if it cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
+from pneumoviewer.io.rle import RleConvention, RleError, decode
+from pneumoviewer.review.autosave import SessionLoadError, SessionSaveError, SessionStore
+from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
+from pneumoviewer.review.events import Callbacks
+
+if TYPE_CHECKING:
+    from pneumoviewer.io.dicom import DicomMetadata
+
+
+class AiResult(Protocol):
+    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction`."""
+
+    score: float
+    mask: np.ndarray
+
+
+class WorklistOrder(str, Enum):
+    AI_SCORE = "ai_score"  # highest score first, cases without a score last, then folder order
+    FOLDER = "folder"
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    path: Path
+    positive: int  # cases of this session that received a lesion mask
+    negative: int  # cases of this session marked "-1"
+    unknown_ids: tuple[str, ...]  # ids in the CSV that are not in this session
+
+
+class ReviewSession:
+    def __init__(self, folder: Path, cases: Sequence[Case], data_dir: Path | None = None) -> None:
+        """Hold `cases` (in folder order) and restore what was autosaved for `folder`.
+
+        `data_dir` overrides the per-user data directory (tests, portable installs).
+        """
+        self.folder = Path(folder)
+        self.cases: list[Case] = list(cases)
+        self._by_id: dict[str, Case] = {}
+        for case in self.cases:
+            if case.image_id in self._by_id:
+                raise ValueError(f"{case.path}: the same image ({case.image_id}) appears twice in {self.folder}")
+            self._by_id[case.image_id] = case
+        self.store = SessionStore(self.folder, data_dir)
+        self.case_changed: Callbacks[[Case, CaseChange]] = Callbacks()
+        self.save_failed: Callbacks[[SessionSaveError]] = Callbacks()
+        self.restore_problems: list[SessionLoadError] = []
+        self._unsaved_masks: set[str] = set()
+        self._statuses_unsaved = False
+        self._restore()
+        for case in self.cases:
+            case.changed.connect(self._on_case_changed)
+
+    @classmethod
+    def from_metadata(
+        cls, folder: Path, images: Iterable[DicomMetadata], data_dir: Path | None = None
+    ) -> ReviewSession:
+        """From `pneumoviewer.io.dicom.scan_folder(folder).images`; display ids "Case 0001"... in path order."""
+        ordered = sorted(images, key=lambda metadata: str(metadata.path))
+        width = max(4, len(str(len(ordered))))
+        cases = [Case.from_metadata(meta, f"Case {number:0{width}d}") for number, meta in enumerate(ordered, 1)]
+        return cls(folder, cases, data_dir)
+
+    # -- access --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __iter__(self) -> Iterator[Case]:
+        return iter(self.cases)
+
+    def case(self, image_id: str) -> Case:
+        try:
+            return self._by_id[image_id]
+        except KeyError:
+            raise KeyError(f"no image {image_id} in {self.folder}") from None
+
+    def worklist(
+        self,
+        statuses: Iterable[ReviewStatus] | None = None,
+        order: WorklistOrder = WorklistOrder.AI_SCORE,
+    ) -> list[Case]:
+        """The cases to show, filtered by status (None = all), likely pneumothorax first."""
+        wanted = None if statuses is None else {ReviewStatus(status) for status in statuses}
+        chosen = [case for case in self.cases if wanted is None or case.status in wanted]
+        if WorklistOrder(order) is WorklistOrder.AI_SCORE:
+            # sorted() is stable: equal scores keep folder order.
+            chosen.sort(key=lambda case: (case.ai_score is None, -(case.ai_score or 0.0)))
+        return chosen
+
+    @property
+    def done_count(self) -> int:
+        return sum(case.status.is_done for case in self.cases)
+
+    def status_counts(self) -> dict[ReviewStatus, int]:
+        counts = dict.fromkeys(ReviewStatus, 0)
+        for case in self.cases:
+            counts[case.status] += 1
+        return counts
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def set_status(self, image_id: str, status: ReviewStatus) -> None:
+        self.case(image_id).set_status(status)
+
+    def apply_prediction(self, image_id: str, prediction: AiResult) -> None:
+        """Store an AI result as it arrives (again after a re-run); edits are never touched."""
+        self.case(image_id).set_ai_result(prediction.score, prediction.mask)
+
+    def import_annotations(
+        self, path: Path, convention: RleConvention = RleConvention.RELATIVE
+    ) -> ImportSummary:
+        """Load a challenge-format CSV as the editable masks (rows of one image are united).
+
+        Cases not in the CSV keep their mask; statuses are unchanged (the import is what to review).
+        Raises `AnnotationError` / `RleError` naming the file and line for bad input, before
+        changing any case.
+        """
+        path = Path(path)
+        rows = read_annotation_rows(path)
+        masks: dict[str, np.ndarray | None] = {}
+        unknown: dict[str, None] = {}
+        for image_id, encoded in rows:
+            case = self._by_id.get(image_id)
+            if case is None:
+                unknown[image_id] = None
+                continue
+            try:
+                mask = decode(encoded, case.shape, convention)
+            except RleError as error:
+                raise AnnotationError(path, 0, f"image {image_id}: {error.reason}") from error
+            previous = masks.get(image_id)
+            masks[image_id] = mask if previous is None else previous | mask
+        for image_id, mask in masks.items():
+            self._by_id[image_id].load_mask(mask if mask.any() else None)
+        positive = sum(bool(mask.any()) for mask in masks.values())
+        return ImportSummary(path, positive, len(masks) - positive, tuple(unknown))
+
+    # -- autosave ------------------------------------------------------------------------------
+
+    @property
+    def has_unsaved_changes(self) -> bool:
+        return self._statuses_unsaved or bool(self._unsaved_masks)
+
+    def save(self) -> None:
+        """Write whatever a failed autosave left pending; raises SessionSaveError if it still cannot."""
+        if self._statuses_unsaved:
+            self.store.save_statuses(self._statuses())
+            self._statuses_unsaved = False
+        for image_id in sorted(self._unsaved_masks):
+            self.store.save_mask(image_id, self._by_id[image_id].mask)
+            self._unsaved_masks.discard(image_id)
+
+    def close(self) -> None:
+        """Stop listening to the cases (after a last save attempt); the session file stays."""
+        try:
+            self.save()
+        finally:
+            for case in self.cases:
+                case.changed.disconnect(self._on_case_changed)
+
+    def _on_case_changed(self, case: Case, change: CaseChange) -> None:
+        if change is CaseChange.STATUS:
+            self._statuses_unsaved = True
+        elif change is CaseChange.MASK:
+            self._unsaved_masks.add(case.image_id)
+        try:
+            self.save()
+        except SessionSaveError as error:
+            self.save_failed.emit(error)
+        self.case_changed.emit(case, change)
+
+    def _statuses(self) -> dict[str, ReviewStatus]:
+        return {case.image_id: case.status for case in self.cases if case.status is not ReviewStatus.UNREVIEWED}
+
+    def _restore(self) -> None:
+        try:
+            statuses = self.store.load_statuses()
+        except SessionLoadError as error:
+            self.restore_problems.append(error)
+            statuses = {}
+        for case in self.cases:
+            try:
+                mask = self.store.load_mask(case.image_id, case.shape)
+            except SessionLoadError as error:
+                self.restore_problems.append(error)
+                mask = None
+            status = statuses.get(case.image_id, ReviewStatus.UNREVIEWED)
+            if mask is not None or status is not ReviewStatus.UNREVIEWED:
+                case.restore(status, mask)

@@ -1,0 +1,111 @@
+"""Scores for pneumothorax segmentation and triage, numpy only.
+
+- `dice` and `challenge_score`: the SIIM-ACR metric, mean per-image Dice where an empty
+  prediction on an empty image scores 1 (so the all-empty submission already scores the
+  share of negative images).
+- `presence_confusion`, `sensitivity_specificity`: is a pneumothorax called on the image.
+- `roc_auc`: how well a presence score ranks positive images above negative ones.
+
+Arguments always come prediction first, truth second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Dice overlap of two masks of the same shape; 1.0 when both are empty."""
+    predicted, truth = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"mask shapes differ: predicted {predicted.shape}, truth {truth.shape}")
+    total = np.count_nonzero(predicted) + np.count_nonzero(truth)
+    if total == 0:
+        return 1.0
+    return 2.0 * np.count_nonzero(predicted & truth) / total
+
+
+def challenge_score(predicted: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
+    """Mean per-image Dice over paired masks (the SIIM-ACR leaderboard score)."""
+    if len(predicted) != len(truth):
+        raise ValueError(f"{len(predicted)} predicted masks for {len(truth)} true masks")
+    if len(truth) == 0:
+        raise ValueError("no images to score")
+    return float(np.mean([dice(p, t) for p, t in zip(predicted, truth)]))
+
+
+@dataclass(frozen=True)
+class PresenceConfusion:
+    """Image-level counts for "pneumothorax present" calls."""
+
+    true_positive: int
+    false_positive: int
+    true_negative: int
+    false_negative: int
+
+    @property
+    def sensitivity(self) -> float:
+        """Share of positive images called positive; NaN when there are no positive images."""
+        return _ratio(self.true_positive, self.true_positive + self.false_negative)
+
+    @property
+    def specificity(self) -> float:
+        """Share of negative images called negative; NaN when there are no negative images."""
+        return _ratio(self.true_negative, self.true_negative + self.false_positive)
+
+
+def presence_confusion(predicted: Sequence[bool], actual: Sequence[bool]) -> PresenceConfusion:
+    """Confusion counts of per-image presence calls against the truth."""
+    called, present = _paired_flags(predicted, actual)
+    return PresenceConfusion(
+        true_positive=int(np.count_nonzero(called & present)),
+        false_positive=int(np.count_nonzero(called & ~present)),
+        true_negative=int(np.count_nonzero(~called & ~present)),
+        false_negative=int(np.count_nonzero(~called & present)),
+    )
+
+
+def sensitivity_specificity(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[float, float]:
+    """(sensitivity, specificity) of presence calls; see `PresenceConfusion`."""
+    confusion = presence_confusion(predicted, actual)
+    return confusion.sensitivity, confusion.specificity
+
+
+def roc_auc(scores: Sequence[float], actual: Sequence[bool]) -> float:
+    """Area under the ROC curve of presence scores, equal to sklearn's `roc_auc_score`.
+
+    Computed as the Mann-Whitney statistic with tied scores given their average rank, which
+    is exactly the trapezoidal area sklearn reports when scores tie (a tie counts one half).
+    NaN when `actual` holds a single class (the area is undefined; sklearn raises).
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    present = np.asarray(actual, dtype=bool).ravel()
+    if values.shape != present.shape:
+        raise ValueError(f"{values.size} scores for {present.size} images")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("scores must be finite numbers")
+    positives = int(np.count_nonzero(present))
+    negatives = present.size - positives
+    if positives == 0 or negatives == 0:
+        return math.nan
+    _, tie_group, tie_sizes = np.unique(values, return_inverse=True, return_counts=True)
+    group_end = np.cumsum(tie_sizes)  # 1-based rank of the last member of each tie group
+    ranks = (group_end - (tie_sizes - 1) / 2.0)[tie_group]
+    positive_rank_sum = float(ranks[present].sum())
+    return (positive_rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+
+
+def _paired_flags(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    called = np.asarray(predicted, dtype=bool).ravel()
+    present = np.asarray(actual, dtype=bool).ravel()
+    if called.shape != present.shape:
+        raise ValueError(f"{called.size} predictions for {present.size} images")
+    return called, present
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else math.nan

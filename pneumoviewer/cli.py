@@ -97,13 +97,11 @@ def _register_self_test(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_self_test(args: argparse.Namespace) -> int:
-    from pneumoviewer.self_test import run_self_test
+    from pneumoviewer.self_test import SelfTestError, run_self_test
 
     try:
         run_self_test(image=args.image, model=args.model, keep=args.keep)
-    except Exception as error:  # the core's errors all name their file; anything else is shown too
-        if not hasattr(error, "path"):
-            raise
+    except SelfTestError as error:
         print(f"pneumoviewer: {error}", file=sys.stderr)
         print("self-test FAILED", file=sys.stderr)
         return 1

@@ -51,21 +51,26 @@ def run_self_test(
     image: Path | None = None,
     model: Path | None = None,
     keep: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> Path:
-    """Run every step, printing a summary line per step; returns the RLE CSV written.
+    """Run every step, printing a summary line per step to `out` (stdout); returns the RLE CSV written.
 
-    Raises SelfTestError (or the core's own errors, which name their file) on the first failure.
-    The CSV's folder is deleted afterwards unless `keep`.
+    Raises SelfTestError, naming the file and the problem, on the first failure (a bug elsewhere
+    propagates as itself). The CSV's folder is deleted afterwards unless `keep`.
     """
     started = time.perf_counter()
+    out = out if out is not None else sys.stdout
     print(f"PneumoViewer {__version__} self-test (Python {sys.version.split()[0]}, {sys.platform})", file=out)
     image = image if image is not None else find_demo_image()
     model = model if model is not None else default_model_path()
     with _step("image", out) as report:
+        from pneumoviewer.io.dicom import DicomError
         from pneumoviewer.io.images import load_radiograph
 
-        radiograph = load_radiograph(image)
+        try:
+            radiograph = load_radiograph(image)
+        except DicomError as error:
+            raise SelfTestError(error.path, error.reason) from error
         meta = radiograph.metadata
         spacing = f", {meta.pixel_spacing_mm[0]:.3f} mm/px" if meta.pixel_spacing_mm else ""
         report(f"{image.name}: {meta.columns}x{meta.rows} {meta.modality or '?'} {meta.view_position or ''}{spacing}")
@@ -74,9 +79,13 @@ def run_self_test(
             raise SelfTestError(model, "the model file is missing from this installation")
         import torch
 
+        from pneumoviewer.model.checkpoint import CheckpointError
         from pneumoviewer.model.inference import Predictor
 
-        predictor = Predictor(model)
+        try:
+            predictor = Predictor(model)
+        except CheckpointError as error:
+            raise SelfTestError(error.path, error.reason) from error
         network = predictor.card.network
         report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device} (torch {torch.__version__})")
     with _step("prediction", out) as report:
@@ -131,11 +140,14 @@ def _area(mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> str:
 
 
 def _write_and_verify_csv(folder: Path, image_id: str, mask: np.ndarray) -> Path:
-    from pneumoviewer.io.annotations import read_annotation_masks, write_annotation_masks
+    from pneumoviewer.io.annotations import AnnotationError, read_annotation_masks, write_annotation_masks
 
     csv_path = folder / CSV_NAME
-    write_annotation_masks(csv_path, {image_id: mask})
-    read_back = read_annotation_masks(csv_path, shape=mask.shape)
+    try:
+        write_annotation_masks(csv_path, {image_id: mask})
+        read_back = read_annotation_masks(csv_path, shape=mask.shape)
+    except (AnnotationError, OSError) as error:
+        raise SelfTestError(csv_path, getattr(error, "reason", None) or str(error)) from error
     if not np.array_equal(read_back.get(image_id, np.zeros_like(mask)), mask):
         raise SelfTestError(csv_path, "the mask read back from the CSV differs from the one written")
     return csv_path

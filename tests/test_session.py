@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
+from pneumoviewer.io.annotations import AnnotationError
 from pneumoviewer.io.dicom import scan_folder
 from pneumoviewer.io.rle import decode
 from pneumoviewer.paths import demo_dir
@@ -267,3 +271,75 @@ def test_subscribers_hear_about_every_change(tmp_path: Path) -> None:
     draw(session.cases[0], 50, 50)
     session.apply_prediction(session.cases[1].image_id, FakePrediction(0.3, blob((10, 10), 3)))
     assert heard == [("Case 0001", CaseChange.STATUS), ("Case 0001", CaseChange.MASK), ("Case 0002", CaseChange.AI)]
+
+
+def test_statuses_of_images_missing_this_time_are_kept_for_next_time(tmp_path: Path) -> None:
+    folder, data = tmp_path / "study", tmp_path / "data"
+    session = open_session(folder, data, count=4)
+    session.set_status("1.2.3.4", ReviewStatus.REJECTED)
+    fewer = open_session(folder, data, count=2)  # two files not there (e.g. a share not mounted)
+    fewer.set_status("1.2.3.1", ReviewStatus.ACCEPTED)
+    again = open_session(folder, data, count=4)
+    assert again.case("1.2.3.4").status is ReviewStatus.REJECTED
+    assert again.case("1.2.3.1").status is ReviewStatus.ACCEPTED
+
+
+def test_importing_a_bad_csv_names_the_file_and_changes_nothing(tmp_path: Path) -> None:
+    session = open_session(tmp_path / "study", tmp_path / "data")
+    bad = tmp_path / "labels.csv"
+    bad.write_text("ImageId, EncodedPixels\n1.2.3.1,10 5\n1.2.3.2,99999999 5\n")
+    with pytest.raises(AnnotationError, match="labels.csv") as caught:
+        session.import_annotations(bad)
+    assert "1.2.3.2" in str(caught.value)
+    assert all(case.mask is None for case in session)
+
+
+def test_importing_onto_an_edited_case_is_one_undo_step(tmp_path: Path) -> None:
+    session = open_session(tmp_path / "study", tmp_path / "data")
+    case = session.cases[0]
+    draw(case, 50, 50)
+    drawn = case.mask.copy()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("ImageId, EncodedPixels\n1.2.3.1,1000 20\n")
+    session.import_annotations(labels)
+    assert case.mask.sum() == 20
+    case.editor.undo()
+    assert np.array_equal(case.mask, drawn)
+
+
+KILLED_SESSION = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from test_session import draw, open_session
+from pneumoviewer.review.case import ReviewStatus
+session = open_session(Path(sys.argv[1]), Path(sys.argv[2]))
+draw(session.cases[0], 100, 100)
+session.set_status(session.cases[1].image_id, ReviewStatus.REJECTED)
+session.cases[2].editor.begin_stroke()
+session.cases[2].editor.paint(30, 30, 5)  # a drag still in progress when the process dies
+print("edited", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
+def test_a_sigkilled_session_comes_back(tmp_path: Path) -> None:
+    folder, data = tmp_path / "study", tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SESSION, str(folder), str(data), str(Path(__file__).parent)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "edited"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    restored = open_session(folder, data)
+    expected = make_cases(1)[0]
+    draw(expected, 100, 100)
+    assert np.array_equal(restored.cases[0].mask, expected.mask)
+    assert restored.cases[0].status is ReviewStatus.CORRECTED
+    assert restored.cases[1].status is ReviewStatus.REJECTED
+    assert restored.cases[2].mask is None  # an unfinished stroke is not an edit yet

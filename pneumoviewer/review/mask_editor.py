@@ -11,11 +11,13 @@ Coordinates: pixel (row, col) has its centre at (row, col). A view whose pixel `
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 from skimage.segmentation import flood
@@ -25,6 +27,21 @@ from pneumoviewer.review.events import Callbacks
 DEFAULT_MAX_UNDO_STEPS = 100
 # Fills of a large background can hold ~5 MB each; beyond this budget the oldest steps go.
 DEFAULT_MAX_UNDO_BYTES = 64 * 1024 * 1024
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    """Edits come from the UI thread, an import may come from a worker: one edit at a time."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class DirtyRect(NamedTuple):
@@ -102,6 +119,7 @@ class MaskEditor:
             raise ValueError(f"the editable mask must be a 2-D C-contiguous bool array, got {mask.dtype} {mask.shape}")
         if not mask.flags.writeable:
             raise ValueError("the editable mask is read-only")
+        self._lock = threading.RLock()
         self._mask = mask
         self._flat = mask.reshape(-1)  # a view: writing it writes the mask
         self._index_dtype = np.int32 if mask.size < 2**31 else np.int64
@@ -141,6 +159,7 @@ class MaskEditor:
 
     # -- strokes -----------------------------------------------------------------------------
 
+    @_locked
     def begin_stroke(self) -> None:
         """Start a mouse drag; everything painted until `end_stroke` is one undo step."""
         self.end_stroke()
@@ -148,6 +167,7 @@ class MaskEditor:
         self._stroke_rect = None
         self._last_point = None
 
+    @_locked
     def paint(
         self,
         rows: float | Sequence[float] | np.ndarray,
@@ -184,6 +204,7 @@ class MaskEditor:
             self.pixels_changed.emit(changed)
         return changed
 
+    @_locked
     def end_stroke(self) -> DirtyRect | None:
         """Close the stroke as one undo step; returns its whole dirty rectangle (None if nothing changed)."""
         atoms, rect = self._stroke_atoms, self._stroke_rect
@@ -228,6 +249,7 @@ class MaskEditor:
 
     # -- single-step edits -----------------------------------------------------------------------
 
+    @_locked
     def fill(self, row: int, col: int, value: bool = True) -> DirtyRect | None:
         """Set the 4-connected region of equal value around (row, col) to `value`.
 
@@ -244,6 +266,7 @@ class MaskEditor:
         indices = np.flatnonzero(region).astype(self._index_dtype, copy=False)
         return self._apply_new_step(EditKind.FILL, indices, np.full(indices.size, bool(value)))
 
+    @_locked
     def set_mask(self, mask: np.ndarray, kind: EditKind = EditKind.REPLACE) -> DirtyRect | None:
         """Replace the whole mask (e.g. start from the AI mask) as one undo step."""
         self.end_stroke()
@@ -269,6 +292,7 @@ class MaskEditor:
 
     # -- undo / redo -----------------------------------------------------------------------------
 
+    @_locked
     def undo(self) -> DirtyRect | None:
         self.end_stroke()
         if not self._undo:
@@ -281,6 +305,7 @@ class MaskEditor:
         self.edit_committed.emit(EditKind.UNDO, step.rect)
         return step.rect
 
+    @_locked
     def redo(self) -> DirtyRect | None:
         self.end_stroke()
         if not self._redo:

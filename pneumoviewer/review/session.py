@@ -12,6 +12,7 @@ the UI shows it. `save()` saves everything still pending and raises if it cannot
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -69,6 +70,10 @@ class ReviewSession:
         self.restore_problems: list[SessionLoadError] = []
         self._unsaved_masks: set[str] = set()
         self._statuses_unsaved = False
+        # Statuses saved for images not found this time (a subfolder not mounted): kept, not dropped.
+        self._absent_statuses: dict[str, ReviewStatus] = {}
+        # Edits come from the UI thread, imports and predictions from workers: one writer at a time.
+        self._save_lock = threading.RLock()
         self._restore()
         for case in self.cases:
             case.changed.connect(self._on_case_changed)
@@ -166,12 +171,13 @@ class ReviewSession:
 
     def save(self) -> None:
         """Write whatever a failed autosave left pending; raises SessionSaveError if it still cannot."""
-        if self._statuses_unsaved:
-            self.store.save_statuses(self._statuses())
-            self._statuses_unsaved = False
-        for image_id in sorted(self._unsaved_masks):
-            self.store.save_mask(image_id, self._by_id[image_id].mask)
-            self._unsaved_masks.discard(image_id)
+        with self._save_lock:
+            if self._statuses_unsaved:
+                self.store.save_statuses(self._statuses())
+                self._statuses_unsaved = False
+            for image_id in sorted(self._unsaved_masks):
+                self.store.save_mask(image_id, self._by_id[image_id].mask)
+                self._unsaved_masks.discard(image_id)
 
     def close(self) -> None:
         """Stop listening to the cases (after a last save attempt); the session file stays."""
@@ -182,18 +188,21 @@ class ReviewSession:
                 case.changed.disconnect(self._on_case_changed)
 
     def _on_case_changed(self, case: Case, change: CaseChange) -> None:
-        if change is CaseChange.STATUS:
-            self._statuses_unsaved = True
-        elif change is CaseChange.MASK:
-            self._unsaved_masks.add(case.image_id)
-        try:
-            self.save()
-        except SessionSaveError as error:
-            self.save_failed.emit(error)
+        with self._save_lock:
+            if change is CaseChange.STATUS:
+                self._statuses_unsaved = True
+            elif change is CaseChange.MASK:
+                self._unsaved_masks.add(case.image_id)
+            try:
+                self.save()
+            except SessionSaveError as error:
+                self.save_failed.emit(error)
         self.case_changed.emit(case, change)
 
     def _statuses(self) -> dict[str, ReviewStatus]:
-        return {case.image_id: case.status for case in self.cases if case.status is not ReviewStatus.UNREVIEWED}
+        statuses = dict(self._absent_statuses)
+        statuses.update((case.image_id, case.status) for case in self.cases if case.status.is_done)
+        return statuses
 
     def _restore(self) -> None:
         try:
@@ -201,6 +210,7 @@ class ReviewSession:
         except SessionLoadError as error:
             self.restore_problems.append(error)
             statuses = {}
+        self._absent_statuses = {key: value for key, value in statuses.items() if key not in self._by_id}
         for case in self.cases:
             try:
                 mask = self.store.load_mask(case.image_id, case.shape)

@@ -111,6 +111,114 @@ def _cmd_self_test(args: argparse.Namespace) -> int:
 _SUBCOMMANDS.append(_register_self_test)
 
 
+def _register_info(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="print a radiograph's metadata (patient age/sex, view, spacing, size, encoding, window)",
+        description="Read a DICOM (or PNG/JPEG) radiograph, decode it to check it is whole, and print its "
+        "metadata and default display window.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="DICOM file (any name) or PNG/JPEG image")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(handler=_cmd_info)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from pneumoviewer.io.dicom import DicomError
+    from pneumoviewer.io.images import load_radiograph
+
+    try:
+        image = load_radiograph(args.file)
+    except DicomError as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 1
+    info = dataclasses.asdict(image.metadata)
+    info["path"] = str(info["path"])
+    info["transfer_syntax_name"] = _transfer_syntax_name(image.metadata.transfer_syntax)
+    info["window_center"], info["window_width"] = image.window
+    info["display_inverted"] = image.invert
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    spacing = info["pixel_spacing_mm"]
+    lines = {
+        "File": info["path"],
+        "SOP Instance UID": info["sop_instance_uid"],
+        "Study Instance UID": info["study_instance_uid"],
+        "Patient age": info["patient_age"],
+        "Patient sex": info["patient_sex"],
+        "View position": info["view_position"],
+        "Body part": info["body_part"],
+        "Study date": info["study_date"],
+        "Modality": info["modality"],
+        "Size": f"{info['rows']} rows x {info['columns']} columns",
+        "Pixel spacing": f"{spacing[0]:g} x {spacing[1]:g} mm (row x column)" if spacing else None,
+        "Photometric": info["photometric"] + (" (displayed inverted)" if image.invert else ""),
+        "Transfer syntax": f"{info['transfer_syntax_name']} ({info['transfer_syntax']})" if info["transfer_syntax"] else None,
+        "Bits stored": info["bits_stored"],
+        "Default window": f"center {image.window[0]:g}, width {image.window[1]:g}",
+    }
+    for label, value in lines.items():
+        print(f"{label + ':':20}{'unknown' if value is None else value}")
+    return 0
+
+
+def _transfer_syntax_name(uid: str) -> str | None:
+    from pydicom.uid import UID
+
+    return UID(uid).name if uid else None
+
+
+_SUBCOMMANDS.append(_register_info)
+
+
+def _register_convert_rle(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert-rle",
+        help="re-encode an annotation CSV between relative (challenge) and absolute (1-based) RLE",
+        description="Read IN (ImageId, EncodedPixels) in one RLE convention and write OUT in the other, "
+        "one output row per input row. relative = the challenge's train-rle.csv (0-based first start, later "
+        "starts relative to the previous run's end); absolute = 1-based absolute starts. Both column-major.",
+    )
+    parser.add_argument("source", type=Path, metavar="IN", help="annotation CSV to read")
+    parser.add_argument("destination", type=Path, metavar="OUT", help="annotation CSV to write (may be IN)")
+    parser.add_argument("--to", required=True, choices=("absolute", "relative"), help="convention to write")
+    parser.add_argument("--size", default="1024", metavar="N|ROWSxCOLS",
+                        help="image size the RLE refers to (default: 1024, i.e. 1024x1024)")
+    parser.set_defaults(handler=_cmd_convert_rle)
+
+
+def _cmd_convert_rle(args: argparse.Namespace) -> int:
+    from pneumoviewer.io.annotations import AnnotationError, convert_annotation_file
+    from pneumoviewer.io.rle import RleConvention
+
+    parts = args.size.lower().split("x")
+    sizes = [int(part) for part in parts if part.strip().isdigit()]
+    if len(parts) not in (1, 2) or len(sizes) != len(parts) or min(sizes) <= 0:
+        print(f"pneumoviewer: --size {args.size}: expected N or ROWSxCOLS with positive whole numbers",
+              file=sys.stderr)
+        return 2
+    rows, columns = sizes if len(sizes) == 2 else sizes * 2
+    try:
+        converted = convert_annotation_file(args.source, args.destination, RleConvention(args.to), (rows, columns))
+    except AnnotationError as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"pneumoviewer: {args.destination}: cannot be written ({error.strerror})", file=sys.stderr)
+        return 1
+    positive = sum(encoded != "-1" for _, encoded in converted)
+    print(f"{args.destination}: {len(converted)} rows ({positive} with a mask) written as {args.to} RLE "
+          f"for {rows}x{columns} images")
+    return 0
+
+
+_SUBCOMMANDS.append(_register_convert_rle)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pneumoviewer",

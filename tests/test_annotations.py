@@ -148,3 +148,32 @@ def test_atomic_write_keeps_permissions_and_writes_text_as_given(tmp_path: Path)
     atomic_write_text(target, "second\r\nline é\n")
     assert target.read_bytes() == "second\r\nline é\n".encode()
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_convert_rle_command_round_trips_the_challenge_file(
+    siim_labels_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pneumoviewer.cli import main
+
+    absolute, relative = tmp_path / "absolute.csv", tmp_path / "relative.csv"
+    assert main(["convert-rle", str(siim_labels_csv), str(absolute), "--to", "absolute"]) == 0
+    assert "1077 rows (225 with a mask) written as absolute RLE" in capsys.readouterr().out
+    original_rows, absolute_rows = read_annotation_rows(siim_labels_csv), read_annotation_rows(absolute)
+    assert [i for i, _ in absolute_rows] == [i for i, _ in original_rows]  # rows stay rows
+    assert absolute_rows[0][1].startswith("198004 12 ")  # 0-based 198003 -> 1-based 198004
+    assert main(["convert-rle", str(absolute), str(relative), "--to", "relative", "--size", "1024x1024"]) == 0
+    assert relative.read_bytes() == siim_labels_csv.read_bytes()
+
+
+def test_convert_rle_command_reports_bad_rows_and_sizes(
+    siim_labels_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pneumoviewer.cli import main
+
+    out = tmp_path / "out.csv"
+    assert main(["convert-rle", str(siim_labels_csv), str(out), "--to", "absolute", "--size", "512"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"pneumoviewer: {siim_labels_csv}, line 2: image ")
+    assert "past the end of a 512x512 image" in error and not out.exists()
+    assert main(["convert-rle", str(siim_labels_csv), str(out), "--to", "absolute", "--size", "5x"]) == 2
+    assert "--size 5x: expected N or ROWSxCOLS" in capsys.readouterr().err

@@ -276,3 +276,28 @@ def test_bad_files_raise_one_error_naming_the_file_and_the_problem(
 def test_missing_file_is_a_dicom_error(tmp_path: Path) -> None:
     with pytest.raises(DicomError, match="no such file"):
         load_dicom(tmp_path / "missing.dcm")
+
+
+def test_info_command_prints_the_metadata(siim_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pneumoviewer.cli import main
+
+    assert main(["info", str(siim_file)]) == 0
+    text = capsys.readouterr().out
+    assert f"SOP Instance UID:   {MONOCHROME1_SOURCE_UID}" in text
+    assert "Pixel spacing:      0.168 x 0.168 mm" in text and "View position:      PA" in text
+    assert "JPEG Baseline (Process 1) (1.2.840.10008.1.2.4.50)" in text
+    assert main(["info", str(siim_file), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["sop_instance_uid"] == MONOCHROME1_SOURCE_UID and info["pixel_spacing_mm"] == [0.168, 0.168]
+    assert (info["patient_age"], info["patient_sex"], info["modality"]) == ("62", "M", "CR")
+    assert (info["rows"], info["columns"], info["display_inverted"]) == (1024, 1024, False)
+
+
+def test_info_command_names_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pneumoviewer.cli import main
+
+    (tmp_path / "empty.dcm").touch()
+    assert main(["info", str(tmp_path / "empty.dcm")]) == 1
+    assert capsys.readouterr().err == f"pneumoviewer: {tmp_path / 'empty.dcm'}: the file is empty\n"

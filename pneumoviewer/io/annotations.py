@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumoviewer.io.rle import RleConvention, RleError, decode, encode_lesions
+from pneumoviewer.io.rle import RleConvention, RleError, decode, encode, encode_lesions
 
 HEADER = "ImageId, EncodedPixels"
 _LINE_END = "\r\n"
@@ -113,6 +113,31 @@ def write_annotation_rows(path: str | os.PathLike[str], rows: Iterable[tuple[str
             raise ValueError(f"not a valid ImageId for an annotation file: {image_id!r}")
         lines.append(f"{image_id},{encoded}")
     atomic_write_text(path, _LINE_END.join(lines) + _LINE_END)
+
+
+def convert_annotation_file(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    to: RleConvention,
+    shape: tuple[int, int] = (1024, 1024),
+) -> list[tuple[str, str]]:
+    """Re-encode every row of `source` from the other convention into `to`; returns the rows written.
+
+    Rows stay rows (an annotation is never split into lesions or merged), in file order.
+    Every row is checked before anything is written; `destination` may be `source`.
+    """
+    source = Path(source)
+    to = RleConvention(to)
+    origin = RleConvention.RELATIVE if to is RleConvention.ABSOLUTE else RleConvention.ABSOLUTE
+    converted = []
+    for line, image_id, encoded in _read_numbered_rows(source):
+        try:
+            mask = decode(encoded, shape, origin)
+        except RleError as error:
+            raise AnnotationError(source, line, f"image {image_id}: {error.reason}") from error
+        converted.append((image_id, encode(mask, to)))
+    write_annotation_rows(destination, converted)
+    return converted
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -19,6 +19,7 @@ class ActionSpec:
     shortcuts: tuple[str, ...] = ()
     checkable: bool = False
     checked: bool = False
+    label: str = ""  # short text for tool buttons (defaults to `text`)
 
 
 ACTION_SPECS: tuple[ActionSpec, ...] = (
@@ -36,33 +37,33 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("predict_all", "&Predict all cases", ("Ctrl+P",)),
     ActionSpec("cancel_work", "&Cancel background work", ("Esc",)),
     # Review status
-    ActionSpec("status_accepted", "&Accept AI result", ("A",)),
-    ActionSpec("status_corrected", "Mark &corrected", ("C",)),
-    ActionSpec("status_rejected", "&Reject: no pneumothorax", ("R",)),
-    ActionSpec("status_unreviewed", "Mark &unreviewed", ("U",)),
+    ActionSpec("status_accepted", "&Accept AI result", ("A",), label="Accept  A"),
+    ActionSpec("status_corrected", "Mark &corrected", ("C",), label="Corrected  C"),
+    ActionSpec("status_rejected", "&Reject: no pneumothorax", ("R",), label="Reject  R"),
+    ActionSpec("status_unreviewed", "Mark &unreviewed", ("U",), label="Unreviewed  U"),
     # Editing
-    ActionSpec("undo", "&Undo", ("Ctrl+Z",)),
-    ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y")),
-    ActionSpec("mode_pan", "&Pan / zoom", ("H", "Space"), checkable=True, checked=True),
-    ActionSpec("mode_window", "&Window / level drag", ("W",), checkable=True),
-    ActionSpec("mode_brush", "&Brush", ("B",), checkable=True),
-    ActionSpec("mode_eraser", "&Eraser", ("E",), checkable=True),
-    ActionSpec("mode_fill", "&Fill region", ("F",), checkable=True),
+    ActionSpec("undo", "&Undo", ("Ctrl+Z",), label="Undo"),
+    ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), label="Redo"),
+    ActionSpec("mode_pan", "&Pan / zoom", ("H", "Space"), checkable=True, checked=True, label="Pan  H"),
+    ActionSpec("mode_window", "&Window / level drag", ("W",), checkable=True, label="W/L  W"),
+    ActionSpec("mode_brush", "&Brush", ("B",), checkable=True, label="Brush  B"),
+    ActionSpec("mode_eraser", "&Eraser", ("E",), checkable=True, label="Eraser  E"),
+    ActionSpec("mode_fill", "&Fill region", ("F",), checkable=True, label="Fill  F"),
     ActionSpec("brush_smaller", "Brush s&maller", ("[",)),
     ActionSpec("brush_larger", "Brush &larger", ("]",)),
-    ActionSpec("start_from_ai", "&Start from AI mask", ("Ctrl+M",)),
-    ActionSpec("clear_mask", "C&lear mask", ("Ctrl+Backspace",)),
+    ActionSpec("start_from_ai", "&Start from AI mask", ("Ctrl+M",), label="Start from AI mask"),
+    ActionSpec("clear_mask", "C&lear mask", ("Ctrl+Backspace",), label="Clear"),
     # View
-    ActionSpec("fit", "&Fit to window", ("Home", "0")),
-    ActionSpec("invert", "&Invert grey scale", ("I",), checkable=True),
-    ActionSpec("window_default", "Window: DICOM &default", ("1",)),
-    ActionSpec("window_full", "Window: f&ull range", ("2",)),
-    ActionSpec("window_narrow", "Window: &high contrast", ("3",)),
-    ActionSpec("window_wide", "Window: &low contrast", ("4",)),
-    ActionSpec("toggle_ai", "Show &AI mask", ("M",), checkable=True, checked=True),
-    ActionSpec("toggle_ai_contour", "AI mask as c&ontour", ("O",), checkable=True, checked=True),
-    ActionSpec("toggle_edit", "Show &edited mask", ("N",), checkable=True, checked=True),
-    ActionSpec("toggle_heatmap", "Show &Grad-CAM heatmap", ("G",), checkable=True),
+    ActionSpec("fit", "&Fit to window", ("Home", "0"), label="Fit  0"),
+    ActionSpec("invert", "&Invert grey scale", ("I",), checkable=True, label="Invert  I"),
+    ActionSpec("window_default", "Window: DICOM &default", ("1",), label="DICOM  1"),
+    ActionSpec("window_full", "Window: f&ull range", ("2",), label="Full  2"),
+    ActionSpec("window_narrow", "Window: &high contrast", ("3",), label="Narrow  3"),
+    ActionSpec("window_wide", "Window: &low contrast", ("4",), label="Wide  4"),
+    ActionSpec("toggle_ai", "Show &AI mask", ("M",), checkable=True, checked=True, label="AI mask  M"),
+    ActionSpec("toggle_ai_contour", "AI mask as c&ontour", ("O",), checkable=True, checked=True, label="Contour  O"),
+    ActionSpec("toggle_edit", "Show &edited mask", ("N",), checkable=True, checked=True, label="Edited mask  N"),
+    ActionSpec("toggle_heatmap", "Show &Grad-CAM heatmap", ("G",), checkable=True, label="Grad-CAM  G"),
     # Help
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",)),
 )
@@ -74,6 +75,9 @@ def build_actions(parent: QWidget) -> dict[str, QAction]:
     for spec in ACTION_SPECS:
         action = QAction(spec.text, parent)
         action.setObjectName(spec.name)
+        action.setIconText(spec.label or spec.text.replace("&", ""))
+        if spec.shortcuts:
+            action.setToolTip(f"{spec.text.replace('&', '')} ({', '.join(spec.shortcuts)})")
         if spec.shortcuts:
             action.setShortcuts([QKeySequence(key) for key in spec.shortcuts])
         if spec.checkable:

@@ -148,11 +148,12 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
             item.setZValue(z)
             self.view.addItem(item)
         self.colour_bar = pg.ColorBarItem(
-            values=(0, 1), colorMap=pg.colormap.get("turbo"), interactive=False, width=14,
-            label="Grad-CAM",
+            values=(0, 1), colorMap=pg.colormap.get("turbo"), interactive=False, width=12,
         )
+        self.colour_bar.setMaximumHeight(360)
+        self.colour_bar.setToolTip("Grad-CAM: where the network's evidence for its mask lies (0 = none, 1 = most)")
         self.addItem(self.colour_bar, row=0, col=1)
-        self.colour_bar.setVisible(False)
+        self._show_colour_bar(False)
         self.brush_cursor = QGraphicsEllipseItem()
         pen = QPen(QColor(255, 255, 255, 200))
         pen.setCosmetic(True)
@@ -260,11 +261,14 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
             self.heatmap_item.clear()
         else:
             self.heatmap_item.setImage(heatmap, autoLevels=False, levels=(0.0, 1.0))
-        self.colour_bar.setVisible(heatmap is not None and self.heatmap_item.isVisible())
+        self._show_colour_bar(heatmap is not None and self.heatmap_item.isVisible())
 
     def set_heatmap_visible(self, visible: bool) -> None:
         self.heatmap_item.setVisible(visible)
-        self.colour_bar.setVisible(visible and self.heatmap_item.image is not None)
+        self._show_colour_bar(visible and self.heatmap_item.image is not None)
+
+    def _show_colour_bar(self, visible: bool) -> None:
+        self.colour_bar.setVisible(visible)
 
     # -- cursor -------------------------------------------------------------------------------
     def set_mode(self, mode: Mode) -> None:

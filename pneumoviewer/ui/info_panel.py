@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel
 
 CASE_FIELDS = ("Image", "Age", "Sex", "View", "Pixel spacing", "Size", "Modality", "Study date")
 FINDING_FIELDS = ("AI score", "AI lesions", "AI area", "Mask lesions", "Mask area", "Status", "AI timings")
@@ -33,15 +33,12 @@ class _FieldBox(QGroupBox):
             label.setText("–")
 
 
-class InfoPanel(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+class InfoPanel:
+    """The study and findings boxes; the window decides where each goes."""
+
+    def __init__(self) -> None:
         self.case_box = _FieldBox("Study", CASE_FIELDS)
         self.findings_box = _FieldBox("Findings", FINDING_FIELDS)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.case_box)
-        layout.addWidget(self.findings_box)
-        layout.addStretch(1)
 
     def set_case(self, values: dict[str, str]) -> None:
         self.case_box.set_values(values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -56,7 +56,7 @@ class OverlayControl(QWidget):
         button = QToolButton()
         button.setDefaultAction(toggle)
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        button.setMinimumWidth(150)
+        button.setMinimumWidth(120)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
         self.slider.setValue(round(opacity * 100))
@@ -68,18 +68,18 @@ class OverlayControl(QWidget):
         layout.addWidget(self.slider, 1)
 
 
-class ToolPanel(QWidget):
+class ToolPanel(QObject):
+    """The tool boxes (review, edit, overlays, window/level); the window decides where each goes."""
+
     sigBrushRadiusChanged = Signal(int)
 
-    def __init__(self, actions: dict[str, QAction], parent: QWidget | None = None) -> None:
+    def __init__(self, actions: dict[str, QAction], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._actions = actions
-        layout = QVBoxLayout(self)
-        layout.addWidget(self._status_box())
-        layout.addWidget(self._edit_box())
-        layout.addWidget(self._overlay_box())
-        layout.addWidget(self._window_box())
-        layout.addStretch(1)
+        self.review_box = self._status_box()
+        self.edit_box = self._edit_box()
+        self.overlay_box = self._overlay_box()
+        self.window_box = self._window_box()
 
     # -- status -----------------------------------------------------------------------------
     def _status_box(self) -> QGroupBox:
@@ -101,6 +101,7 @@ class ToolPanel(QWidget):
         grid = QGridLayout(box)
         for index, name in enumerate(MODE_ACTIONS.values()):
             grid.addWidget(self._button(name), index // 3, index % 3)
+        grid.addWidget(self._button("start_from_ai"), 4, 0, 1, 3)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(0, len(BRUSH_SIZES_PX) - 1)
         self.brush_slider.setValue(BRUSH_SIZES_PX.index(16))
@@ -112,7 +113,6 @@ class ToolPanel(QWidget):
         grid.addWidget(self._button("undo"), 3, 0)
         grid.addWidget(self._button("redo"), 3, 1)
         grid.addWidget(self._button("clear_mask"), 3, 2)
-        grid.addWidget(self._button("start_from_ai"), 4, 0, 1, 3)
         self._actions["brush_smaller"].triggered.connect(lambda: self._step_brush(-1))
         self._actions["brush_larger"].triggered.connect(lambda: self._step_brush(+1))
         self._brush_index_changed(self.brush_slider.value())

@@ -40,9 +40,18 @@ class Worker(QObject, QRunnable):
     sigDone = Signal()  # after any of the three endings; lets the pool forget the worker
 
     def __init__(
-        self, function: Callable[..., Any], *args: Any, pass_cancel: bool = False, **kwargs: Any
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        pass_cancel: bool = False,
+        progress_text: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        """`pass_cancel=True` gives the function a `cancel` keyword: a callable that turns True on cancel."""
+        """Run `function(*args, **kwargs)` on a pool thread.
+
+        `pass_cancel=True` adds a `cancel` keyword: a callable that turns True once cancelled.
+        `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>".
+        """
         QObject.__init__(self)
         QRunnable.__init__(self)
         self.setAutoDelete(False)
@@ -52,6 +61,10 @@ class Worker(QObject, QRunnable):
         self._cancel_event = threading.Event()
         if pass_cancel:
             self._kwargs["cancel"] = self._cancel_event.is_set
+        if progress_text is not None:
+            self._kwargs["progress"] = lambda done, total: self.sigProgress.emit(
+                done, total, f"{progress_text} {done} of {total}"
+            )
         self.name = getattr(function, "__name__", "work")
 
     def cancel(self) -> None:
@@ -79,8 +92,8 @@ class Worker(QObject, QRunnable):
         except WorkerCancelled:
             self.sigAborted.emit()
         except Exception as error:  # noqa: BLE001 - every failure must reach the user, not the void
-            if self._cancel_event.is_set() and type(error).__name__ == "Cancelled":
-                self.sigAborted.emit()  # the model's own cancel exception
+            if self._cancel_event.is_set():
+                self.sigAborted.emit()  # the callee's own cancel exception (Cancelled, ExportCancelled)
             else:
                 self.sigErrored.emit(error)
         else:

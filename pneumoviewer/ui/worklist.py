@@ -24,6 +24,7 @@ IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 @dataclass(frozen=True)
 class WorklistRow:
     image_id: str
+    display_id: str  # anonymised ("Case 0007"): what the table shows
     path: Path
     view: str = ""
     age: str = ""
@@ -34,7 +35,7 @@ class WorklistRow:
     error: str | None = None  # why the AI could not run on this image
 
 
-COLUMNS = ("Image", "View", "Age", "Sex", "AI score", "Area cm²", "Status")
+COLUMNS = ("Case", "View", "Age", "Sex", "AI score", "Area cm²", "Status")
 SCORE_COLUMN = COLUMNS.index("AI score")
 
 
@@ -112,7 +113,7 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.score is not None:
             return QColor("#ff7b72") if row.score >= 0.5 else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return row.error or f"{row.image_id}\n{row.path}"
+            return row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, SCORE_COLUMN, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -120,7 +121,7 @@ class WorklistModel(QAbstractTableModel):
     @staticmethod
     def _display(row: WorklistRow, column: int) -> str:
         if column == 0:
-            return row.image_id
+            return row.display_id
         if column == 1:
             return row.view
         if column == 2:
@@ -188,12 +189,12 @@ class WorklistTable(QTableView):
         self.setSortingEnabled(True)
         self.sortByColumn(SCORE_COLUMN, Qt.SortOrder.DescendingOrder)
         self.setAlternatingRowColors(True)
-        self.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the tail of a UID is what differs
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setWordWrap(False)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(COLUMNS)):
+        for column in range(len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -1,0 +1,41 @@
+"""Start the desktop app: one QApplication, the dark theme, the main window on the given paths."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from pneumoviewer.paths import APP_NAME, demo_dir, resources_dir
+from pneumoviewer.ui.theme import apply_dark_theme
+
+
+def application() -> QApplication:
+    """The process's QApplication, created and themed once."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName(APP_NAME)
+        app.setOrganizationName(APP_NAME)
+        icon = resources_dir() / "icons" / "pneumoviewer-256.png"
+        if icon.is_file():
+            app.setWindowIcon(QIcon(str(icon)))
+        apply_dark_theme(app)
+    return app
+
+
+def run_app(paths: list[str], demo: bool) -> int:
+    """Open the main window (on `paths`, or the demo studies) and run the event loop until it closes."""
+    app = application()
+    from pneumoviewer.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1600, 1000)
+    window.show()
+    if demo:
+        window.open_paths([demo_dir()])
+    elif paths:
+        window.open_paths([Path(path) for path in paths])
+    return app.exec()

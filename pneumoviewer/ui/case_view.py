@@ -1,0 +1,130 @@
+"""The case on screen: the canvas plus the glue that turns gestures into edits of that case.
+
+Every pixel change goes through the case's `MaskEditor` (review/); the editor reports dirty
+rectangles and this view redraws exactly those. Status rules live in `Case`, not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from pneumoviewer.review.case import Case, CaseChange, LesionStats
+from pneumoviewer.review.mask_editor import DirtyRect
+from pneumoviewer.ui.image_view import ImageCanvas
+from pneumoviewer.ui.tools import Mode
+
+
+def format_area(stats: LesionStats | None) -> str:
+    if stats is None:
+        return ""
+    if stats.area_cm2 is not None:
+        return f"{stats.area_cm2:.2f} cm² ({stats.area_px:,} px)"
+    return f"{stats.area_px:,} px (no pixel spacing)"
+
+
+class CaseView(QWidget):
+    # The core calls back on whatever thread made the change (an import runs in a worker);
+    # re-emitting as Qt signals queues those calls onto the GUI thread.
+    sigPixelsChanged = Signal(object)  # DirtyRect
+    sigCaseChanged = Signal(object, object)  # Case, CaseChange
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = ImageCanvas()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas)
+        self.case: Case | None = None
+        self.image_id_on_canvas: str | None = None
+        self.mode = Mode.PAN
+        self.brush_radius = 16
+        view = self.canvas.view
+        view.sigStrokeStarted.connect(self._stroke_started)
+        view.sigStrokeMoved.connect(self._stroke_moved)
+        view.sigStrokeFinished.connect(self._stroke_finished)
+        view.sigFillRequested.connect(self._fill)
+        self.sigPixelsChanged.connect(self._pixels_changed)
+        self.sigCaseChanged.connect(self._case_changed)
+        self._forward_pixels = self.sigPixelsChanged.emit  # one object, so disconnect finds it
+        self._forward_case = self.sigCaseChanged.emit
+
+    # -- what is shown --------------------------------------------------------------------------
+    def show_case(self, case: Case | None) -> None:
+        """Make `case` the one being edited (its pixels arrive separately via `show_pixels`)."""
+        if self.case is not None:
+            self.case.editor.pixels_changed.disconnect(self._forward_pixels)
+            self.case.changed.disconnect(self._forward_case)
+        self.case = case
+        self.image_id_on_canvas = None
+        if case is None:
+            self.canvas.clear_image()
+            return
+        case.editor.pixels_changed.connect(self._forward_pixels)
+        case.changed.connect(self._forward_case)
+
+    def show_pixels(self, image_id: str, raw: np.ndarray, window: tuple[float, float], invert: bool) -> None:
+        if self.case is None or self.case.image_id != image_id:
+            return
+        self.canvas.show_image(raw, window, invert)
+        self.image_id_on_canvas = image_id
+        self.canvas.set_edit_mask(self.case.editor.mask)
+        self.canvas.set_ai_mask(self.case.ai_mask)
+
+    def show_heatmap(self, image_id: str, heatmap: np.ndarray | None) -> None:
+        if self.image_id_on_canvas == image_id:
+            self.canvas.set_heatmap(heatmap)
+
+    # -- editing --------------------------------------------------------------------------------
+    def set_mode(self, mode: Mode) -> None:
+        self.mode = mode
+        self.canvas.set_mode(mode)
+
+    def set_brush_radius(self, radius: int) -> None:
+        self.brush_radius = radius
+        self.canvas.brush_radius = radius
+
+    def _editable(self) -> bool:
+        return self.case is not None and self.image_id_on_canvas == self.case.image_id
+
+    def _stroke_started(self, row: float, col: float) -> None:
+        if self._editable():
+            self.case.editor.begin_stroke()
+
+    def _stroke_moved(self, row: float, col: float) -> None:
+        if self._editable() and self.case.editor.in_stroke:
+            # pyqtgraph pixel i spans [i, i + 1); the editor puts pixel centres on integers.
+            self.case.editor.paint(row - 0.5, col - 0.5, self.brush_radius, value=self.mode is Mode.BRUSH)
+
+    def _stroke_finished(self) -> None:
+        if self._editable():
+            self.case.editor.end_stroke()
+
+    def _fill(self, row: int, col: int) -> None:
+        if self._editable():
+            self.case.editor.fill(row, col, True)
+
+    def undo(self) -> None:
+        if self._editable():
+            self.case.editor.undo()
+
+    def redo(self) -> None:
+        if self._editable():
+            self.case.editor.redo()
+
+    def start_from_ai(self) -> None:
+        if self._editable():
+            self.case.start_from_ai()
+
+    def clear_mask(self) -> None:
+        if self._editable():
+            self.case.editor.clear()
+
+    def _pixels_changed(self, rect: DirtyRect) -> None:
+        if self._editable():
+            self.canvas.update_edit_region(self.case.editor.mask, rect)
+
+    def _case_changed(self, case: Case, change: CaseChange) -> None:
+        if change is CaseChange.AI and self._editable() and case is self.case:
+            self.canvas.set_ai_mask(case.ai_mask)

@@ -1,0 +1,118 @@
+"""Small dialogs and the recent-folders list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pneumoviewer.io.rle import RleConvention
+from pneumoviewer.paths import user_data_dir
+from pneumoviewer.review.export import ExportScope
+from pneumoviewer.ui.actions import shortcut_table
+
+_RECENT_FILE = "recent-folders.json"
+_RECENT_LIMIT = 10
+
+
+def recent_folders() -> list[Path]:
+    try:
+        entries = json.loads((user_data_dir() / _RECENT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [Path(entry) for entry in entries if isinstance(entry, str) and Path(entry).is_dir()]
+
+
+def remember_folder(folder: Path) -> None:
+    folder = Path(folder).resolve()
+    entries = [folder] + [entry for entry in recent_folders() if entry != folder]
+    text = json.dumps([str(entry) for entry in entries[:_RECENT_LIMIT]], indent=1)
+    try:
+        (user_data_dir() / _RECENT_FILE).write_text(text, encoding="utf-8")
+    except OSError:
+        pass  # a read-only profile only costs the recent list, never the session
+
+
+class ExportDialog(QDialog):
+    """Where to write, which RLE convention (CSV only) and which cases."""
+
+    def __init__(self, title: str, suggested: Path, is_csv: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self._is_csv = is_csv
+        self.path_edit = QLineEdit(str(suggested))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(browse)
+        self.convention = QComboBox()
+        self.convention.addItem("Relative (SIIM-ACR challenge)", RleConvention.RELATIVE)
+        self.convention.addItem("Absolute, 1-based (most Kaggle formats)", RleConvention.ABSOLUTE)
+        self.all_cases = QCheckBox("Include unreviewed cases")
+        form = QFormLayout()
+        form.addRow("CSV file:" if is_csv else "Folder:", path_row)
+        if is_csv:
+            form.addRow("RLE:", self.convention)
+        form.addRow("", self.all_cases)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.resize(620, self.sizeHint().height())
+
+    def _browse(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        if self._is_csv:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export annotations", self.path_edit.text(), "CSV (*.csv)")
+        else:
+            chosen = QFileDialog.getExistingDirectory(self, "Export PNG masks to", self.path_edit.text())
+        if chosen:
+            self.path_edit.setText(chosen)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.path_edit.text()).expanduser()
+
+    @property
+    def rle_convention(self) -> RleConvention:
+        return self.convention.currentData()
+
+    @property
+    def scope(self) -> ExportScope:
+        return ExportScope.ALL if self.all_cases.isChecked() else ExportScope.REVIEWED
+
+
+class ShortcutsDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        rows = shortcut_table()
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(["Command", "Keys"])
+        for number, (command, keys) in enumerate(rows):
+            table.setItem(number, 0, QTableWidgetItem(command))
+            table.setItem(number, 1, QTableWidgetItem(keys))
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        table.verticalHeader().setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)
+        self.resize(520, 640)

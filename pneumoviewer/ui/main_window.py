@@ -1,0 +1,452 @@
+"""The main window: worklist on the left, the case in the middle, tools and findings on the right.
+
+It wires named actions to the review session and the AI queue; every slow call runs in a worker.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QActionGroup, QCloseEvent
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+
+from pneumoviewer.io.rle import RleConvention
+from pneumoviewer.paths import demo_dir
+from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
+from pneumoviewer.review.export import ExportScope, export_csv, export_pngs
+from pneumoviewer.review.session import ReviewSession
+from pneumoviewer.ui import layout
+from pneumoviewer.ui.actions import build_actions
+from pneumoviewer.ui.case_view import CaseView, format_area
+from pneumoviewer.ui.dialogs import ExportDialog, ShortcutsDialog, recent_folders, remember_folder
+from pneumoviewer.ui.info_panel import InfoPanel
+from pneumoviewer.ui.model_queue import JobKind, ModelJob, ModelQueue, default_predictor
+from pneumoviewer.ui.status_bar import StatusBar
+from pneumoviewer.ui.tasks import LoadedImage, OpenedStudies, index_files, index_folder, load_image
+from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
+from pneumoviewer.ui.workers import Worker, WorkerPool
+from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel, WorklistRow, WorklistTable
+
+_IMAGE_CACHE = 6
+_HEATMAP_CACHE = 12
+
+
+class MainWindow(QMainWindow):
+    sigSessionOpened = Signal()
+    sigCaseShown = Signal(str)  # image_id, once its pixels are on the canvas
+    sigTaskFinished = Signal(object)  # the result of an export / import
+    sigSessionCaseChanged = Signal(object, object)  # Case, CaseChange (queued from any thread)
+
+    def __init__(self, predictor_factory: Callable[[], Any] = default_predictor, data_dir: Path | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("PneumoViewer")
+        self.data_dir = data_dir  # where sessions autosave (None = the per-user data folder)
+        self.pool = WorkerPool(max_threads=4, parent=self)
+        self.actions = build_actions(self)
+        self.case_view = CaseView()
+        self.canvas = self.case_view.canvas
+        self.tools = ToolPanel(self.actions, self)
+        self.info = InfoPanel()
+        self.worklist_model = WorklistModel(self)
+        self.worklist_filter = WorklistFilter(self)
+        self.worklist_filter.setSourceModel(self.worklist_model)
+        self.worklist = WorklistTable(self.worklist_filter)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.model_queue = ModelQueue(self.pool, predictor_factory, self)
+        self.session: ReviewSession | None = None
+        self.current_id: str | None = None
+        self._images: OrderedDict[str, Any] = OrderedDict()
+        self._heatmaps: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._timings: dict[str, dict[str, float]] = {}
+        self._loader: Worker | None = None
+        self._task: Worker | None = None
+        self.panels = layout.build(self)
+        self._connect()
+
+    # -- opening --------------------------------------------------------------------------------
+    def open_paths(self, paths: list[Path]) -> None:
+        """A single folder opens as a folder session; anything else as a selection of files."""
+        paths = [Path(path).expanduser() for path in paths]
+        missing = [path for path in paths if not path.exists()]
+        if missing:
+            self._warn("Cannot open", "\n".join(f"{path}: no such file or folder" for path in missing))
+            paths = [path for path in paths if path.exists()]
+        if len(paths) == 1 and paths[0].is_dir():
+            self.open_folder(paths[0])
+        elif paths:
+            files = [file for path in paths for file in ([path] if path.is_file() else sorted(path.rglob("*.dcm")))]
+            self._start_indexing(Worker(index_files, files, self.data_dir, progress_text="Reading headers"))
+
+    def open_folder(self, folder: Path) -> None:
+        remember_folder(folder)
+        layout.refresh_recent_menu(self, recent_folders())
+        self._start_indexing(Worker(index_folder, Path(folder), self.data_dir, progress_text="Indexing headers"))
+
+    def _start_indexing(self, worker: Worker) -> None:
+        self._close_session()
+        worker.sigFinished.connect(self._session_opened)
+        self._run_task(worker)
+
+    def _session_opened(self, opened: OpenedStudies) -> None:
+        self.session = session = opened.session
+        session.case_changed.connect(self.sigSessionCaseChanged.emit)
+        session.save_failed.connect(lambda error: self.status.showMessage(f"Autosave failed: {error}"))
+        self.setWindowTitle(f"PneumoViewer — {opened.title}")
+        self.worklist_model.set_rows([self._row(case) for case in session.cases])
+        layout.show_unreadable(self, [str(error) for error in opened.unreadable])
+        if session.restore_problems:
+            self._warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
+        self._update_counter()
+        restored = session.done_count
+        self.status.showMessage(
+            f"{len(session)} images" + (f", {restored} reviewed cases restored" if restored else ""), 8000
+        )
+        self.predict_all()
+        self._select_proxy_row(0)
+        self.sigSessionOpened.emit()
+
+    def _close_session(self) -> None:
+        self.model_queue.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self.case_view.show_case(None)
+        self.current_id = None
+        if self.session is not None:
+            self.session.case_changed.disconnect(self.sigSessionCaseChanged.emit)
+            try:
+                self.session.close()
+            except OSError as error:
+                self._warn("Autosave failed", str(error))
+        self.session = None
+        self._images.clear()
+        self._heatmaps.clear()
+        self._timings.clear()
+        self.worklist_model.set_rows([])
+        self.info.clear()
+
+    def predict_all(self) -> None:
+        """Queue the AI for every case in worklist order (again after a model change: edits stay)."""
+        if self.session is None:
+            return
+        self.model_queue.enqueue(
+            [ModelJob(JobKind.PREDICT, case.image_id, case.path) for case in self.session.worklist()]
+        )
+
+    # -- the current case -----------------------------------------------------------------------
+    def show_case(self, image_id: str) -> None:
+        if self.session is None or image_id == self.current_id:
+            return
+        case = self.session.case(image_id)
+        self.current_id = image_id
+        self.case_view.show_case(case)
+        self._update_info(case)
+        jobs = [] if case.has_ai_result else [ModelJob(JobKind.PREDICT, image_id, case.path)]
+        if self.actions["toggle_heatmap"].isChecked() and image_id not in self._heatmaps:
+            jobs.append(ModelJob(JobKind.HEATMAP, image_id, case.path))
+        if jobs:
+            self.model_queue.prioritise(jobs)
+        cached = self._images.get(image_id)
+        if cached is not None:
+            self._image_loaded(LoadedImage(image_id, cached))
+            return
+        if self._loader is not None:
+            self._loader.cancel()
+        self.status.showMessage(f"Loading {case.display_id}…")
+        self._loader = worker = Worker(load_image, image_id, case.path)
+        worker.sigFinished.connect(self._image_loaded)
+        worker.sigErrored.connect(self._image_failed)
+        self.pool.start(worker)
+
+    def _image_loaded(self, loaded: LoadedImage) -> None:
+        self._images[loaded.image_id] = loaded.image
+        self._images.move_to_end(loaded.image_id)
+        while len(self._images) > _IMAGE_CACHE:
+            self._images.popitem(last=False)
+        if loaded.image_id != self.current_id:
+            return
+        image = loaded.image
+        self.case_view.show_pixels(loaded.image_id, image.raw, image.window, image.invert)
+        self.case_view.show_heatmap(loaded.image_id, self._heatmaps.get(loaded.image_id))
+        self.status.clearMessage()
+        self.sigCaseShown.emit(loaded.image_id)
+
+    def _image_failed(self, error: Exception) -> None:
+        self.canvas.clear_image()
+        self._warn("Cannot show this image", str(error))
+
+    def _update_info(self, case: Case) -> None:
+        spacing = case.pixel_spacing_mm
+        meta = case.metadata
+        self.info.set_case({
+            # Zero-width spaces after the dots let a long UID wrap in a narrow panel.
+            "Image": case.display_id + "\n" + case.image_id.replace(".", ".\u200b"),
+            "Age": case.patient_age or "", "Sex": case.patient_sex or "", "View": case.view_position or "",
+            "Pixel spacing": f"{spacing[0]:.3f} × {spacing[1]:.3f} mm" if spacing else "unknown",
+            "Size": f"{case.shape[1]} × {case.shape[0]}",
+            "Modality": (meta.modality or "") if meta else "", "Study date": (meta.study_date or "") if meta else "",
+        })
+        self._update_findings(case)
+
+    def _update_findings(self, case: Case) -> None:
+        ai = case.ai_lesions()
+        mask = case.lesions()
+        timings = self._timings.get(case.image_id)
+        self.info.set_findings({
+            "AI score": "pending…" if case.ai_score is None else f"{case.ai_score:.3f}",
+            "AI lesions": "" if ai is None else str(ai.count),
+            "AI area": format_area(ai),
+            "Mask lesions": str(mask.count),
+            "Mask area": format_area(mask),
+            "Status": case.status.value,
+            "AI timings": "" if not timings else "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()),
+        })
+
+    # -- AI results --------------------------------------------------------------------------------
+    def _predicted(self, image_id: str, prediction: Any) -> None:
+        if self.session is None:
+            return
+        self._timings[image_id] = dict(prediction.timings)
+        try:
+            self.session.apply_prediction(image_id, prediction)
+        except KeyError:
+            return  # a result for a session that was closed meanwhile
+
+    def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
+        self._heatmaps[image_id] = heatmap
+        while len(self._heatmaps) > _HEATMAP_CACHE:
+            self._heatmaps.popitem(last=False)
+        self.case_view.show_heatmap(image_id, heatmap)
+
+    def _ai_job_failed(self, image_id: str, reason: str) -> None:
+        self.worklist_model.update_row(image_id, error=reason)
+        if image_id == self.current_id:
+            self.status.showMessage(f"AI could not process this image: {reason}", 10000)
+
+    def _model_failed(self, reason: str) -> None:
+        self._warn("AI model unavailable", f"The AI model could not be loaded, so no predictions will be "
+                   f"made. Viewing and editing still work.\n\n{reason}")
+
+    # -- case changes (edits, statuses, AI) -----------------------------------------------------------
+    def _case_changed(self, case: Case, change: CaseChange) -> None:
+        stats = self._row_area(case)
+        self.worklist_model.update_row(case.image_id, score=case.ai_score, status=case.status.value, area_cm2=stats)
+        if change is CaseChange.STATUS:
+            self._update_counter()
+        if case.image_id == self.current_id:
+            self._update_findings(case)
+
+    @staticmethod
+    def _row_area(case: Case) -> float | None:
+        """The reader's mask once reviewed or drawn, otherwise the AI's."""
+        stats = case.lesions() if case.status.is_done or case.has_mask_pixels else case.ai_lesions()
+        return None if stats is None else stats.area_cm2
+
+    def _row(self, case: Case) -> WorklistRow:
+        return WorklistRow(
+            image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
+            view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
+            score=case.ai_score, area_cm2=self._row_area(case) if case.has_mask_pixels else None,
+            status=case.status.value,
+        )
+
+    def _update_counter(self) -> None:
+        if self.session is None:
+            layout.show_counter(self, "")
+            return
+        counts = self.session.status_counts()
+        layout.show_counter(
+            self,
+            f"Done {self.session.done_count} / {len(self.session)}  ·  "
+            f"accepted {counts[ReviewStatus.ACCEPTED]}  corrected {counts[ReviewStatus.CORRECTED]}  "
+            f"rejected {counts[ReviewStatus.REJECTED]}",
+        )
+
+    def set_status(self, status: ReviewStatus) -> None:
+        if self.session is not None and self.current_id is not None:
+            self.session.set_status(self.current_id, status)
+
+    # -- navigation -------------------------------------------------------------------------------
+    def step_case(self, step: int) -> None:
+        row = self.worklist_filter.proxy_row_of(self.current_id) if self.current_id else -1
+        self._select_proxy_row(max(0, min(row + step, self.worklist_filter.rowCount() - 1)))
+
+    def _select_proxy_row(self, row: int) -> None:
+        if not 0 <= row < self.worklist_filter.rowCount():
+            return
+        index = self.worklist_filter.index(row, 0)
+        self.worklist.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.worklist.scrollTo(index)
+
+    def _selection_changed(self) -> None:
+        indexes = self.worklist.selectionModel().selectedRows()
+        if indexes:
+            self.show_case(self.worklist_filter.image_id_at(indexes[0].row()))
+
+    # -- import / export ---------------------------------------------------------------------------
+    def export_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE,
+                   scope: ExportScope = ExportScope.REVIEWED) -> None:
+        if self.session is not None:
+            self._run_task(Worker(export_csv, list(self.session.cases), Path(path), convention, scope,
+                                  pass_cancel=True, progress_text="Exporting CSV"))
+
+    def export_pngs(self, folder: Path, scope: ExportScope = ExportScope.REVIEWED) -> None:
+        if self.session is not None:
+            self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope,
+                                  pass_cancel=True, progress_text="Exporting PNG masks"))
+
+    def import_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE) -> None:
+        if self.session is not None:
+            self._run_task(Worker(self.session.import_annotations, Path(path), convention))
+
+    def _ask_export(self, is_csv: bool) -> None:
+        if self.session is None:
+            return
+        name = self.session.folder.name or "annotations"
+        suggested = Path.home() / (f"{name}-annotations.csv" if is_csv else f"{name}-masks")
+        dialog = ExportDialog("Export annotations" if is_csv else "Export PNG masks", suggested, is_csv, self)
+        if dialog.exec():
+            if is_csv:
+                self.export_csv(dialog.path, dialog.rle_convention, dialog.scope)
+            else:
+                self.export_pngs(dialog.path, dialog.scope)
+
+    def _ask_import(self) -> None:
+        if self.session is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import annotations", str(Path.home()), "CSV (*.csv)")
+        if path:
+            self.import_csv(Path(path))
+
+    def _task_done(self, result: Any) -> None:
+        summary = getattr(result, "path", None)
+        if hasattr(result, "images"):
+            self.status.showMessage(f"Exported {result.images} images ({result.positive} with lesions) to {summary}")
+        elif hasattr(result, "unknown_ids"):
+            self.status.showMessage(
+                f"Imported {result.positive} masks and {result.negative} negatives from {summary}"
+                + (f"; {len(result.unknown_ids)} ids not in this folder" if result.unknown_ids else "")
+            )
+        self.sigTaskFinished.emit(result)
+
+    # -- background work --------------------------------------------------------------------------
+    def _run_task(self, worker: Worker) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._task = worker
+        worker.sigProgress.connect(self.status.show_progress)
+        worker.sigFinished.connect(self._task_done)
+        worker.sigErrored.connect(self._task_failed)
+        worker.sigAborted.connect(lambda: self.status.showMessage("Cancelled", 5000))
+        worker.sigDone.connect(self._task_ended)
+        self.status.show_progress(0, 0, "Working…")
+        self.pool.start(worker)
+
+    def _task_failed(self, error: Exception) -> None:
+        self._warn("That did not work", str(error))
+
+    def _task_ended(self) -> None:
+        if self.sender() is self._task:
+            self._task = None
+        self._refresh_busy()
+
+    def _refresh_busy(self) -> None:
+        if self._task is None and not self.model_queue.running:
+            self.status.set_idle()
+
+    def cancel_work(self) -> None:
+        self.model_queue.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _warn(self, title: str, text: str) -> None:
+        self.status.showMessage(f"{title}: {text.splitlines()[0] if text else ''}", 15000)
+        if not self.property("quiet"):  # tests set "quiet" so no modal box waits for a click
+            QMessageBox.warning(self, title, text)
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        a = self.actions
+        a["open_folder"].triggered.connect(self._ask_folder)
+        a["open_files"].triggered.connect(self._ask_files)
+        a["open_demo"].triggered.connect(lambda: self.open_folder(demo_dir()))
+        a["import_csv"].triggered.connect(self._ask_import)
+        a["export_csv"].triggered.connect(lambda: self._ask_export(True))
+        a["export_png"].triggered.connect(lambda: self._ask_export(False))
+        a["quit"].triggered.connect(self.close)
+        a["next_case"].triggered.connect(lambda: self.step_case(+1))
+        a["previous_case"].triggered.connect(lambda: self.step_case(-1))
+        a["predict_all"].triggered.connect(self.predict_all)
+        a["cancel_work"].triggered.connect(self.cancel_work)
+        for status in ReviewStatus:
+            a[f"status_{status.value}"].triggered.connect(lambda _=False, s=status: self.set_status(s))
+        a["undo"].triggered.connect(self.case_view.undo)
+        a["redo"].triggered.connect(self.case_view.redo)
+        a["start_from_ai"].triggered.connect(self.case_view.start_from_ai)
+        a["clear_mask"].triggered.connect(self.case_view.clear_mask)
+        group = QActionGroup(self)
+        for mode, name in MODE_ACTIONS.items():
+            group.addAction(a[name])
+            a[name].triggered.connect(lambda _=False, m=mode: self.case_view.set_mode(m))
+        a["fit"].triggered.connect(self.canvas.fit)
+        a["invert"].toggled.connect(self.canvas.set_user_invert)
+        for preset in ("default", "full", "narrow", "wide"):
+            a[f"window_{preset}"].triggered.connect(lambda _=False, p=preset: self.canvas.window_preset(p))
+        a["toggle_ai"].toggled.connect(self.canvas.ai_item.setVisible)
+        a["toggle_ai_contour"].toggled.connect(self.canvas.set_ai_contour)
+        a["toggle_edit"].toggled.connect(self.canvas.edit_item.setVisible)
+        a["toggle_heatmap"].toggled.connect(self._heatmap_toggled)
+        a["shortcuts"].triggered.connect(lambda: ShortcutsDialog(self).exec())
+        self.tools.ai_overlay.sigOpacityChanged.connect(self.canvas.ai_item.setOpacity)
+        self.tools.edit_overlay.sigOpacityChanged.connect(self.canvas.edit_item.setOpacity)
+        self.tools.heatmap_overlay.sigOpacityChanged.connect(self.canvas.heatmap_item.setOpacity)
+        self.canvas.ai_item.setOpacity(self.tools.ai_overlay.slider.value() / 100)
+        self.canvas.edit_item.setOpacity(self.tools.edit_overlay.slider.value() / 100)
+        self.canvas.heatmap_item.setOpacity(self.tools.heatmap_overlay.slider.value() / 100)
+        self.canvas.set_heatmap_visible(False)
+        self.tools.sigBrushRadiusChanged.connect(self.case_view.set_brush_radius)
+        self.case_view.set_brush_radius(self.tools.brush_radius)
+        self.canvas.sigCursorMoved.connect(self.status.show_pixel)
+        self.canvas.sigWindowChanged.connect(self.status.show_window)
+        self.status.sigCancelRequested.connect(self.cancel_work)
+        self.worklist.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.sigSessionCaseChanged.connect(self._case_changed)
+        mq = self.model_queue
+        mq.sigPredicted.connect(self._predicted)
+        mq.sigHeatmap.connect(self._heatmap_ready)
+        mq.sigJobFailed.connect(self._ai_job_failed)
+        mq.sigModelFailed.connect(self._model_failed)
+        mq.sigProgress.connect(lambda done, total, text: self._task is None and self.status.show_progress(done, total, text))
+        mq.sigRunningChanged.connect(lambda running: running or self._refresh_busy())
+
+    def _heatmap_toggled(self, visible: bool) -> None:
+        self.canvas.set_heatmap_visible(visible)
+        if visible and self.current_id is not None and self.current_id not in self._heatmaps:
+            case = self.session.case(self.current_id)
+            self.model_queue.prioritise([ModelJob(JobKind.HEATMAP, case.image_id, case.path)])
+
+    def _ask_folder(self) -> None:
+        recent = recent_folders()
+        folder = QFileDialog.getExistingDirectory(self, "Open folder of DICOMs", str(recent[0] if recent else Path.home()))
+        if folder:
+            self.open_folder(Path(folder))
+
+    def _ask_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", str(Path.home()), "DICOM (*.dcm);;All files (*)")
+        if files:
+            self.open_paths([Path(file) for file in files])
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.cancel_work()
+        if self._loader is not None:
+            self._loader.cancel()
+        self.pool.shutdown()
+        self._close_session()
+        super().closeEvent(event)

@@ -1,0 +1,61 @@
+"""What the window's workers run: thin calls into the core that must stay off the GUI thread."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pneumoviewer.io.dicom import DicomError, DicomImage, read_header, scan_folder
+from pneumoviewer.io.images import load_radiograph
+from pneumoviewer.review.session import ReviewSession
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class OpenedStudies:
+    session: ReviewSession
+    unreadable: list[DicomError]
+    title: str
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    image_id: str
+    image: DicomImage
+
+
+def index_folder(folder: Path, data_dir: Path | None, progress: ProgressCallback) -> OpenedStudies:
+    """Read every header under `folder` (no pixels) and restore its autosaved session."""
+    scan = scan_folder(folder, progress=progress)
+    session = ReviewSession.from_metadata(folder, scan.images, data_dir)
+    return OpenedStudies(session, scan.unreadable, str(folder))
+
+
+def index_files(files: list[Path], data_dir: Path | None, progress: ProgressCallback) -> OpenedStudies:
+    """Headers of hand-picked files; their session is keyed by the selection, not the folder.
+
+    A selection gets its own autosave so it never overwrites the statuses of a session on the
+    whole folder that holds some of the same files.
+    """
+    images, unreadable = [], []
+    for done, path in enumerate(files, start=1):
+        try:
+            images.append(read_header(path))
+        except DicomError as error:
+            unreadable.append(error)
+        progress(done, len(files))
+    resolved = sorted(str(Path(path).resolve()) for path in files)
+    common = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
+    if common.is_file():
+        common = common.parent
+    digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
+    session = ReviewSession.from_metadata(common / f".selection-{digest}", images, data_dir)
+    return OpenedStudies(session, unreadable, f"{len(files)} files in {common}")
+
+
+def load_image(image_id: str, path: Path) -> LoadedImage:
+    return LoadedImage(image_id, load_radiograph(path))

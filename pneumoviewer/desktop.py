@@ -3,7 +3,7 @@
 Installs for the current user only, under `$XDG_DATA_HOME` (default `~/.local/share`):
 `applications/pneumoviewer.desktop` and `icons/hicolor/<size>/apps/pneumoviewer.{png,svg}`.
 The entry's Exec line points at this very installation (the venv's `pneumoviewer-gui` script,
-the bundle's binary, or `python -m pneumoviewer`), so the launcher keeps working when no
+the bundle's GUI binary, or `python -m pneumoviewer`), so the launcher keeps working when no
 `pneumoviewer` is on the desktop session's PATH.
 """
 
@@ -57,14 +57,15 @@ def xdg_data_home() -> Path:
 
 def launcher_command() -> list[str]:
     """The command that starts this installation's GUI, as absolute paths."""
-    if getattr(sys, "frozen", False):  # a PyInstaller bundle: its binary is the app
-        return [os.path.abspath(sys.executable)]
     # Not resolved: a venv's python is a symlink whose location is what selects the venv.
-    scripts_dir = Path(os.path.abspath(sys.executable)).parent
-    gui_script = scripts_dir / "pneumoviewer-gui"
-    if gui_script.is_file() and os.access(gui_script, os.X_OK):
-        return [str(gui_script)]
-    return [os.path.abspath(sys.executable), "-m", "pneumoviewer"]
+    executable = os.path.abspath(sys.executable)
+    # Beside a venv's python sits its gui-script; beside a bundle's CLI binary, its GUI binary.
+    gui_program = Path(executable).parent / "pneumoviewer-gui"
+    if gui_program.is_file() and os.access(gui_program, os.X_OK):
+        return [str(gui_program)]
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle: its binary is the app
+        return [executable]
+    return [executable, "-m", "pneumoviewer"]
 
 
 def exec_argument(argument: str) -> str:

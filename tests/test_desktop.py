@@ -78,12 +78,14 @@ def test_launcher_command_points_at_this_installation(tmp_path: Path, monkeypatc
     python.write_text("")
     monkeypatch.setattr(sys, "executable", str(python))
     assert launcher_command() == [str(python), "-m", "pneumoviewer"]
-    gui_script = python.parent / "pneumoviewer-gui"
-    gui_script.write_text("#!/bin/sh\n")
-    gui_script.chmod(0o755)
-    assert launcher_command() == [str(gui_script)]
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # a bundle's binary is the app itself
     assert launcher_command() == [str(python)]
+    gui_program = python.parent / "pneumoviewer-gui"  # the venv's gui-script, or the bundle's GUI binary
+    gui_program.write_text("#!/bin/sh\n")
+    gui_program.chmod(0o755)
+    assert launcher_command() == [str(gui_program)]
+    monkeypatch.delattr(sys, "frozen")
+    assert launcher_command() == [str(gui_program)]
 
 
 def test_install_and_uninstall_for_a_user(tmp_path: Path) -> None:

@@ -141,7 +141,9 @@ def test_importing_the_challenge_csv_unites_rows_and_reports_unknown_ids(
            "1.2.276.0.7230010.3.1.4.8323329.301.1517875162.280319"]
     cases = [Case(image_id, f"Case {n}", (1024, 1024)) for n, image_id in enumerate(ids, 1)]
     session = ReviewSession(tmp_path / "study", cases, data_dir=tmp_path / "data")
-    summary = session.import_annotations(siim_labels_csv)
+    progress: list[tuple[int, int]] = []
+    summary = session.import_annotations(siim_labels_csv, progress=lambda *step: progress.append(step))
+    assert progress == [(1, 2), (2, 2)]
     assert summary.positive == 2 and len(summary.unknown_ids) == 1072
     rows = [line.split(",") for line in siim_labels_csv.read_text().splitlines()[1:]]
     expected = np.zeros((1024, 1024), dtype=bool)

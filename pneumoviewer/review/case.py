@@ -85,10 +85,11 @@ class Case:
     status: ReviewStatus = ReviewStatus.UNREVIEWED
     ai_score: float | None = None
     # The one editable mask; None until something is drawn, imported or restored (= empty).
+    # Change it only through `editor` (or `load_mask`): the editor edits this very array.
     mask: np.ndarray | None = field(default=None, repr=False)
-    changed: Callbacks[[Case, CaseChange]] = field(default_factory=Callbacks, repr=False)
-    _ai_bits: np.ndarray | None = field(default=None, repr=False)  # packed: 1/8 of a bool mask
-    _editor: MaskEditor | None = field(default=None, repr=False)
+    changed: Callbacks[[Case, CaseChange]] = field(default_factory=Callbacks, init=False, repr=False)
+    _ai_bits: np.ndarray | None = field(default=None, init=False, repr=False)  # packed: 1/8 of a bool mask
+    _editor: MaskEditor | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_metadata(cls, metadata: DicomMetadata, display_id: str) -> Case:

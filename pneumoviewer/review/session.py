@@ -13,7 +13,7 @@ the UI shows it. `save()` saves everything still pending and raises if it cannot
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -135,13 +135,16 @@ class ReviewSession:
         self.case(image_id).set_ai_result(prediction.score, prediction.mask)
 
     def import_annotations(
-        self, path: Path, convention: RleConvention = RleConvention.RELATIVE
+        self,
+        path: Path,
+        convention: RleConvention = RleConvention.RELATIVE,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ImportSummary:
         """Load a challenge-format CSV as the editable masks (rows of one image are united).
 
         Cases not in the CSV keep their mask; statuses are unchanged (the import is what to review).
         Raises `AnnotationError` / `RleError` naming the file and line for bad input, before
-        changing any case.
+        changing any case. `progress(done, total)` follows the cases being loaded (and autosaved).
         """
         path = Path(path)
         rows = read_annotation_rows(path)
@@ -158,8 +161,10 @@ class ReviewSession:
                 raise AnnotationError(path, 0, f"image {image_id}: {error.reason}") from error
             previous = masks.get(image_id)
             masks[image_id] = mask if previous is None else previous | mask
-        for image_id, mask in masks.items():
+        for done, (image_id, mask) in enumerate(masks.items(), 1):
             self._by_id[image_id].load_mask(mask if mask.any() else None)
+            if progress is not None:
+                progress(done, len(masks))
         positive = sum(bool(mask.any()) for mask in masks.values())
         return ImportSummary(path, positive, len(masks) - positive, tuple(unknown))
 

@@ -48,7 +48,7 @@ def test_heat_sits_where_the_output_depends_even_when_features_fire_elsewhere() 
 
 @pytest.fixture(scope="module")
 def predictor(random_checkpoint: Path) -> Predictor:
-    return Predictor(random_checkpoint)
+    return Predictor(random_checkpoint, runtime="torch")  # Grad-CAM always runs on the PyTorch module
 
 
 def _chest_like(shape: tuple[int, int]) -> np.ndarray:

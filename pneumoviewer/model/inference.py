@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from pneumoviewer.model.checkpoint import ModelCard, checkpoint_paths, load_checkpoint
+from pneumoviewer.model.network import select_device
+from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 from pneumoviewer.paths import default_model_path
 
@@ -46,16 +48,32 @@ class Predictor:
         checkpoint: Path,
         settings: InferenceSettings | None = None,
         device: torch.device | str | None = None,
+        runtime: str = "auto",
     ) -> None:
+        """`runtime`: "auto" runs the network stage on ONNX Runtime when on the CPU and available
+        (see model/onnx_runtime.py), "torch" always on PyTorch; `self.runtime` says which is used."""
+        if runtime not in ("auto", "torch"):
+            raise ValueError(f"runtime must be 'auto' or 'torch', got {runtime!r}")
         started = time.perf_counter()
         self.checkpoint = Path(checkpoint)
-        self.network, self.card = load_checkpoint(self.checkpoint, device=device)
+        # No device given: CUDA if present, else the CPU with all cores but one (`select_device`).
+        self.network, self.card = load_checkpoint(self.checkpoint, device=device or select_device())
         self.network.eval()
         self.device = next(self.network.parameters()).device
         self.settings = settings if settings is not None else InferenceSettings.from_dict(self.card.settings)
         self.input_size = int(self.card.network.input_size)
         self.in_channels = int(self.card.network.in_channels)
         self.mean, self.std = _normalisation(self.card)
+        self._onnx: OnnxNetwork | None = None
+        if runtime == "auto" and self.device.type == "cpu":
+            weights_file, _ = checkpoint_paths(self.checkpoint)
+            input_shape = (self.in_channels, self.input_size, self.input_size)
+            self._onnx = try_onnx_network(self.network, weights_file, self.card.network.to_dict(), input_shape)
+        self.runtime = "onnxruntime" if self._onnx is not None else "torch"
+        if self.device.type == "cpu":
+            # Channels-last convolutions are ~1.3-1.7x faster on CPU (benchmarks/bench_model.py); the
+            # PyTorch module still runs Grad-CAM, and the network stage when ONNX Runtime is absent.
+            self.network = self.network.to(memory_format=torch.channels_last)
         # Inference mode tensors and module state are shared; one forward at a time per predictor.
         self.lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
@@ -93,8 +111,8 @@ class Predictor:
             image = image.expand(-1, self.in_channels, -1, -1)
         return image.contiguous()
 
-    def run_network(self, batch: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C, S, S) input -> mask probabilities (B, S, S) and presence probabilities (B,) or None."""
+    def run_network(self, batch: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, S, S) input -> mask probabilities (B, S, S) and presence probabilities (B,)."""
         batch = batch.to(self.device)
         with self.lock, torch.inference_mode():
             mask_probability, presence_probability = self._forward(batch)
@@ -102,20 +120,17 @@ class Predictor:
                 # Horizontal flip only: chest anatomy is left-right mirrored, never upside down.
                 flipped_mask, flipped_presence = self._forward(batch.flip(-1))
                 mask_probability = (mask_probability + flipped_mask.flip(-1)) / 2
-                if presence_probability is not None:
-                    presence_probability = (presence_probability + flipped_presence) / 2
-        return mask_probability.float().cpu(), (
-            None if presence_probability is None else presence_probability.float().cpu()
-        )
+                presence_probability = (presence_probability + flipped_presence) / 2
+        return mask_probability.float().cpu(), presence_probability.float().cpu()
 
-    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        mask_logits, presence_logits = self.network(batch)
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask_logits, presence_logits = (self._onnx or self.network)(batch)
         return torch.sigmoid(mask_logits[:, 0]), torch.sigmoid(presence_logits.reshape(len(batch)))
 
     def finish(
         self,
         mask_probability: torch.Tensor,
-        presence_probability: float | None,
+        presence_probability: float,
         shape: tuple[int, int],
         settings: InferenceSettings,
     ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -171,10 +186,8 @@ class Predictor:
         predictions = []
         for index, pixels in enumerate(chunk):
             started = time.perf_counter()
-            presence = None if presence_probability is None else float(presence_probability[index])
-            probability, mask, score = self.finish(
-                mask_probability[index], presence, np.shape(pixels), settings
-            )
+            presence = float(presence_probability[index])
+            probability, mask, score = self.finish(mask_probability[index], presence, np.shape(pixels), settings)
             timings = {"pre": pre_seconds[index], "network": network_share, "post": time.perf_counter() - started}
             predictions.append(Prediction(probability, mask, score, timings, presence))
         return predictions

@@ -1,0 +1,102 @@
+"""The network stage on ONNX Runtime: ~1.4x faster than PyTorch (even channels-last) on our CPUs.
+
+The PyTorch module is exported once per model file and input size to the user's cache folder
+(a few seconds, done off the UI thread like the rest of model loading) and reused afterwards.
+Grad-CAM still uses the PyTorch module, which has gradients. If ONNX Runtime is missing or the
+export fails, `try_onnx_network` returns None and the caller keeps PyTorch: slower, same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+from torch import nn
+
+from pneumoviewer.paths import APP_NAME
+
+_LOG = logging.getLogger(__name__)
+_OPSET = 17
+
+
+class OnnxNetwork:
+    """Callable like the network: (B, C, S, S) tensor -> (mask_logits (B, 1, S, S), presence_logits (B,))."""
+
+    def __init__(self, model_file: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle ORT threads spin by default, stealing the core that decoding, the UI or training needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feed = {"image": np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)}
+        mask_logits, presence_logits = self.session.run(None, feed)
+        return torch.from_numpy(mask_logits), torch.from_numpy(presence_logits).reshape(-1)
+
+
+def onnx_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "onnx"
+
+
+def try_onnx_network(
+    network: nn.Module, weights_file: Path, card_network: dict, input_shape: tuple[int, int, int]
+) -> OnnxNetwork | None:
+    """An ONNX Runtime session for `network` on (C, S, S) inputs, exported on first use.
+
+    None (and a logged warning) when ONNX Runtime is not installed or the export fails.
+    """
+    try:
+        import onnxruntime  # noqa: F401  (imported here only to know whether it is installed)
+    except ImportError:
+        return None
+    try:
+        model_file = onnx_cache_dir() / f"{_cache_key(weights_file, card_network, input_shape)}.onnx"
+        if not model_file.is_file():
+            _export(network, input_shape, model_file)
+        return OnnxNetwork(model_file, threads=torch.get_num_threads())
+    except Exception as error:  # exporter/runtime errors have many types; PyTorch still works
+        _LOG.warning("ONNX Runtime not used for %s (%s: %s); using PyTorch", weights_file, type(error).__name__, error)
+        return None
+
+
+def _cache_key(weights_file: Path, card_network: dict, input_shape: tuple[int, int, int]) -> str:
+    digest = hashlib.sha256()
+    with open(weights_file, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(json.dumps([card_network, input_shape, torch.__version__, _OPSET], sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+def _export(network: nn.Module, input_shape: tuple[int, int, int], model_file: Path) -> None:
+    example = torch.zeros(1, *input_shape)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
+        torch.onnx.export(
+            network.to(memory_format=torch.contiguous_format), (example,), buffer, dynamo=False,
+            input_names=["image"], output_names=["mask_logits", "presence_logits"], opset_version=_OPSET,
+            dynamic_axes={"image": {0: "batch"}, "mask_logits": {0: "batch"}, "presence_logits": {0: "batch"}},
+        )
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(prefix=".export-", suffix=".onnx", dir=model_file.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(temp_name, model_file)  # concurrent exporters race harmlessly: same bytes
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

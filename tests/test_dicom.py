@@ -301,3 +301,11 @@ def test_info_command_names_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "empty.dcm").touch()
     assert main(["info", str(tmp_path / "empty.dcm")]) == 1
     assert capsys.readouterr().err == f"pneumoviewer: {tmp_path / 'empty.dcm'}: the file is empty\n"
+
+
+def test_unlabelled_files_with_nonstandard_uids_load_quietly(data_dir: Path, recwarn: pytest.WarningsRecorder) -> None:
+    scan = scan_folder(data_dir / "unlabelled")
+    assert len(scan.images) == 50 and scan.unreadable == []
+    assert all(m.sop_instance_uid == m.path.stem and m.sop_instance_uid.startswith("ID_") for m in scan.images)
+    assert load_dicom(scan.images[0].path).pixels.shape == (1024, 1024)
+    assert not [w for w in recwarn if "pydicom" in w.filename]  # invalid-VR warnings are not printed

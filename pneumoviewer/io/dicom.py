@@ -92,15 +92,13 @@ def is_dicom_file(path: str | os.PathLike[str]) -> bool:
 
 def read_header(path: str | os.PathLike[str]) -> DicomMetadata:
     """Metadata of a single-frame greyscale image, without reading or decoding its pixels."""
-    path = Path(path)
-    return _metadata(path, _read_dataset(path, with_pixels=False))
+    return _read_dataset(Path(path), with_pixels=False)[1]
 
 
 def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
     """Decode a radiograph to raw (Modality LUT applied) and display-ready pixels."""
     path = Path(path)
-    dataset = _read_dataset(path, with_pixels=True)
-    metadata = _metadata(path, dataset)
+    dataset, metadata = _read_dataset(path, with_pixels=True)
     _check_pixel_data(path, dataset, metadata)
     try:
         stored = dataset.pixel_array
@@ -185,24 +183,26 @@ def _not_dicom_reason(path: Path) -> str:
     return "not a DICOM file (no 'DICM' marker at byte 128)"
 
 
-def _read_dataset(path: Path, with_pixels: bool) -> Dataset:
+def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata]:
     if not path.is_file():
         raise DicomError(path, "no such file" if not path.exists() else "is not a file")
     if not is_dicom_file(path):
         raise DicomError(path, _not_dicom_reason(path))
-    try:
-        # pydicom only warns when a file ends inside an element (and then returns an empty or
-        # partial dataset): record its warnings to report that as the truncation it is. The
-        # warnings filters are process-global, hence the lock around this short parse.
-        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    # pydicom warns, rather than fails, on values that break their VR (common in real archives,
+    # e.g. `ID_...` SOP Instance UIDs) and when a file ends inside an element (it then returns
+    # a partial dataset). Record its warnings instead of printing them, to report the latter as
+    # the truncation it is. Warning filters are process-global, hence the lock around this
+    # short parse (pixel decoding happens outside it).
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             dataset = pydicom.dcmread(path, stop_before_pixels=not with_pixels)
-    except Exception as error:  # pydicom raises many types for damaged files
-        raise DicomError(path, f"the DICOM header is damaged or truncated ({_short(error)})") from error
-    if any("end of file" in str(warning.message).lower() for warning in caught) or _cut_short(dataset):
-        raise DicomError(path, "the file is truncated: it ends in the middle of its data")
-    _check_image_header(path, dataset)
-    return dataset
+        except Exception as error:  # pydicom raises many types for damaged files
+            raise DicomError(path, f"the DICOM header is damaged or truncated ({_short(error)})") from error
+        if any("end of file" in str(warning.message).lower() for warning in caught) or _cut_short(dataset):
+            raise DicomError(path, "the file is truncated: it ends in the middle of its data")
+        _check_image_header(path, dataset)
+        return dataset, _metadata(path, dataset)
 
 
 def _cut_short(dataset: Dataset) -> bool:

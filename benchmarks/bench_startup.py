@@ -56,7 +56,8 @@ def offscreen_phases(runs: int) -> dict[str, object]:
         output = subprocess.run([sys.executable, "-c", PHASES_PROBE], env=environment, check=True,
                                 capture_output=True, text=True, timeout=120).stdout
         samples.append(json.loads(output.strip().splitlines()[-1]))
-    phases = {name: statistics.median(sample[name] for sample in samples) for name in samples[0] if name != "torch loaded"}
+    phases = {name: statistics.median(sample[name] for sample in samples)
+              for name in samples[0] if name != "torch loaded"}
     return {**phases, "torch loaded": any(sample["torch loaded"] for sample in samples)}
 
 

@@ -87,11 +87,13 @@ def run_self_test(
         except CheckpointError as error:
             raise SelfTestError(error.path, error.reason) from error
         network = predictor.card.network
-        report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device} (torch {torch.__version__})")
+        report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device}, "
+               f"torch {torch.__version__}")
     with _step("prediction", out) as report:
         prediction = predictor.predict(radiograph.pixels)
         _check_image_array(prediction.probability, radiograph.pixels.shape, "probability map")
-        report(f"score {prediction.score:.3f}, mask {int(prediction.mask.sum()):,} px{_area(prediction.mask, meta.pixel_spacing_mm)}")
+        area = _area(prediction.mask, meta.pixel_spacing_mm)
+        report(f"score {prediction.score:.3f}, mask {int(prediction.mask.sum()):,} px{area}")
     with _step("grad-cam", out) as report:
         from pneumoviewer.model.cam import grad_cam
 

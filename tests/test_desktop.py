@@ -92,7 +92,8 @@ def test_install_and_uninstall_for_a_user(tmp_path: Path) -> None:
     data_home = tmp_path / "share"
     installed = install_desktop(data_home, ["/opt/pneumoviewer/pneumoviewer"])
     assert installed.desktop_file == data_home / "applications" / "pneumoviewer.desktop"
-    assert entry_values(installed.desktop_file.read_text(encoding="utf-8"))["Exec"] == "/opt/pneumoviewer/pneumoviewer %F"
+    exec_line = entry_values(installed.desktop_file.read_text(encoding="utf-8"))["Exec"]
+    assert exec_line == "/opt/pneumoviewer/pneumoviewer %F"
     for size in ICON_SIZES:
         installed_icon = data_home / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "pneumoviewer.png"
         assert installed_icon.read_bytes() == icon_path(size).read_bytes()

@@ -264,6 +264,10 @@ def test_a_corrupt_session_file_is_reported_and_the_folder_still_opens(tmp_path:
     assert len(restored.restore_problems) == 1
     assert restored.restore_problems[0].path == session.store.index_path
     assert restored.cases[1].mask is not None  # the masks still come back
+    restored.set_status(restored.cases[2].image_id, ReviewStatus.ACCEPTED)  # a new index is written...
+    kept = [path for path in session.store.directory.iterdir() if path.name.startswith("index.json.unreadable")]
+    assert [path.read_text() for path in kept] == ['{"statuses": ']  # ...and the unreadable one is kept
+    assert "kept as index.json.unreadable" in str(restored.restore_problems[0])
 
 
 def test_subscribers_hear_about_every_change(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ class SessionSaveError(OSError):
 
 
 class SessionLoadError(ValueError):
-    """An autosave file is unreadable (it is then ignored and left in place for inspection)."""
+    """An autosave file is unreadable: it is ignored (an unreadable index is set aside, renamed)."""
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -94,7 +94,10 @@ class SessionStore:
                 document = json.loads(self.index_path.read_text(encoding="utf-8"))
                 statuses = {key: ReviewStatus(value) for key, value in document["statuses"].items()}
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-                raise SessionLoadError(self.index_path, f"the saved session is unreadable ({error})") from error
+                kept = self._set_aside(self.index_path)
+                raise SessionLoadError(
+                    self.index_path, f"the saved statuses are unreadable ({error}); kept as {kept.name}"
+                ) from error
         return statuses
 
     def load_mask(self, image_id: str, shape: tuple[int, int]) -> np.ndarray | None:
@@ -111,6 +114,16 @@ class SessionStore:
             if isinstance(error, SessionLoadError):
                 raise
             raise SessionLoadError(path, f"the saved mask is unreadable ({error})") from error
+
+    @staticmethod
+    def _set_aside(path: Path) -> Path:
+        """Move an unreadable file out of the way so the next save does not destroy it."""
+        kept = path.with_name(f"{path.name}.unreadable-{datetime.now():%Y%m%d-%H%M%S}")
+        try:
+            path.replace(kept)
+        except OSError:
+            return path
+        return kept
 
     def _write(self, path: Path, text: str) -> None:
         try:

@@ -185,6 +185,8 @@ class MaskEditor:
         col_points = np.atleast_1d(np.asarray(cols, dtype=np.float64))
         if row_points.shape != col_points.shape or row_points.ndim != 1:
             raise ValueError("paint() needs as many rows as columns")
+        if not (np.isfinite(row_points).all() and np.isfinite(col_points).all()):
+            raise ValueError("paint() got a point that is not a finite number")
         points = list(zip(row_points.tolist(), col_points.tolist()))
         if self._last_point is not None:
             points.insert(0, self._last_point)
@@ -192,7 +194,7 @@ class MaskEditor:
             return None
         self._last_point = points[-1]
         segments = list(zip(points[:-1], points[1:])) or [(points[0], points[0])]
-        # Radius 0 still paints the pixel under the cursor.
+        # Never thinner than a one-pixel line (pixel centres within half a pixel of the path).
         reach = max(float(radius), 0.5)
         changed: DirtyRect | None = None
         for start, end in segments:

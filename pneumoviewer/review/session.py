@@ -143,12 +143,12 @@ class ReviewSession:
         """Load a challenge-format CSV as the editable masks (rows of one image are united).
 
         Cases not in the CSV keep their mask; statuses are unchanged (the import is what to review).
-        Raises `AnnotationError` / `RleError` naming the file and line for bad input, before
+        Raises `AnnotationError` naming the file (and the line or image) for bad input, before
         changing any case. `progress(done, total)` follows the cases being loaded (and autosaved).
         """
         path = Path(path)
         rows = read_annotation_rows(path)
-        masks: dict[str, np.ndarray | None] = {}
+        masks: dict[str, np.ndarray] = {}
         unknown: dict[str, None] = {}
         for image_id, encoded in rows:
             case = self._by_id.get(image_id)
@@ -175,14 +175,23 @@ class ReviewSession:
         return self._statuses_unsaved or bool(self._unsaved_masks)
 
     def save(self) -> None:
-        """Write whatever a failed autosave left pending; raises SessionSaveError if it still cannot."""
+        """Write whatever is pending; raises the first SessionSaveError if something still cannot be."""
         with self._save_lock:
+            failure: SessionSaveError | None = None
             if self._statuses_unsaved:
-                self.store.save_statuses(self._statuses())
-                self._statuses_unsaved = False
+                try:
+                    self.store.save_statuses(self._statuses())
+                    self._statuses_unsaved = False
+                except SessionSaveError as error:
+                    failure = error
             for image_id in sorted(self._unsaved_masks):
-                self.store.save_mask(image_id, self._by_id[image_id].mask)
-                self._unsaved_masks.discard(image_id)
+                try:
+                    self.store.save_mask(image_id, self._by_id[image_id].mask)
+                    self._unsaved_masks.discard(image_id)
+                except SessionSaveError as error:
+                    failure = failure or error
+            if failure is not None:
+                raise failure
 
     def close(self) -> None:
         """Stop listening to the cases (after a last save attempt); the session file stays."""

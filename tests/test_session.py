@@ -349,3 +349,11 @@ def test_a_sigkilled_session_comes_back(tmp_path: Path) -> None:
     assert restored.cases[0].status is ReviewStatus.CORRECTED
     assert restored.cases[1].status is ReviewStatus.REJECTED
     assert restored.cases[2].mask is None  # an unfinished stroke is not an edit yet
+
+
+def test_a_copy_of_the_same_image_is_listed_not_reviewed_twice(tmp_path: Path) -> None:
+    cases = make_cases(3)
+    copy = Case(cases[1].image_id, "Case 0009", SHAPE, path=tmp_path / "copy.dcm")
+    session = ReviewSession(tmp_path / "study", [*cases, copy], data_dir=tmp_path / "data")
+    assert len(session) == 3 and session.duplicates == [copy]
+    assert session.case(cases[1].image_id) is cases[1]

@@ -58,12 +58,16 @@ class ReviewSession:
         `data_dir` overrides the per-user data directory (tests, portable installs).
         """
         self.folder = Path(folder)
-        self.cases: list[Case] = list(cases)
+        self.cases: list[Case] = []
+        # Copies of an image already in the session (same SOPInstanceUID): listed, not reviewed twice.
+        self.duplicates: list[Case] = []
         self._by_id: dict[str, Case] = {}
-        for case in self.cases:
+        for case in cases:
             if case.image_id in self._by_id:
-                raise ValueError(f"{case.path}: the same image ({case.image_id}) appears twice in {self.folder}")
-            self._by_id[case.image_id] = case
+                self.duplicates.append(case)
+            else:
+                self._by_id[case.image_id] = case
+                self.cases.append(case)
         self.store = SessionStore(self.folder, data_dir)
         self.case_changed: Callbacks[[Case, CaseChange]] = Callbacks()
         self.save_failed: Callbacks[[SessionSaveError]] = Callbacks()

@@ -156,16 +156,16 @@ def _write_and_verify_csv(folder: Path, image_id: str, mask: np.ndarray) -> Path
 
 
 def _check_qt() -> str:
-    """Qt starts offscreen, renders the app icon, and the UI module imports (no window is shown)."""
+    """Qt starts offscreen, renders the app icon, and the main window's modules import (no window is shown)."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6 import __version__ as pyside_version
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    import pneumoviewer.ui.app  # noqa: F401 (the bundle must carry the UI and its imports)
+    import pneumoviewer.ui.main_window  # noqa: F401 (the bundle must carry the whole UI and its imports)
 
     _app = QApplication.instance() or QApplication([sys.argv[0]])
     for path in (icon_path(), icon_path(16)):
         if QIcon(str(path)).pixmap(32, 32).isNull():
             raise SelfTestError(path, "Qt could not draw the application icon (image plugins missing?)")
-    return f"PySide6 {pyside_version} offscreen, icon (SVG + PNG) drawn, UI module imported"
+    return f"PySide6 {pyside_version} offscreen, icon (SVG + PNG) drawn, main window module imported"

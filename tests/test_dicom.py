@@ -309,3 +309,26 @@ def test_unlabelled_files_with_nonstandard_uids_load_quietly(data_dir: Path, rec
     assert all(m.sop_instance_uid == m.path.stem and m.sop_instance_uid.startswith("ID_") for m in scan.images)
     assert load_dicom(scan.images[0].path).pixels.shape == (1024, 1024)
     assert not [w for w in recwarn if "pydicom" in w.filename]  # invalid-VR warnings are not printed
+
+
+_PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # MIT-licensed, shipped with pydicom
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+     "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_padded.dcm"],
+)
+@pytest.mark.filterwarnings("ignore:The pixel data is 8320 bytes long")  # pydicom notes the padding
+def test_other_transfer_syntaxes_decode_to_the_same_pixels(name: str) -> None:
+    reference = load_dicom(_PYDICOM_FILES / "MR_small.dcm")
+    image = load_dicom(_PYDICOM_FILES / name)
+    np.testing.assert_array_equal(image.raw, reference.raw)
+    assert image.window == reference.window == (600.0, 1600.0)
+
+
+def test_jpeg_extended_12_bit_with_padding_after_the_end_marker() -> None:
+    image = load_dicom(_PYDICOM_FILES / "JPGExtended.dcm")  # its frame ends FF D9 FF
+    assert image.raw.shape == (1024, 256) and image.metadata.bits_stored == 12
+    assert image.metadata.transfer_syntax == "1.2.840.10008.1.2.4.51"
+    assert 0 < image.raw.max() < 2**12

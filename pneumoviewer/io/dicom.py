@@ -261,10 +261,10 @@ def _check_pixel_data(path: Path, dataset: Dataset, metadata: DicomMetadata) -> 
     if not frame:
         raise DicomError(path, "has no pixel data (the compressed frame is empty)")
     if frame[:2] == b"\xff\xd8" or frame[:2] == b"\xff\x4f":
-        # JPEG and JPEG 2000 codestreams end with an end marker (FFD9, then even-length
-        # padding). Decoders fill a cut-short image with grey without complaint, and half an
-        # image must not be shown as a whole one.
-        if frame.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        # JPEG and JPEG 2000 codestreams end with an end marker (FFD9; writers pad after it
+        # with 00 or FF bytes). Decoders fill a cut-short image with grey without complaint,
+        # and half an image must not be shown as a whole one.
+        if not frame.rstrip(b"\x00\xff").endswith(b"\xff\xd9"):
             raise DicomError(path, "the compressed image is cut short (no end marker)")
     encoded_size = _codestream_size(frame)
     if encoded_size is not None and encoded_size != (metadata.rows, metadata.columns):

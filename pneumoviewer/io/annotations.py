@@ -2,9 +2,11 @@
 
 A file is a header `ImageId, EncodedPixels` then one `image_id,rle` row per annotation;
 `-1` means no pneumothorax and an image may have several rows (their union is its mask).
-Writing reproduces the challenge's `train-rle.csv` byte for byte: that header (with its
-space), values without a leading space, CRLF line ends. Reading tolerates spaces around
-values and header names, quotes, LF or CRLF, a UTF-8 byte-order mark and blank lines.
+Writing follows the challenge's own layout: that header (with its space), every
+EncodedPixels value after a space (`id, -1`, as in the organisers' file, so code written for
+it, e.g. comparing with ' -1', keeps working), CRLF line ends. Reading tolerates spaces
+around values and header names, quotes, LF or CRLF, a UTF-8 byte-order mark and blank lines
+(the copy in ../shared/data has no space before its values; both read the same).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def write_annotation_rows(path: str | os.PathLike[str], rows: Iterable[tuple[str
         image_id, encoded = image_id.strip(), encoded.strip()
         if not image_id or any(character in image_id for character in ',"\r\n'):
             raise ValueError(f"not a valid ImageId for an annotation file: {image_id!r}")
-        lines.append(f"{image_id},{encoded}")
+        lines.append(f"{image_id}, {encoded}")
     atomic_write_text(path, _LINE_END.join(lines) + _LINE_END)
 
 

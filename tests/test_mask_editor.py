@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pneumoviewer.review.mask_editor import DirtyRect, EditKind, MaskEditor
 
@@ -209,3 +211,54 @@ def test_misuse_is_refused_clearly(editor: MaskEditor) -> None:
         editor.set_mask(np.zeros((10, 10), dtype=bool))
     with pytest.raises(ValueError, match="bool"):
         MaskEditor(np.zeros((10, 10), dtype=np.uint8))
+
+
+edit_actions = st.lists(
+    st.one_of(
+        # A stroke may switch between brush and eraser midway: each point carries its value.
+        st.tuples(st.just("stroke"), st.lists(st.tuples(st.floats(-5, 70), st.floats(-5, 70), st.booleans()),
+                                              min_size=1, max_size=4), st.floats(0, 6)),
+        st.tuples(st.just("fill"), st.integers(0, 63), st.integers(0, 63), st.booleans()),
+        st.tuples(st.just("clear")),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(edit_actions)
+def test_any_edit_sequence_undoes_to_each_earlier_mask_and_redoes_back(actions: list[tuple]) -> None:
+    editor = MaskEditor(np.zeros((64, 64), dtype=bool))
+    snapshots = [editor.mask.copy()]
+    for action in actions:
+        if action[0] == "stroke":
+            _, points, radius = action
+            editor.begin_stroke()
+            for row, col, value in points:
+                editor.paint(row, col, radius, value)
+            changed = editor.end_stroke()
+        elif action[0] == "fill":
+            changed = editor.fill(action[1], action[2], action[3])
+        else:
+            changed = editor.clear()
+        if changed is not None:
+            snapshots.append(editor.mask.copy())
+    assert editor.undo_depth == len(snapshots) - 1
+    for expected in reversed(snapshots[:-1]):
+        before = editor.mask.copy()
+        rect = editor.undo()
+        assert np.array_equal(editor.mask, expected)
+        assert changed_within(before, editor.mask, rect)
+    for expected in snapshots[1:]:
+        before = editor.mask.copy()
+        rect = editor.redo()
+        assert np.array_equal(editor.mask, expected)
+        assert changed_within(before, editor.mask, rect)
+
+
+def changed_within(before: np.ndarray, after: np.ndarray, rect: DirtyRect) -> bool:
+    """Every pixel that differs lies inside the reported dirty rectangle."""
+    outside = np.ones(before.shape, dtype=bool)
+    outside[rect.slices] = False
+    return not (outside & (before != after)).any()

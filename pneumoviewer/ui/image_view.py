@@ -97,8 +97,10 @@ class CanvasViewBox(pg.ViewBox):
         painting = self.mode in (Mode.BRUSH, Mode.ERASER)
         if button == Qt.MouseButton.LeftButton and painting:
             ev.accept()
-            if ev.isStart():
-                self.sigStrokeStarted.emit(*self._row_col(ev.buttonDownScenePos()))
+            if ev.isStart():  # the drag is recognised a few pixels away: paint from the press point
+                pressed = self._row_col(ev.buttonDownScenePos())
+                self.sigStrokeStarted.emit(*pressed)
+                self.sigStrokeMoved.emit(*pressed)
             self.sigStrokeMoved.emit(*self._row_col(ev.scenePos()))
             if ev.isFinish():
                 self.sigStrokeFinished.emit()

@@ -212,6 +212,8 @@ class MainWindow(QMainWindow):
         if self.session is None:
             return
         self._timings[image_id] = dict(prediction.timings)
+        if not self.status.ai_label.text():
+            self.status.show_ai_state("AI ready")
         try:
             self.session.apply_prediction(image_id, prediction)
         except KeyError:
@@ -229,6 +231,7 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"AI could not process this image: {reason}", 10000)
 
     def _model_failed(self, reason: str) -> None:
+        self.status.show_ai_state("AI unavailable", reason)
         self._warn("AI model unavailable", f"The AI model could not be loaded, so no predictions will be "
                    f"made. Viewing and editing still work.\n\n{reason}")
 

@@ -18,13 +18,16 @@ class StatusBar(QStatusBar):
         self.window_label = QLabel()
         self.window_label.setMinimumWidth(150)
         self.task_label = QLabel()
+        self.ai_label = QLabel()
+        self.ai_label.setObjectName("ai-state")
         self.progress = QProgressBar()
         self.progress.setFixedWidth(220)
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop background work (Esc)")
         self.cancel_button.clicked.connect(self.sigCancelRequested)
-        for widget in (self.pixel_label, self.window_label, self.task_label, self.progress, self.cancel_button):
+        for widget in (self.pixel_label, self.window_label, self.ai_label, self.task_label, self.progress,
+                       self.cancel_button):
             self.addPermanentWidget(widget)
         self.set_idle()
 
@@ -36,6 +39,12 @@ class StatusBar(QStatusBar):
 
     def show_window(self, center: float, width: float) -> None:
         self.window_label.setText(f"W {width:.0f}  L {center:.0f}")
+
+    def show_ai_state(self, text: str, problem: str | None = None) -> None:
+        """A lasting note on the AI (loading, ready, unavailable); `problem` turns it red with the reason."""
+        self.ai_label.setText(text)
+        self.ai_label.setToolTip(problem or "")
+        self.ai_label.setStyleSheet("color: #ff7b72; font-weight: bold;" if problem else "color: #8b949e;")
 
     def show_progress(self, done: int, total: int, description: str) -> None:
         self.task_label.setText(description)

@@ -157,8 +157,9 @@ class WorklistFilter(QSortFilterProxyModel):
         self._statuses: frozenset[str] | None = None
 
     def set_statuses(self, statuses: frozenset[str] | None) -> None:
+        self.beginFilterChange()
         self._statuses = statuses
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         if self._statuses is None:

@@ -1,0 +1,321 @@
+"""The real main window driven as a user would, offscreen, on a small folder of real SIIM DICOMs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from pneumoviewer.io.annotations import read_annotation_masks, read_annotation_rows
+from pneumoviewer.io.rle import RleConvention
+from pneumoviewer.review.case import ReviewStatus
+from pneumoviewer.ui.worklist import SCORE_COLUMN, SORT_ROLE
+
+POSITIVES = 3
+NEGATIVES = 2
+WAIT_MS = 60_000  # generous: CI shares two cores with other jobs
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory: pytest.TempPathFactory, siim_dir: Path, siim_labels_csv: Path) -> Path:
+    """A few real DICOMs (positives and negatives) in nested folders, plus one broken file."""
+    labels: dict[str, bool] = {}
+    with open(siim_labels_csv, newline="") as stream:
+        for image_id, encoded in list(csv.reader(stream))[1:]:
+            labels[image_id.strip()] = labels.get(image_id.strip(), False) or encoded.strip() != "-1"
+    files = {path.stem: path for path in sorted((siim_dir / "dicom-images").rglob("*.dcm"))}
+    positives = [image_id for image_id in files if labels.get(image_id)][:POSITIVES]
+    negatives = [image_id for image_id in files if labels.get(image_id) is False][:NEGATIVES]
+    folder = tmp_path_factory.mktemp("studies")
+    for number, image_id in enumerate(positives + negatives):
+        target = folder / f"study{number}" / f"{image_id}.dcm"
+        target.parent.mkdir()
+        shutil.copyfile(files[image_id], target)
+    (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"truncated")
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Factory for main windows sharing one autosave folder; all are closed (threads stopped) at the end."""
+    from pneumoviewer.model.inference import Predictor
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.main_window import MainWindow
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # recent folders stay in the test
+    application()
+    windows = []
+
+    def make(predictor_factory=None) -> MainWindow:
+        window = MainWindow(
+            predictor_factory=predictor_factory or (lambda: Predictor.cached(random_checkpoint)),
+            data_dir=tmp_path / "sessions",
+        )
+        window.setProperty("quiet", True)
+        qtbot.addWidget(window)
+        window.resize(1400, 900)
+        window.show()
+        qtbot.waitExposed(window)
+        window.activateWindow()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert not window.pool.running()
+
+
+def open_and_wait(qtbot, window, folder: Path) -> None:
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.current_id, timeout=WAIT_MS)
+
+
+def wait_for_predictions(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: all(row.score is not None for row in window.worklist_model.rows()), timeout=WAIT_MS)
+
+
+def viewport_point(window, row: float, col: float) -> QPoint:
+    """Where image pixel (row, col) is on the canvas viewport."""
+    return window.canvas.view.mapViewToDevice(QPointF(col + 0.5, row + 0.5)).toPoint()
+
+
+def drag(viewport, points: list[QPoint], button=Qt.MouseButton.LeftButton) -> None:
+    """Press, move through `points` at a hand's pace (pyqtgraph drops moves under 1/60 s apart), release."""
+    QTest.mousePress(viewport, button, Qt.KeyboardModifier.NoModifier, points[0])
+    for point in points[1:]:
+        QTest.qWait(20)
+        QTest.mouseMove(viewport, point)
+    QTest.qWait(20)
+    QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, points[-1])
+
+
+def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_window, study_folder: Path) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+
+    assert window.worklist_model.rowCount() == POSITIVES + NEGATIVES
+    unreadable = [window.panels.unreadable_list.item(i).text() for i in range(window.panels.unreadable_list.count())]
+    assert len(unreadable) == 1 and "broken.dcm" in unreadable[0]
+    wait_for_predictions(qtbot, window)
+    proxy = window.worklist_filter
+    scores = [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
+    assert scores == sorted(scores, reverse=True)
+    # The metadata panel shows the header of the case on screen.
+    case = window.session.case(window.current_id)
+    assert window.info.case_box.values["Age"].text() == case.patient_age
+    assert "mm" in window.info.case_box.values["Pixel spacing"].text()
+    assert window.info.findings_box.values["AI score"].text() == f"{case.ai_score:.3f}"
+
+
+def test_brush_stroke_with_the_mouse_then_undo_redo_by_keys(qtbot, make_window, study_folder: Path) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    case = window.session.case(window.current_id)
+    assert not case.has_mask_pixels
+
+    QTest.keyClick(window, Qt.Key.Key_B)
+    assert window.case_view.mode.value == "brush"
+    viewport = window.canvas.viewport()
+    points = [viewport_point(window, 500, col) for col in (300, 360, 420, 480)]
+    drag(viewport, points)
+
+    painted = case.mask.copy()
+    assert painted[500, 300:480].all() and not painted[:400].any()
+    assert case.status is ReviewStatus.CORRECTED
+    # The canvas's RGBA buffer shows the stroke: opaque where painted, clear elsewhere.
+    buffer = window.canvas.edit_item.image
+    assert buffer[500, 400, 3] == 255 and buffer[100, 100, 3] == 0
+    qtbot.waitUntil(lambda: window.worklist_model.row(case.image_id).status == "corrected")
+
+    QTest.keySequence(window, "Ctrl+Z")
+    assert not case.mask.any() and window.canvas.edit_item.image[500, 400, 3] == 0
+    QTest.keySequence(window, "Ctrl+Shift+Z")
+    assert np.array_equal(case.mask, painted) and window.canvas.edit_item.image[500, 400, 3] == 255
+
+
+def test_status_keys_counter_filter_and_next_case(qtbot, make_window, study_folder: Path) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    first = window.current_id
+    QTest.keyClick(window, Qt.Key.Key_R)
+    assert window.session.case(first).status is ReviewStatus.REJECTED
+    QTest.keyClick(window, Qt.Key.Key_J)  # next case
+    second = window.current_id
+    assert second != first
+    QTest.keyClick(window, Qt.Key.Key_A)
+    assert window.session.case(second).status is ReviewStatus.ACCEPTED
+    assert window.panels.counter.text().startswith(f"Done 2 / {POSITIVES + NEGATIVES}")
+    QTest.keyClick(window, Qt.Key.Key_K)  # previous case
+    assert window.current_id == first
+    window.panels.status_filter.setCurrentText("To review")
+    assert window.worklist_filter.rowCount() == POSITIVES + NEGATIVES - 2
+
+
+def test_window_level_drag_presets_invert_and_pixel_readout(qtbot, make_window, study_folder: Path) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    canvas = window.canvas
+    default = canvas.window
+    viewport = canvas.viewport()
+    start, end = viewport_point(window, 500, 500), viewport_point(window, 300, 700)
+    drag(viewport, [start, end], Qt.MouseButton.RightButton)
+    center, width = canvas.window
+    assert center > default[0] and width > default[1]  # drag up raises the level, right widens the window
+    QTest.keyClick(window, Qt.Key.Key_1)
+    assert canvas.window == pytest.approx(default)
+    lut_before = canvas.image_item.lut.copy()
+    QTest.keyClick(window, Qt.Key.Key_I)
+    assert canvas.image_item.lut[0] == lut_before[-1]
+    QTest.qWait(50)  # pyqtgraph drops hover moves closer than 1/60 s to the previous one
+    QTest.mouseMove(viewport, viewport_point(window, 10, 20))
+    qtbot.waitUntil(lambda: window.status.pixel_label.text().startswith("x "))
+    # One screen pixel spans more than one image pixel here: the readout is within a pixel of the target.
+    _, x, _, y, _, value = window.status.pixel_label.text().split()
+    assert abs(int(x) - 20) <= 1 and abs(int(y) - 10) <= 1
+    assert float(value) == window._images[window.current_id].raw[int(y), int(x)]
+
+
+def test_start_from_ai_fill_clear_and_heatmap(qtbot, make_window, study_folder: Path) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    case = window.session.case(window.current_id)
+    qtbot.waitUntil(lambda: case.has_ai_result, timeout=WAIT_MS)
+    window.actions["start_from_ai"].trigger()
+    assert np.array_equal(case.mask, case.ai_mask)
+    window.actions["clear_mask"].trigger()
+    assert not case.mask.any()
+    # Draw a closed ring with the brush, then fill its inside with one click.
+    window.actions["mode_brush"].trigger()
+    window.tools.brush_slider.setValue(0)
+    viewport = window.canvas.viewport()
+    ring = [viewport_point(window, 400 + 100 * np.sin(t), 400 + 100 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
+    drag(viewport, ring)
+    assert not case.mask[400, 400]
+    window.actions["mode_fill"].trigger()
+    QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, viewport_point(window, 400, 400))
+    assert case.mask[400, 400] and not case.mask[200, 200]
+    assert window.info.findings_box.values["Mask lesions"].text() == "1"
+
+    QTest.keyClick(window, Qt.Key.Key_G)
+    qtbot.waitUntil(lambda: window.canvas.heatmap_item.image is not None, timeout=WAIT_MS)
+    heatmap = window.canvas.heatmap_item.image
+    assert heatmap.shape == case.shape and 0 <= heatmap.min() and heatmap.max() <= 1
+    assert window.canvas.colour_bar.isVisible()
+
+
+def test_export_csv_and_png_then_import(qtbot, make_window, study_folder: Path, tmp_path: Path) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    case = window.session.case(window.current_id)
+    case.editor.begin_stroke()
+    case.editor.paint([300, 320], [300, 340], 12)
+    case.editor.end_stroke()  # corrected
+    QTest.keyClick(window, Qt.Key.Key_J)
+    rejected = window.current_id
+    QTest.keyClick(window, Qt.Key.Key_R)
+
+    target = tmp_path / "out" / "annotations.csv"
+    target.parent.mkdir()
+    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+        window.export_csv(target, RleConvention.ABSOLUTE)
+    rows = read_annotation_rows(target)
+    assert {image_id for image_id, _ in rows} == {case.image_id, rejected}
+    assert (rejected, "-1") in rows
+    masks = read_annotation_masks(target, case.shape, RleConvention.ABSOLUTE)
+    assert np.array_equal(masks[case.image_id], case.mask)
+
+    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+        window.export_pngs(tmp_path / "pngs")
+    assert sorted(path.stem for path in (tmp_path / "pngs").glob("*.png")) == sorted([case.image_id, rejected])
+
+    other = window.session.cases[-1] if window.session.cases[-1] is not case else window.session.cases[0]
+    imported = tmp_path / "import.csv"
+    imported.write_text(f"ImageId,EncodedPixels\n{other.image_id},{1024 * 10 + 10} 20\n")
+    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+        window.import_csv(imported)
+    qtbot.waitUntil(lambda: other.has_mask_pixels)
+    assert other.mask.sum() == 20
+    assert window.worklist_model.row(other.image_id).area_cm2 is None or other.status is ReviewStatus.UNREVIEWED
+
+
+def test_a_second_window_on_the_same_folder_sees_the_edits(qtbot, make_window, study_folder: Path) -> None:
+    first = make_window()
+    open_and_wait(qtbot, first, study_folder)
+    image_id = first.current_id
+    QTest.keyClick(first, Qt.Key.Key_B)
+    viewport = first.canvas.viewport()
+    start, end = viewport_point(first, 600, 600), viewport_point(first, 650, 650)
+    drag(viewport, [start, end])
+    edited = first.session.case(image_id).mask.copy()
+    assert edited.any()
+
+    second = make_window()  # while the first is still open, as after a crash of the first
+    open_and_wait(qtbot, second, study_folder)
+    restored = second.session.case(image_id)
+    assert restored.status is ReviewStatus.CORRECTED and np.array_equal(restored.mask, edited)
+    assert second.worklist_model.row(image_id).status == "corrected"
+
+
+def test_edits_survive_a_sigkill(qtbot, make_window, study_folder: Path, random_checkpoint: Path, tmp_path: Path) -> None:
+    """A real process is killed with SIGKILL right after an edit; reopening restores the edit."""
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from PySide6.QtCore import QTimer
+        from pneumoviewer.model.inference import Predictor
+        from pneumoviewer.review.case import ReviewStatus
+        from pneumoviewer.ui.app import application
+        from pneumoviewer.ui.main_window import MainWindow
+        app = application()
+        window = MainWindow(lambda: Predictor.cached(Path({str(random_checkpoint)!r})), Path({str(tmp_path / "sessions")!r}))
+        window.setProperty("quiet", True)
+        window.show()
+        def edit():
+            case = window.session.case(window.current_id)
+            case.editor.begin_stroke(); case.editor.paint([200, 240], [200, 260], 10); case.editor.end_stroke()
+            window.set_status(ReviewStatus.CORRECTED)
+            print("EDITED", case.image_id, int(case.mask.sum()), flush=True)
+        window.sigSessionOpened.connect(lambda: QTimer.singleShot(0, edit))
+        window.open_paths([Path({str(study_folder)!r})])
+        app.exec()
+    """)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("EDITED"), line
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(30)
+    _, image_id, pixels = line.split()
+
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    case = window.session.case(image_id)
+    assert case.status is ReviewStatus.CORRECTED and int(case.mask.sum()) == int(pixels)
+
+
+def test_the_ai_failing_to_load_leaves_viewing_and_editing_working(qtbot, make_window, study_folder: Path) -> None:
+    def broken_model():
+        raise RuntimeError("resources/models/default.safetensors: the model file is missing")
+
+    window = make_window(broken_model)
+    open_and_wait(qtbot, window, study_folder)
+    qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
+    assert window.status.ai_label.text() == "AI unavailable"
+    assert "model file is missing" in window.status.ai_label.toolTip()
+    QTest.keyClick(window, Qt.Key.Key_R)
+    assert window.session.case(window.current_id).status is ReviewStatus.REJECTED

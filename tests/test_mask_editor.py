@@ -236,7 +236,12 @@ def test_any_edit_sequence_undoes_to_each_earlier_mask_and_redoes_back(actions: 
             _, points, radius = action
             editor.begin_stroke()
             for row, col, value in points:
-                editor.paint(row, col, radius, value)
+                before = editor.mask.copy()
+                rect = editor.paint(row, col, radius, value)
+                if rect is None:
+                    assert np.array_equal(before, editor.mask)
+                else:
+                    assert changed_within(before, editor.mask, rect)
             changed = editor.end_stroke()
         elif action[0] == "fill":
             changed = editor.fill(action[1], action[2], action[3])

@@ -111,6 +111,153 @@ def _cmd_self_test(args: argparse.Namespace) -> int:
 _SUBCOMMANDS.append(_register_self_test)
 
 
+def _register_predict(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict pneumothorax masks and triage scores for radiographs, headless",
+        description="Run the model on DICOM files or folders (searched recursively; PNG/JPEG files may be "
+        "named directly). Writes the masks in the SIIM-ACR CSV format (ImageId = SOPInstanceUID, one row "
+        "per lesion, -1 = none) and the triage scores, highest first. Unreadable files are reported and "
+        "skipped; the exit status is non-zero only when nothing could be predicted.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM/PNG/JPEG files or folders")
+    parser.add_argument("--out", type=Path, required=True, help="masks CSV to write (ImageId,EncodedPixels)")
+    parser.add_argument("--model", type=Path, help="model weights (.safetensors with its .json card; default: bundled)")
+    parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
+                        help="RLE convention: the challenge's relative starts (default) or 1-based absolute starts")
+    parser.add_argument("--scores", type=Path,
+                        help="scores CSV (ImageId,score,call,lesions,area_px,area_mm2,file; default: OUT-scores.csv)")
+    parser.add_argument("--cam-dir", type=Path, help="write each image's Grad-CAM heat as a grey PNG here")
+    parser.add_argument("--overlay-dir", type=Path, help="write each image with mask outline and heat as a PNG here")
+    _add_setting_arguments(parser)
+    parser.set_defaults(handler=_cmd_predict)
+
+
+def _add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", action="store_true", help="also predict the mirrored image and average (2x slower)")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one of the model card's inference settings, e.g. mask_threshold=0.3 "
+                        "(presence_threshold, presence_min_pixels, mask_threshold, min_lesion_area_px, "
+                        "presence_head_weight, tta); repeatable")
+
+
+def _setting_overrides(args: argparse.Namespace) -> dict:
+    from pneumoviewer.model.batch import parse_setting_overrides
+
+    overrides = parse_setting_overrides(args.setting)
+    if args.tta:
+        overrides["tta"] = True
+    return overrides
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.model.batch_predict import run_predict
+
+    try:
+        overrides = _setting_overrides(args)
+    except ValueError as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 2
+    return run_predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
+                       scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides)
+
+
+_SUBCOMMANDS.append(_register_predict)
+
+
+def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score the model on labelled DICOMs against the all-empty baseline",
+        description="Predict every labelled DICOM under --images (recursive) and report the challenge score "
+        "(mean Dice) beside the all-empty baseline on the same images, the presence confusion matrix, "
+        "sensitivity, specificity, ROC AUC of the triage score and the latency per image. Images without a "
+        "label row are skipped with a note.",
+    )
+    parser.add_argument("--labels", type=Path, required=True, help="labels CSV in the SIIM-ACR format (train-rle.csv)")
+    parser.add_argument("--images", type=Path, required=True, help="folder of DICOMs, searched recursively")
+    parser.add_argument("--model", type=Path, help="model weights (.safetensors with its .json card; default: bundled)")
+    parser.add_argument("--ids", type=Path, help="evaluate only these ImageIds: a text file (one per line), a JSON "
+                        "list, or a model card .json (its recorded validation split)")
+    parser.add_argument("--json", type=Path, dest="json_out", help="also write the figures and per-image results here")
+    _add_setting_arguments(parser)
+    parser.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pneumoviewer.model.batch_evaluate import run_evaluate
+
+    try:
+        overrides = _setting_overrides(args)
+    except ValueError as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 2
+    return run_evaluate(args.labels, args.images, model=args.model, ids_file=args.ids, json_out=args.json_out,
+                        overrides=overrides)
+
+
+_SUBCOMMANDS.append(_register_evaluate)
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a pneumothorax model on labelled radiographs (SIIM-ACR train-rle.csv format)",
+        description="Train the U-Net with presence head. Images are found recursively in --images as "
+        "<ImageId>.dcm/.png/.jpg. Validation images are drawn from --labels only (a stratified, seeded split), "
+        "never from the extra set. Writes OUT/last and OUT/best after every epoch, then OUT/model "
+        "(.safetensors + .json model card, settings tuned on the validation split).",
+    )
+    parser.add_argument("--labels", type=Path, required=True, help="train-rle.csv of the primary (DICOM) images")
+    parser.add_argument("--images", type=Path, required=True, help="folder holding the primary images")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, cache)")
+    parser.add_argument("--extra-labels", type=Path, help="train-rle.csv of extra training-only images")
+    parser.add_argument("--extra-images", type=Path, help="folder holding the extra images")
+    parser.add_argument("--encoder-weights", type=Path,
+                        help="ImageNet MobileNetV2 weights (.safetensors, torchvision layout) to start the encoder from")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--input-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training images")
+    parser.add_argument("--validation-fraction", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=2019)
+    parser.add_argument("--cache-dir", type=Path, help="decoded-image cache (default: OUT/cache)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last after its last finished epoch")
+    parser.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pneumoviewer.io.annotations import AnnotationError
+    from pneumoviewer.io.dicom import DicomError
+    from pneumoviewer.model.checkpoint import CheckpointError
+    from pneumoviewer.model.data import TrainingDataError
+    from pneumoviewer.model.train import TrainingOptions, train
+
+    options = TrainingOptions(
+        labels=args.labels, images=args.images, out=args.out, extra_labels=args.extra_labels,
+        extra_images=args.extra_images, encoder_weights=args.encoder_weights, epochs=args.epochs,
+        input_size=args.input_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        steps_per_epoch=args.steps_per_epoch, validation_fraction=args.validation_fraction, seed=args.seed,
+        cache_dir=args.cache_dir, threads=args.threads, resume=args.resume,
+    )
+    try:
+        model = train(options)
+    except (AnnotationError, DicomError, CheckpointError, TrainingDataError) as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as error:
+        print(f"pneumoviewer: {error.filename}: file not found", file=sys.stderr)
+        return 1
+    print(f"model written to {model}.safetensors (+ .json card)")
+    return 0
+
+
+_SUBCOMMANDS.append(_register_train)
+
+
 def _register_info(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "info",
@@ -217,6 +364,65 @@ def _cmd_convert_rle(args: argparse.Namespace) -> int:
 
 
 _SUBCOMMANDS.append(_register_convert_rle)
+
+
+def _register_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a folder's reviewed annotations (as saved by the app) to a SIIM-ACR CSV and/or PNG masks",
+        description="Read the review session the app autosaved for FOLDER (statuses and corrected masks) and "
+        "write it as a challenge-format CSV (ImageId, EncodedPixels; one row per lesion, -1 = none or rejected) "
+        "and/or one 0/255 PNG mask per image. Reviewed cases only, unless --all.",
+    )
+    parser.add_argument("folder", type=Path, metavar="FOLDER", help="the folder of DICOMs that was reviewed")
+    parser.add_argument("--out", type=Path, help="annotation CSV to write")
+    parser.add_argument("--pngs", type=Path, metavar="DIR", help="folder for one PNG mask per image")
+    parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
+                        help="RLE convention: the challenge's relative starts (default) or 1-based absolute starts")
+    parser.add_argument("--all", action="store_true", help="include unreviewed cases with their current mask")
+    parser.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pneumoviewer.io.dicom import DicomError, scan_folder
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.review.export import ExportError, ExportScope, cases_to_export, export_csv, export_pngs
+    from pneumoviewer.review.session import ReviewSession
+
+    if args.out is None and args.pngs is None:
+        print("pneumoviewer: export: give --out CSV and/or --pngs DIR", file=sys.stderr)
+        return 2
+    try:
+        scan = scan_folder(args.folder)
+    except DicomError as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 1
+    for problem in scan.unreadable:
+        print(f"pneumoviewer: {problem} (skipped)", file=sys.stderr)
+    session = ReviewSession.from_metadata(args.folder, scan.images)
+    for problem in session.restore_problems:
+        print(f"pneumoviewer: {problem}", file=sys.stderr)
+    scope = ExportScope.ALL if args.all else ExportScope.REVIEWED
+    counts = ", ".join(f"{count} {status.value}" for status, count in session.status_counts().items() if count)
+    print(f"{args.folder}: {len(session)} images ({counts or 'none'})")
+    try:
+        if args.out is not None:
+            with tqdm(total=len(cases_to_export(session.cases, scope)), desc="CSV", unit="image") as bar:
+                summary = export_csv(session.cases, args.out, RleConvention(args.rle), scope,
+                                     progress=lambda done, _total: bar.update(done - bar.n))
+            print(f"{summary.path}: {summary.images} images, {summary.positive} with pneumothorax ({args.rle} RLE)")
+        if args.pngs is not None:
+            summary = export_pngs(session.cases, args.pngs, scope)
+            print(f"{summary.path}: {summary.images} PNG masks, {summary.positive} with pneumothorax")
+    except ExportError as error:
+        print(f"pneumoviewer: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+_SUBCOMMANDS.append(_register_export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,7 +104,7 @@ def bench_dicom(quick: bool) -> None:
           f"total {sum(times):.1f} s")
     for path in sorted((DATA / "edge").glob("*.dcm")):
         image = load_dicom(path)
-        seconds = median_seconds(lambda: load_dicom(path), 1 if quick else 5)
+        seconds = median_seconds(lambda path=path: load_dicom(path), 1 if quick else 5)
         print(f"  {path.name} ({image.metadata.rows}x{image.metadata.columns}): {seconds * 1e3:.1f} ms")
 
 

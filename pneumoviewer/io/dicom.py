@@ -21,6 +21,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels import apply_modality_lut
+from pydicom.uid import JPEGBaseline8Bit
 
 # The largest single radiographs (full-field mammography, long-leg stitches) are around
 # 25 megapixels; anything beyond these limits is a damaged or hostile header.
@@ -100,6 +101,10 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
     path = Path(path)
     dataset, metadata = _read_dataset(path, with_pixels=True)
     _check_pixel_data(path, dataset, metadata)
+    if metadata.transfer_syntax == JPEGBaseline8Bit:
+        # Pillow (libjpeg-turbo) decodes these 2-3x faster than pylibjpeg, and it is the decoder
+        # of the PNG/JPEG training images too: both sources then come out of the same code.
+        dataset.pixel_array_options(decoding_plugin="pillow")
     try:
         stored = dataset.pixel_array
         raw = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
@@ -292,7 +297,8 @@ def _codestream_size(frame: bytes) -> tuple[int, int] | None:
         length = struct.unpack(">H", frame[position + 2 : position + 4])[0]
         # Start-of-frame markers (C0-CF except DHT C4, JPG C8, DAC CC) and JPEG-LS SOF55 (F7).
         if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
-            return struct.unpack(">HH", frame[position + 5 : position + 9])
+            rows, columns = struct.unpack(">HH", frame[position + 5 : position + 9])
+            return (rows, columns) if rows else None  # 0 rows: the height comes later (DNL marker)
         position += 2 + length
     return None
 

@@ -67,7 +67,7 @@ def try_onnx_network(
         if not model_file.is_file():
             _export(network, input_shape, model_file)
         return OnnxNetwork(model_file, threads=torch.get_num_threads())
-    except Exception as error:  # exporter/runtime errors have many types; PyTorch still works
+    except Exception as error:  # noqa: BLE001 (exporter/runtime errors have many types; PyTorch still works)
         _LOG.warning("ONNX Runtime not used for %s (%s: %s); using PyTorch", weights_file, type(error).__name__, error)
         return None
 

@@ -1,0 +1,172 @@
+"""The headless loop over many radiographs, shared by `pneumoviewer predict` and `evaluate`.
+
+Files are found (folders recursively, DICOM by content), loaded one ahead in a background thread
+so decoding overlaps the network, predicted, and yielded one by one; a file that cannot be read or
+predicted is yielded as `Skipped` with its reason and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pneumoviewer.io.dicom import DicomError, DicomImage, scan_folder
+from pneumoviewer.io.images import load_radiograph
+from pneumoviewer.model.cam import grad_cam
+from pneumoviewer.model.checkpoint import CheckpointError
+from pneumoviewer.model.inference import Prediction, Predictor
+from pneumoviewer.model.postprocess import InferenceSettings
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    image_id: str | None  # from the folder scan's header read; None for files named directly
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Predicted:
+    path: Path
+    image: DicomImage
+    prediction: Prediction
+    heat: np.ndarray | None  # Grad-CAM, when asked for
+    timings: dict[str, float]  # load, pre, network, post (and cam): seconds
+
+    @property
+    def image_id(self) -> str:
+        return self.image.metadata.sop_instance_uid
+
+
+def collect_images(paths: Sequence[Path]) -> tuple[list[ImageFile], list[Skipped]]:
+    """Files named directly (DICOM, PNG or JPEG) and every DICOM under the folders named.
+
+    Each file appears once, in the order given (folders sorted by path). Unreadable DICOMs found
+    in folders and paths that do not exist come back as `Skipped`.
+    """
+    files: list[ImageFile] = []
+    skipped: list[Skipped] = []
+    seen: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            scan = scan_folder(path)
+            found = [ImageFile(header.path, header.sop_instance_uid) for header in scan.images]
+            skipped.extend(Skipped(error.path, error.reason) for error in scan.unreadable)
+        elif path.is_file():
+            found = [ImageFile(path, None)]
+        else:
+            skipped.append(Skipped(path, "no such file or folder"))
+            continue
+        for image_file in found:
+            key = image_file.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(image_file)
+    return files, skipped
+
+
+def open_predictor(model: Path | None) -> Predictor:
+    """The model named on the command line, else the bundled one. Raises CheckpointError."""
+    return Predictor.cached(model) if model is not None else Predictor.default()
+
+
+def request_settings(predictor: Predictor, overrides: Mapping[str, Any]) -> InferenceSettings:
+    """The model card's settings with this run's overrides. Raises ValueError naming a bad one."""
+    return InferenceSettings.from_dict({**predictor.settings.to_dict(), **overrides})
+
+
+def parse_setting_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings from `--setting` to a dict of JSON-ish values (true/false, numbers)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--setting expects KEY=VALUE, got {pair!r}")
+        lowered = text.strip().lower()
+        overrides[key.strip()] = {"true": True, "false": False}.get(lowered, text.strip())
+    return overrides
+
+
+def predict_files(
+    predictor: Predictor,
+    files: Sequence[ImageFile],
+    settings: InferenceSettings,
+    with_cam: bool = False,
+) -> Iterator[Predicted | Skipped]:
+    """Predict each file in turn, yielding its result or the reason it was skipped."""
+    if not files:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pneumoviewer-load") as loader:
+        upcoming: Future = loader.submit(_timed_load, files[0].path)
+        for index, image_file in enumerate(files):
+            current = upcoming
+            if index + 1 < len(files):
+                upcoming = loader.submit(_timed_load, files[index + 1].path)
+            yield _predict_one(predictor, image_file.path, current, settings, with_cam)
+
+
+def _predict_one(
+    predictor: Predictor, path: Path, loading: Future, settings: InferenceSettings, with_cam: bool
+) -> Predicted | Skipped:
+    try:
+        image, load_seconds = loading.result()
+        prediction = predictor.predict(image.pixels, settings=settings)
+        timings = {"load": load_seconds, **prediction.timings}
+        heat = None
+        if with_cam:
+            started = time.perf_counter()
+            heat = grad_cam(predictor, image.pixels, target_mask=prediction.mask)
+            timings["cam"] = time.perf_counter() - started
+    except (DicomError, CheckpointError) as error:
+        return Skipped(path, error.reason)
+    except Exception as error:  # noqa: BLE001 (one odd file, or a bug it triggers, must not end a long run)
+        return Skipped(path, f"could not be predicted ({type(error).__name__}: {error})")
+    return Predicted(path, image, prediction, heat, timings)
+
+
+def _timed_load(path: Path) -> tuple[DicomImage, float]:
+    started = time.perf_counter()
+    image = load_radiograph(path)
+    return image, time.perf_counter() - started
+
+
+def latency_summary(totals: Sequence[float]) -> dict[str, float]:
+    """Mean / median / 95th percentile of per-image seconds (load + pre + network + post)."""
+    values = np.asarray(totals, dtype=np.float64)
+    if values.size == 0:
+        return {}
+    return {
+        "mean_s": float(values.mean()),
+        "median_s": float(np.median(values)),
+        "p95_s": float(np.percentile(values, 95)),
+    }
+
+
+def report_skipped(problem: Skipped, progress: tqdm | None = None) -> None:
+    """`pneumoviewer: <file>: <reason>` on stderr, without breaking a progress bar."""
+    message = f"pneumoviewer: {problem}"
+    if progress is not None:
+        progress.write(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)
+
+
+def fail(message: str) -> int:
+    print(f"pneumoviewer: {message}", file=sys.stderr)
+    return 1

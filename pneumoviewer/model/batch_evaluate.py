@@ -1,0 +1,234 @@
+"""`pneumoviewer evaluate`: the model against labelled DICOMs, next to the all-empty baseline.
+
+The challenge score (mean per-image Dice, empty-on-empty = 1) is only meaningful beside what
+predicting "no pneumothorax" everywhere scores on the same images (the share of negatives), so both
+are always reported, with the presence confusion matrix, sensitivity, specificity, ROC AUC of the
+triage score, and the latency per image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pneumoviewer import metrics
+from pneumoviewer.io.annotations import (
+    AnnotationError,
+    atomic_write_text,
+    read_annotation_rows,
+)
+from pneumoviewer.io.rle import EMPTY, RleError, decode
+from pneumoviewer.model.batch import (
+    ImageFile,
+    Predicted,
+    Skipped,
+    collect_images,
+    fail,
+    latency_summary,
+    open_predictor,
+    predict_files,
+    report_skipped,
+    request_settings,
+)
+from pneumoviewer.model.checkpoint import CheckpointError
+from pneumoviewer.model.inference import Predictor
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    image_id: str
+    score: float
+    truth_positive: bool
+    called_positive: bool
+    dice: float
+    seconds: float  # load + pre + network + post
+
+
+def read_id_list(path: Path) -> set[str]:
+    """ImageIds from a text file (one per line), a JSON list, or a model card's validation split."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the list of ImageIds ({error})") from None
+    if path.suffix.lower() != ".json":
+        return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if isinstance(values, dict):  # a model card: its recorded validation split
+        values = values.get("training", {}).get("split", {}).get("validation_ids")
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{path}: expected a JSON list of ImageIds or a model card with training.split.validation_ids")
+    return set(values)
+
+
+def run_evaluate(
+    labels: Path,
+    images: Path,
+    model: Path | None = None,
+    ids_file: Path | None = None,
+    json_out: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> int:
+    """The whole `evaluate` command; returns the exit status."""
+    try:
+        predictor = open_predictor(model)
+        settings = request_settings(predictor, overrides or {})
+        truth_rows = _rows_by_image(labels)
+        wanted = read_id_list(ids_file) if ids_file is not None else None
+    except (CheckpointError, AnnotationError) as error:
+        return fail(str(error))
+    except ValueError as error:
+        return fail(str(error))
+    if not images.is_dir():
+        return fail(f"{images}: is not a folder")
+    files, skipped = collect_images([images])
+    for problem in skipped:
+        report_skipped(problem)
+    selected = [f for f in files if f.image_id in truth_rows and (wanted is None or f.image_id in wanted)]
+    _print_selection_notes(files, selected, truth_rows, wanted, images)
+    if not selected:
+        return fail(f"no labelled images to evaluate under {images}")
+
+    scores: list[ImageScore] = []
+    progress = tqdm(total=len(selected), unit="image", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
+    with progress:
+        for result in predict_files(predictor, selected, settings):
+            progress.update()
+            if isinstance(result, Predicted):
+                result = _score(result, truth_rows[result.image_id], labels)
+            if isinstance(result, Skipped):
+                skipped.append(result)
+                report_skipped(result, progress)
+            else:
+                scores.append(result)
+    if not scores:
+        return fail("no image could be evaluated")
+    summary = _summary(scores, predictor, settings.to_dict(), labels, images, ids_file, skipped)
+    print(format_summary(summary))
+    if json_out is not None:
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(json_out, json.dumps(_json_safe(summary), indent=2) + "\n")
+        except OSError as error:
+            return fail(f"{error.filename or json_out}: could not be written ({error.strerror or error})")
+        print(f"\nFigures and per-image results: {json_out}")
+    return 0
+
+
+def _rows_by_image(labels: Path) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = defaultdict(list)
+    for image_id, encoded in read_annotation_rows(labels):
+        rows[image_id].append(encoded)
+    return dict(rows)
+
+
+def _print_selection_notes(
+    files: list[ImageFile], selected: list[ImageFile], truth_rows: Mapping[str, list[str]],
+    wanted: set[str] | None, images: Path,
+) -> None:
+    unlabelled = [f for f in files if f.image_id not in truth_rows]
+    if unlabelled:
+        print(f"note: {len(unlabelled)} image(s) under {images} have no label row and are skipped "
+              f"(e.g. {unlabelled[0].path})", file=sys.stderr)
+    if wanted is not None:
+        found = {f.image_id for f in files}
+        outside = sum(1 for f in files if f.image_id in truth_rows and f.image_id not in wanted)
+        missing = len(wanted - found)
+        print(f"note: restricted to {len(selected)} listed image(s); {outside} labelled image(s) not listed"
+              + (f"; {missing} listed ImageId(s) not found under {images}" if missing else ""), file=sys.stderr)
+
+
+def _score(result: Predicted, encodings: list[str], labels: Path) -> ImageScore | Skipped:
+    mask = result.prediction.mask
+    truth = np.zeros(mask.shape, dtype=bool)
+    try:
+        for encoded in encodings:
+            if encoded != EMPTY:
+                truth |= decode(encoded, mask.shape)
+    except RleError as error:
+        return Skipped(result.path, f"its label in {labels} does not fit a {mask.shape[1]}x{mask.shape[0]} image "
+                       f"({error.reason})")
+    return ImageScore(
+        result.image_id, result.prediction.score, bool(truth.any()), bool(mask.any()),
+        metrics.dice(mask, truth), sum(v for k, v in result.timings.items() if k != "cam"),
+    )
+
+
+def _summary(
+    scores: list[ImageScore], predictor: Predictor, settings: dict[str, Any], labels: Path, images: Path,
+    ids_file: Path | None, skipped: list[Skipped],
+) -> dict[str, Any]:
+    truth = [s.truth_positive for s in scores]
+    called = [s.called_positive for s in scores]
+    confusion = metrics.presence_confusion(called, truth)
+    positive_dice = [s.dice for s in scores if s.truth_positive]
+    challenge = float(np.mean([s.dice for s in scores]))
+    baseline = float(np.mean([not t for t in truth]))  # Dice of an empty mask: 1 on negatives, 0 on positives
+    return {
+        "model": str(predictor.checkpoint),
+        "runtime": predictor.runtime,
+        "settings": settings,
+        "labels": str(labels),
+        "images": str(images),
+        "ids_file": None if ids_file is None else str(ids_file),
+        "images_evaluated": len(scores),
+        "positive_images": int(sum(truth)),
+        "challenge_score": challenge,
+        "all_empty_baseline": baseline,
+        "improvement_over_baseline": challenge - baseline,
+        "mean_dice_on_positive_images": float(np.mean(positive_dice)) if positive_dice else math.nan,
+        "confusion": asdict(confusion),
+        "sensitivity": confusion.sensitivity,
+        "specificity": confusion.specificity,
+        "roc_auc": metrics.roc_auc([s.score for s in scores], truth),
+        "latency": {**latency_summary([s.seconds for s in scores]), "model_load_s": predictor.load_seconds},
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+        "per_image": [asdict(s) for s in scores],
+    }
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The figures as a table a person reads."""
+    confusion = summary["confusion"]
+    latency = summary["latency"]
+    tta = "on" if summary["settings"].get("tta") else "off"
+    return "\n".join([
+        (f"Evaluated {summary['images_evaluated']} image(s), {summary['positive_images']} with pneumothorax; "
+         f"model {Path(summary['model']).name} ({summary['runtime']}), TTA {tta}"),
+        "",
+        f"{'':34}{'model':>9}{'all-empty':>11}",
+        f"{'challenge score (mean Dice)':34}{summary['challenge_score']:>9.4f}{summary['all_empty_baseline']:>11.4f}",
+        f"{'mean Dice on positive images':34}{summary['mean_dice_on_positive_images']:>9.4f}{0.0:>11.4f}",
+        "",
+        f"{'presence calls':22}{'truth +':>9}{'truth -':>9}",
+        f"{'  called positive':22}{confusion['true_positive']:>9}{confusion['false_positive']:>9}",
+        f"{'  called negative':22}{confusion['false_negative']:>9}{confusion['true_negative']:>9}",
+        (f"sensitivity {summary['sensitivity']:.3f}   specificity {summary['specificity']:.3f}   "
+         f"ROC AUC of the score {summary['roc_auc']:.3f}"),
+        "",
+        (f"latency per image (load + inference): mean {latency['mean_s']:.3f} s, "
+         f"median {latency['median_s']:.3f} s, 95th percentile {latency['p95_s']:.3f} s; "
+         f"model load {latency['model_load_s']:.2f} s"),
+    ])
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (undefined sensitivity, AUC with one class) becomes null: strict JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.uid import JPEG2000Lossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
 from pneumoviewer.io.dicom import (
     DicomError,
@@ -20,6 +20,7 @@ from pneumoviewer.io.dicom import (
     read_header,
     scan_folder,
 )
+from jpeg_lossless import encode_jpeg_lossless  # tests/jpeg_lossless.py
 
 MONOCHROME1_SOURCE_UID = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -117,6 +118,21 @@ def test_lossless_encodings_decode_to_the_same_pixels(siim_file: Path, tmp_path:
     compressed = load_dicom(tmp_path / "compressed.dcm")
     assert compressed.metadata.transfer_syntax == transfer_syntax
     np.testing.assert_array_equal(compressed.raw, load_dicom(native).raw)
+
+
+@pytest.mark.parametrize("bits_stored", [8, 12])
+def test_jpeg_lossless_decodes_exactly(siim_file: Path, tmp_path: Path, bits_stored: int) -> None:
+    crop = pydicom.dcmread(siim_file).pixel_array[400:464, 300:348].astype(np.uint16) << (bits_stored - 8)
+    dataset = pydicom.dcmread(siim_file)
+    dataset.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    dataset.Rows, dataset.Columns = crop.shape
+    dataset.BitsAllocated = 8 if bits_stored == 8 else 16
+    dataset.BitsStored, dataset.HighBit = bits_stored, bits_stored - 1
+    dataset.PixelData = pydicom.encaps.encapsulate([encode_jpeg_lossless(crop, bits_stored)])
+    dataset.save_as(tmp_path / "lossless.dcm")
+    image = load_dicom(tmp_path / "lossless.dcm")
+    assert image.metadata.transfer_syntax == JPEGLosslessSV1
+    np.testing.assert_array_equal(image.raw, crop.astype(np.float32))
 
 
 def test_16bit_modality_lut_window_tags_and_imager_spacing(siim_file: Path, tmp_path: Path) -> None:

@@ -101,13 +101,8 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
     path = Path(path)
     dataset, metadata = _read_dataset(path, with_pixels=True)
     _check_pixel_data(path, dataset, metadata)
-    if metadata.transfer_syntax == JPEGBaseline8Bit:
-        # Pillow (libjpeg-turbo) decodes these 2-3x faster than pylibjpeg, and it is the decoder
-        # of the PNG/JPEG training images too: both sources then come out of the same code.
-        dataset.pixel_array_options(decoding_plugin="pillow")
     try:
-        stored = dataset.pixel_array
-        raw = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
+        raw = np.asarray(apply_modality_lut(_stored_pixels(dataset, metadata), dataset), dtype=np.float32)
     except Exception as error:  # decoders raise many types; all mean the same to the user
         raise DicomError(path, f"the image data could not be decoded ({_short(error)})") from error
     if raw.shape != (metadata.rows, metadata.columns):
@@ -127,7 +122,7 @@ def scan_folder(
     Files without the DICOM marker are skipped silently (reports, thumbnails, hidden
     files), except `.dcm` files, which are reported. Unreadable DICOMs are listed in
     `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
-    called after each file.
+    called after each file; an exception it raises (a cancel) stops the scan and propagates.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -166,6 +161,22 @@ def apply_window(raw: np.ndarray, window: tuple[float, float], invert: bool) -> 
     if invert:
         np.subtract(1.0, pixels, out=pixels)
     return pixels
+
+
+def _stored_pixels(dataset: Dataset, metadata: DicomMetadata) -> np.ndarray:
+    """The stored values, decoded by the pylibjpeg plugins, or by Pillow for JPEG Baseline.
+
+    Pillow (libjpeg-turbo) decodes JPEG Baseline 2-3x faster than pylibjpeg, and it is the
+    decoder of the PNG/JPEG training images too, so both sources come out of the same code.
+    Should Pillow refuse a stream, pydicom's other decoders get their chance.
+    """
+    if metadata.transfer_syntax == JPEGBaseline8Bit:
+        try:
+            dataset.pixel_array_options(decoding_plugin="pillow")
+            return dataset.pixel_array
+        except Exception:
+            dataset.pixel_array_options(decoding_plugin="")
+    return dataset.pixel_array
 
 
 def _visible_files(folder: Path) -> list[Path]:

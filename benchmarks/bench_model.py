@@ -46,6 +46,11 @@ def median_seconds(action: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def peak_rss_mb() -> float:
+    """Highest resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def model_at_size(source: Path | None, size: int, folder: Path) -> Path:
     """A checkpoint of the same weights whose card asks for `size`^2 inputs (the U-Net is fully convolutional)."""
     if source is None:
@@ -134,7 +139,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         print("\nPer-image seconds by input size (as shipped: Predictor, network on ONNX Runtime if installed):")
-        print(f"{'input':>6} {'model load':>10} {'pre':>7} {'network':>8} {'post':>7} {'total':>7} {'TTA total':>9} {'Grad-CAM':>9}")
+        print(f"{'input':>6} {'model load':>10} {'pre':>7} {'network':>8} {'post':>7} {'total':>7} {'TTA total':>9} "
+              f"{'Grad-CAM':>9} {'peak RSS so far':>16}")
         for size in sizes:
             started = time.perf_counter()
             predictor = Predictor(model_at_size(source, size, Path(folder)))
@@ -143,7 +149,8 @@ def main() -> int:
             tta = InferenceSettings.from_dict({**predictor.settings.to_dict(), "tta": True})
             tta_total = median_seconds(lambda p=predictor, s=tta: p.predict(pixels, settings=s), max(1, repeats // 2))
             print(f"{size:>6} {model_load:>10.3f} {stages['pre']:>7.3f} {stages['network']:>8.3f} "
-                  f"{stages['post']:>7.3f} {stages['total']:>7.3f} {tta_total:>9.3f} {stages['cam']:>9.3f}")
+                  f"{stages['post']:>7.3f} {stages['total']:>7.3f} {tta_total:>9.3f} {stages['cam']:>9.3f} "
+                  f"{peak_rss_mb():>13.0f} MB")
 
         weights = model_at_size(source, 512, Path(folder))
         print("\nNetwork only, 512^2, one image (median seconds):")
@@ -156,8 +163,7 @@ def main() -> int:
         print(f"\nThroughput at 512^2 on {len(dicoms)} SIIM DICOMs (images/s):")
         for name, rate in throughput(predictor, dicoms).items():
             print(f"  {name:<40} {rate:.2f}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak memory (RSS) {peak_mb:.0f} MB")
+    print(f"\npeak memory (RSS) {peak_rss_mb():.0f} MB")
     return 0
 
 

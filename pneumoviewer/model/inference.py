@@ -155,11 +155,12 @@ class Predictor:
         images: Sequence[np.ndarray],
         cancel: CancelCheck | None = None,
         settings: InferenceSettings | None = None,
-        batch_size: int = 4,
+        batch_size: int = 1,
     ) -> list[Prediction]:
         """Predict several images, `batch_size` at a time through the network.
 
-        Each prediction's "network" timing is its share of its batch's forward pass.
+        On a CPU, batches do not raise throughput (benchmarks/bench_model.py), hence the default of 1;
+        on a GPU they do. Each prediction's "network" timing is its share of its batch's forward pass.
         """
         settings = settings if settings is not None else self.settings
         predictions: list[Prediction] = []

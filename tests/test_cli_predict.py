@@ -110,6 +110,17 @@ def test_predict_exit_status_is_non_zero_only_when_nothing_was_predicted(
     assert len(_masks_from_csv(out, RleConvention.RELATIVE)) == 1
 
 
+def test_plain_image_files_named_directly_are_predicted_under_their_stem(
+    tmp_path: Path, random_checkpoint: Path, data_dir: Path
+) -> None:
+    jpeg = min((data_dir / "siim-extra" / "images").glob("*.jpg"))
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(jpeg), str(jpeg), "--out", str(out), "--model", str(random_checkpoint)]) == 0
+    assert set(_masks_from_csv(out, RleConvention.RELATIVE)) == {jpeg.stem}  # named twice, predicted once
+    scores = list(csv.DictReader((tmp_path / "preds-scores.csv").read_text().splitlines()))
+    assert len(scores) == 1 and scores[0]["area_mm2"] == ""  # no PixelSpacing in a JPEG
+
+
 def test_predict_reports_a_missing_model_and_bad_settings(
     tmp_path: Path, random_checkpoint: Path, labelled: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

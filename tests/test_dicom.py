@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
@@ -174,7 +176,7 @@ def test_a_file_without_dcm_extension_loads_and_is_found_by_the_scan(siim_file: 
     scan = scan_folder(tmp_path, progress=lambda done, total: progress.append((done, total)))
     assert [m.path.name for m in scan.images] == ["copy.dcm", "IM0001"]
     assert {error.path.name: error.reason for error in scan.unreadable} == {
-        "broken.dcm": "the file is truncated: it ends in the middle of its data",
+        "broken.dcm": "the file is truncated or damaged (it ends in the middle of an element)",
         "notes.dcm": "not a DICOM file (no 'DICM' marker at byte 128)",
     }
     assert progress[-1] == (5, 5)
@@ -352,3 +354,25 @@ def test_jpeg_extended_12_bit_with_padding_after_the_end_marker() -> None:
     assert image.raw.shape == (1024, 256) and image.metadata.bits_stored == 12
     assert image.metadata.transfer_syntax == "1.2.840.10008.1.2.4.51"
     assert 0 < image.raw.max() < 2**12
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.integers(0, 170_000),
+    damage=st.lists(st.tuples(st.integers(0, 1400), st.binary(min_size=1, max_size=8)), max_size=4),
+)
+def test_damaged_files_never_escape_as_anything_but_dicom_error(
+    siim_file: Path, tmp_path: Path, cut: int, damage: list[tuple[int, bytes]]
+) -> None:
+    data = bytearray(siim_file.read_bytes()[:cut])
+    for offset, garbage in damage:  # the header: lengths, tags, sizes, transfer syntax
+        data[offset : offset + len(garbage)] = garbage
+    path = tmp_path / "damaged.dcm"
+    path.write_bytes(bytes(data))
+    for reader in (read_header, load_dicom):
+        try:
+            result = reader(path)
+        except DicomError as error:
+            assert error.path == path and error.reason
+        else:
+            assert result is not None

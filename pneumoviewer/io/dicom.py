@@ -12,7 +12,8 @@ import os
 import struct
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ MAX_PIXELS = 40_000_000
 # whole lung field, bones and mediastinum visible.
 WINDOW_PERCENTILES = (0.5, 99.5)
 _GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK")
 _DICOM_MARKER_OFFSET = 128
 _WARNINGS_LOCK = threading.Lock()
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -100,7 +102,8 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
     """Decode a radiograph to raw (Modality LUT applied) and display-ready pixels."""
     path = Path(path)
     dataset, metadata = _read_dataset(path, with_pixels=True)
-    _check_pixel_data(path, dataset, metadata)
+    with _damage_reported_as(path, "the DICOM header is damaged"):
+        _check_pixel_data(path, dataset, metadata)
     try:
         raw = np.asarray(apply_modality_lut(_stored_pixels(dataset, metadata), dataset), dtype=np.float32)
     except Exception as error:  # decoders raise many types; all mean the same to the user
@@ -215,17 +218,30 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
             dataset = pydicom.dcmread(path, stop_before_pixels=not with_pixels)
         except Exception as error:  # pydicom raises many types for damaged files
             raise DicomError(path, f"the DICOM header is damaged or truncated ({_short(error)})") from error
-        if any("end of file" in str(warning.message).lower() for warning in caught) or _cut_short(dataset):
-            raise DicomError(path, "the file is truncated: it ends in the middle of its data")
-        _check_image_header(path, dataset)
-        return dataset, _metadata(path, dataset)
+        with _damage_reported_as(path, "the DICOM header is damaged"):
+            if any("end of file" in str(warning.message).lower() for warning in caught) or _cut_short(dataset):
+                raise DicomError(path, "the file is truncated or damaged (it ends in the middle of an element)")
+            _check_image_header(path, dataset)
+            return dataset, _metadata(path, dataset)
+
+
+@contextmanager
+def _damage_reported_as(path: Path, reason: str) -> Iterator[None]:
+    """pydicom converts values lazily, so a damaged element fails wherever it is first read,
+    with any exception type; report those as `reason` (DicomErrors pass through)."""
+    try:
+        yield
+    except DicomError:
+        raise
+    except Exception as error:
+        raise DicomError(path, f"{reason} ({_short(error)})") from error
 
 
 def _cut_short(dataset: Dataset) -> bool:
     """True if the file ended before its last element's declared length (pydicom keeps the stub)."""
     if len(dataset) == 0:
         return True
-    last = dataset.get_item(max(dataset.keys()))
+    last = dataset.get_item(max(dataset.keys()), keep_deferred=True)  # raw: never converted
     value = getattr(last, "value", None)
     declared = getattr(last, "length", 0)
     return isinstance(value, bytes) and declared != _UNDEFINED_LENGTH and len(value) < declared
@@ -244,11 +260,13 @@ def _check_image_header(path: Path, dataset: Dataset) -> None:
         raise DicomError(path, f"is a multi-frame image ({frames} frames); only single radiographs are supported")
     photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
     samples = dataset.get("SamplesPerPixel", 1)
-    if samples != 1 or photometric not in _GREYSCALE:
+    if samples != 1 or photometric.startswith(_COLOUR):
         raise DicomError(
             path, f"is a colour image ({photometric or 'unknown'}, {samples} samples per pixel); "
             "only greyscale radiographs are supported"
         )
+    if photometric not in _GREYSCALE:
+        raise DicomError(path, f"has an unknown photometric interpretation ({photometric[:40]!r})")
     bits_allocated, bits_stored = dataset.get("BitsAllocated"), dataset.get("BitsStored")
     if bits_allocated is None or bits_stored is None:
         raise DicomError(path, "is not an image, or is truncated (no bit depth in the header)")
@@ -262,9 +280,12 @@ def _check_pixel_data(path: Path, dataset: Dataset, metadata: DicomMetadata) -> 
     """Compare the header's size with the pixel data present, before any decoding."""
     if "PixelData" not in dataset:
         raise DicomError(path, "has no pixel data (it is not an image, or it is truncated)")
+    transfer_syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if transfer_syntax is None or not transfer_syntax.is_transfer_syntax:
+        raise DicomError(path, f"has an unknown transfer syntax ({str(transfer_syntax)[:64] or 'none'})")
     data = dataset.PixelData
     needed = metadata.rows * metadata.columns * (dataset.BitsAllocated // 8)
-    if not dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+    if not transfer_syntax.is_encapsulated:
         if len(data) < needed:
             raise DicomError(
                 path, f"the pixel data is truncated ({len(data):,} of {needed:,} bytes)"
@@ -388,5 +409,6 @@ def _as_int(value: object) -> int | None:
 
 
 def _short(error: Exception | Warning) -> str:
+    """The first sentence of an exception's message (pydicom's can quote kilobytes of raw data)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:200]
+    return text.split(". ")[0][:160]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pneumoviewer.io import annotations
 from pneumoviewer.io.annotations import (
@@ -188,3 +190,16 @@ def test_convert_rle_command_reports_bad_rows_and_sizes(
     assert "past the end of a 512x512 image" in error and not out.exists()
     assert main(["convert-rle", str(siim_labels_csv), str(out), "--to", "absolute", "--size", "5x"]) == 2
     assert "--size 5x: expected N or ROWSxCOLS" in capsys.readouterr().err
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.text(alphabet='ab1234 -,"\n\r\t\x00é', max_size=60))
+def test_any_file_reads_or_raises_annotation_error(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_text("ImageId, EncodedPixels\n" + body, encoding="utf-8")
+    try:
+        masks = read_annotation_masks(path, (3, 4))
+    except AnnotationError as error:
+        assert error.path == path and error.reason
+    else:
+        assert all(mask.shape == (3, 4) for mask in masks.values())

@@ -131,6 +131,8 @@ def test_random_masks_round_trip(mask: np.ndarray, last_pixel: bool, convention:
         ("7 4 9 1", ABSOLUTE, "run 2 overlaps or comes before the previous run"),
         ("18 4 7 2", ABSOLUTE, "run 2 overlaps or comes before the previous run"),
         ("25 2", ABSOLUTE, "run 1 ends at pixel 26, past the end"),
+        ("3 2 26 1", RELATIVE, "value 26 is larger than a 5x5 image (25 pixels)"),
+        ("1 9223372036854775807", ABSOLUTE, "far too large for an image"),
     ],
 )
 def test_malformed_text_is_rejected_with_the_reason(text: str, convention: RleConvention, reason: str) -> None:
@@ -143,3 +145,19 @@ def test_malformed_text_is_rejected_with_the_reason(text: str, convention: RleCo
 def test_masks_must_be_2d() -> None:
     with pytest.raises(ValueError, match="2-D"):
         encode(np.zeros((2, 2, 2), dtype=bool))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="0123456789 -+x.", max_size=40),
+    shape=st.tuples(st.integers(1, 8), st.integers(1, 8)),
+    convention=st.sampled_from(list(RleConvention)),
+)
+def test_any_text_decodes_or_raises_rle_error(text: str, shape: tuple[int, int], convention: RleConvention) -> None:
+    try:
+        mask = decode(text, shape, convention)
+    except RleError as error:
+        assert error.reason
+    else:
+        assert mask.shape == shape and mask.dtype == bool
+        assert decode(encode(mask, convention), shape, convention).tolist() == mask.tolist()

@@ -78,11 +78,15 @@ def decode(
     values = _parse_integers(text)
     if values.size % 2:
         raise RleError(f"odd number of values ({values.size}): RLE needs start/length pairs")
+    pixel_count = rows * columns
+    if values.max() > pixel_count:  # also keeps the sums below from overflowing
+        raise RleError(
+            f"value {int(values.max())} is larger than a {rows}x{columns} image ({pixel_count} pixels)"
+        )
     written_starts, lengths = values[0::2], values[1::2]
     _check_lengths(lengths)
     starts = _absolute_starts(written_starts, lengths, RleConvention(convention))
     ends = starts + lengths
-    pixel_count = rows * columns
     if ends[-1] > pixel_count:
         run = int(np.argmax(ends > pixel_count)) + 1
         raise RleError(
@@ -127,6 +131,8 @@ def _parse_integers(text: str) -> np.ndarray:
     for token in tokens:
         if not _INTEGER.fullmatch(token):
             raise RleError(f"{token[:40]!r} is not a whole number")
+        if len(token) > 18:
+            raise RleError(f"{token[:40]!r} is far too large for an image")
     return np.array(tokens, dtype=np.int64)
 
 

@@ -376,3 +376,11 @@ def test_damaged_files_never_escape_as_anything_but_dicom_error(
             assert error.path == path and error.reason
         else:
             assert result is not None
+
+
+def test_percentile_window_on_tiny_and_flat_ranges() -> None:
+    ramp = np.linspace(0.0, 0.001, 400 * 400, dtype=np.float32).reshape(400, 400)  # e.g. a rescale slope of 1e-6
+    center, width = percentile_window(ramp)
+    assert center == pytest.approx(0.0005, rel=1e-2) and width == pytest.approx(0.00099, rel=1e-2)
+    assert apply_window(ramp, (center, width), False).std() > 0.25  # the ramp stays visible
+    assert percentile_window(np.full((8, 8), 7.0, dtype=np.float32)) == (7.0, 1.0)

@@ -152,7 +152,7 @@ def percentile_window(raw: np.ndarray) -> tuple[float, float]:
     within a grey level at a quarter of the cost.
     """
     low, high = (float(value) for value in np.percentile(raw[::2, ::2], WINDOW_PERCENTILES))
-    return (low + high) / 2, max(high - low, 1.0)
+    return (low + high) / 2, (high - low) if high > low else 1.0  # a flat image: any width shows it
 
 
 def apply_window(raw: np.ndarray, window: tuple[float, float], invert: bool) -> np.ndarray:

@@ -64,5 +64,10 @@ def test_a_damaged_png_is_a_dicom_error_naming_the_file(extra_images: dict[str, 
 
 def test_something_else_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DicomError, match="not a DICOM"):
+    with pytest.raises(DicomError, match="is not a DICOM, PNG or JPEG image"):
         load_radiograph(tmp_path / "notes.txt")
+    with pytest.raises(DicomError, match="no such file"):
+        load_radiograph(tmp_path / "missing.png")
+    (tmp_path / "empty.png").touch()
+    with pytest.raises(DicomError, match="the file is empty"):
+        load_radiograph(tmp_path / "empty.png")

@@ -379,7 +379,7 @@ def _spacing(dataset: Dataset) -> tuple[float, float] | None:
             values = [float(value) for value in dataset.get(keyword) or []]
         except (TypeError, ValueError):
             continue
-        if len(values) == 2 and all(0 < value < 10 for value in values):
+        if len(values) == 2 and all(0 < value < 10 for value in values):  # 0 or 10+ mm: not a real spacing
             return values[0], values[1]
     return None
 

@@ -36,9 +36,13 @@ def load_radiograph(path: str | os.PathLike[str]) -> DicomImage:
     greyscale radiograph.
     """
     path = Path(path)
-    if is_dicom_file(path) or not _is_plain_image(path):
+    if is_dicom_file(path):
         return load_dicom(path)
-    return _load_plain_image(path)
+    if _is_plain_image(path):
+        return _load_plain_image(path)
+    if path.is_file() and path.stat().st_size > 0:
+        raise DicomError(path, "is not a DICOM, PNG or JPEG image")
+    return load_dicom(path)  # which names the problem: no such file, a folder, an empty file
 
 
 def _is_plain_image(path: Path) -> bool:

@@ -99,6 +99,18 @@ def test_monochrome1_fixture_displays_as_the_inverse_of_its_source(siim_file: Pa
     np.testing.assert_allclose(inverted.pixels, 1.0 - original.pixels, atol=1e-6)
 
 
+def test_an_inverse_presentation_lut_flips_the_display(siim_file: Path, edge_dir: Path, tmp_path: Path) -> None:
+    original = load_dicom(siim_file)
+    for source, name in ((siim_file, "inverse2.dcm"), (edge_dir / "monochrome1-siim.dcm", "inverse1.dcm")):
+        dataset = pydicom.dcmread(source)
+        dataset.PresentationLUTShape = "INVERSE"
+        dataset.save_as(tmp_path / name)
+    inverted = load_dicom(tmp_path / "inverse2.dcm")  # MONOCHROME2 + INVERSE: shown like MONOCHROME1
+    assert inverted.invert
+    np.testing.assert_allclose(inverted.pixels, 1.0 - original.pixels, atol=1e-6)
+    assert not load_dicom(tmp_path / "inverse1.dcm").invert  # MONOCHROME1 + INVERSE: shown as stored
+
+
 def test_jpeg2000_16bit_monochrome1_cr(edge_dir: Path) -> None:
     image = load_dicom(edge_dir / "cr-chest-jpeg2000-lossy-monochrome1-16bit.dcm")
     metadata = image.metadata

@@ -73,7 +73,7 @@ class DicomImage:
     metadata: DicomMetadata
     raw: np.ndarray  # float32 HxW after the Modality LUT, stored orientation
     window: tuple[float, float]  # default (center, width) in raw units
-    invert: bool  # True for MONOCHROME1: high values display dark
+    invert: bool  # display inverted: MONOCHROME1, or MONOCHROME2 with an INVERSE Presentation LUT
     pixels: np.ndarray  # float32 HxW in [0, 1]: window applied, MONOCHROME1 inverted
 
 
@@ -113,7 +113,8 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
             path, f"decoded image is {raw.shape}, the header says {metadata.rows}x{metadata.columns}"
         )
     window = _tag_window(dataset) or percentile_window(raw)
-    invert = metadata.photometric == "MONOCHROME1"
+    # MONOCHROME1 shows high values dark; an INVERSE Presentation LUT flips the display again.
+    invert = (metadata.photometric == "MONOCHROME1") != (_text(dataset, "PresentationLUTShape") == "INVERSE")
     return DicomImage(metadata, raw, window, invert, apply_window(raw, window, invert))
 
 

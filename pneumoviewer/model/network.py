@@ -28,7 +28,10 @@ class NetworkConfig:
     encoder: str = "mobilenet_v2"
     input_size: int = 256
     in_channels: int = 1
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    # Lighter than smp's (256, 128, 64, 32, 16): the full-resolution decoder stages dominate a CPU
+    # training step (measured roughly 2x faster per step at 256 px), and lesion outlines at 1/4 of
+    # the challenge resolution do not need wide decoder blocks.
+    decoder_channels: tuple[int, ...] = (96, 64, 32, 16, 8)
     presence_head: bool = True
     presence_dropout: float = 0.2
 

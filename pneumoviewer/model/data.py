@@ -1,0 +1,196 @@
+"""Training data: labelled radiographs, a decoded-and-resized cache, the split, and augmentation.
+
+Every source (SIIM DICOMs, PNG/JPEG exports) goes through the same path: `load_radiograph(...).pixels`
+(display pixels in [0, 1]), an area resize to the input size, 8-bit storage in the cache, and the
+same augmentation including JPEG compression. The network thus cannot tell a file format from the
+pixels it is given, which matters because the PNG/JPEG extras are almost all positive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pneumoviewer.io import rle
+from pneumoviewer.io.annotations import read_annotation_rows
+from pneumoviewer.io.images import load_radiograph
+from pneumoviewer.model.network import normalise
+
+IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg")
+# Bump when the decode/resize recipe changes, so stale cache files are never reused.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One labelled radiograph: its file, which data set it came from, and its RLE rows."""
+
+    image_id: str
+    path: Path
+    source: str
+    rle_rows: tuple[str, ...]
+
+    @property
+    def positive(self) -> bool:
+        return any(row.strip() not in ("-1", "") for row in self.rle_rows)
+
+
+class TrainingDataError(Exception):
+    """Labels that cannot be matched with images; `str()` names the file and the problem."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def find_image_files(folder: Path) -> dict[str, Path]:
+    """`<ImageId>.dcm|.png|.jpg|.jpeg` files under `folder` (recursive), keyed by ImageId."""
+    files = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.name.startswith("."):
+            files.setdefault(path.stem, path)
+    return files
+
+
+def load_labelled_images(labels_csv: Path, images_dir: Path, source: str) -> list[LabelledImage]:
+    """Every labelled image of a `train-rle.csv` found under `images_dir`, in label-file order.
+
+    Labels without an image file are an error (a typo in a path would otherwise silently train
+    on a fraction of the data).
+    """
+    rows: dict[str, list[str]] = defaultdict(list)
+    for image_id, encoded in read_annotation_rows(labels_csv):
+        rows[image_id].append(encoded)
+    files = find_image_files(images_dir)
+    missing = [image_id for image_id in rows if image_id not in files]
+    if missing:
+        raise TrainingDataError(
+            Path(images_dir),
+            f"{len(missing)} of {len(rows)} labelled images of {labels_csv} are not in this folder "
+            f"(first: {missing[0]})",
+        )
+    return [LabelledImage(image_id, files[image_id], source, tuple(encoded)) for image_id, encoded in rows.items()]
+
+
+def split_validation(
+    images: Sequence[LabelledImage], fraction: float, seed: int
+) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    """(train, validation): a seeded split stratified by positive/negative, image-level."""
+    generator = np.random.default_rng(seed)
+    validation_ids: set[str] = set()
+    for positive in (True, False):
+        ids = sorted(image.image_id for image in images if image.positive == positive)
+        count = round(len(ids) * fraction)
+        validation_ids.update(generator.permutation(ids)[:count].tolist())
+    train = [image for image in images if image.image_id not in validation_ids]
+    validation = [image for image in images if image.image_id in validation_ids]
+    return train, validation
+
+
+def decode_mask(image: LabelledImage, shape: tuple[int, int]) -> np.ndarray:
+    """The union of the image's RLE rows as a bool mask of `shape`."""
+    mask = np.zeros(shape, dtype=bool)
+    for encoded in image.rle_rows:
+        try:
+            mask |= rle.decode(encoded, shape)
+        except rle.RleError as err:
+            raise TrainingDataError(image.path, f"its label row does not decode ({err})") from None
+    return mask
+
+
+def resize_area(array: np.ndarray, size: int) -> np.ndarray:
+    """Area-average resize to size x size (the inference pre-processing uses the same rule)."""
+    return cv2.resize(np.asarray(array, dtype=np.float32), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def cached_example(image: LabelledImage, size: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels uint8 SxS, mask bool SxS) at `size`, decoded once and then read from `cache_dir`."""
+    stat = image.path.stat()
+    key = hashlib.sha1(f"{image.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{image.rle_rows}".encode())
+    cache_file = Path(cache_dir) / f"v{CACHE_VERSION}-{size}" / f"{image.image_id}-{key.hexdigest()[:12]}.npy"
+    if cache_file.is_file():
+        stored = np.load(cache_file)
+        return stored[0], stored[1].astype(bool)
+    pixels = load_radiograph(image.path).pixels
+    mask = decode_mask(image, pixels.shape)
+    small_pixels = np.clip(np.rint(resize_area(pixels, size) * 255), 0, 255).astype(np.uint8)
+    small_mask = resize_area(mask, size) >= 0.5
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    temp_file = cache_file.with_suffix(".tmp.npy")
+    np.save(temp_file, np.stack([small_pixels, small_mask.astype(np.uint8)]))
+    temp_file.replace(cache_file)
+    return small_pixels, small_mask
+
+
+def load_examples(
+    images: Sequence[LabelledImage], size: int, cache_dir: Path, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked (pixels uint8 [N,S,S], masks bool [N,S,S]) for `images`, filling the cache as needed."""
+    pixels = np.empty((len(images), size, size), dtype=np.uint8)
+    masks = np.empty((len(images), size, size), dtype=bool)
+    for index, image in enumerate(tqdm(images, desc=f"decoding images ({size}px)", disable=not progress, unit="img")):
+        pixels[index], masks[index] = cached_example(image, size, cache_dir)
+    return pixels, masks
+
+
+def training_augmentation(seed: int) -> A.Compose:
+    """Geometric and photometric variation seen on real chest films, plus JPEG artefacts on every source.
+
+    Horizontal flips are kept: pneumothorax occurs on either side, and flips double the lesion
+    positions the network sees.
+    """
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10),
+                border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.7,
+            ),
+            A.OneOf(
+                [A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15), A.RandomGamma((80, 120))],
+                p=0.6,
+            ),
+            A.CLAHE(clip_limit=2.0, p=0.15),
+            A.ImageCompression(quality_range=(40, 95), p=0.5),
+        ],
+        seed=seed,
+    )
+
+
+class RadiographDataset(torch.utils.data.Dataset):
+    """Cached examples as network tensors: (input [1,S,S], mask [1,S,S] float, presence scalar float)."""
+
+    def __init__(self, pixels: np.ndarray, masks: np.ndarray, augmentation: A.Compose | None = None) -> None:
+        self.pixels = pixels
+        self.masks = masks
+        self.augmentation = augmentation
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pixels, mask = self.pixels[index], self.masks[index].astype(np.uint8)
+        if self.augmentation is not None:
+            augmented = self.augmentation(image=pixels, mask=mask)
+            pixels, mask = augmented["image"], augmented["mask"]
+        image = normalise(pixels.astype(np.float32) / 255.0)[None]
+        mask_tensor = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+        return image, mask_tensor, (mask_tensor.amax() > 0).float()
+
+
+def balanced_sample_weights(positive: Sequence[bool]) -> torch.Tensor:
+    """Per-example sampling weights giving positives and negatives equal share of each epoch."""
+    flags = np.asarray(positive, dtype=bool)
+    positives = max(1, int(flags.sum()))
+    negatives = max(1, int((~flags).sum()))
+    return torch.as_tensor(np.where(flags, 0.5 / positives, 0.5 / negatives), dtype=torch.double)

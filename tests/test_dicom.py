@@ -165,6 +165,20 @@ def test_16bit_modality_lut_window_tags_and_imager_spacing(siim_file: Path, tmp_
     np.testing.assert_allclose(image.pixels, apply_window(image.raw, (1000.0, 3000.0), False))
 
 
+def test_pixel_padding_is_left_out_of_the_percentile_window(siim_file: Path, tmp_path: Path) -> None:
+    dataset = pydicom.dcmread(siim_file)
+    stored = dataset.pixel_array.astype(np.uint16) + 100
+    stored[:, :300] = 0  # a collimated band, marked as padding
+    dataset.set_pixel_data(stored, "MONOCHROME2", 12, generate_instance_uid=False)
+    dataset.save_as(tmp_path / "unpadded.dcm")
+    dataset.add_new(0x00280120, "US", 0)  # Pixel Padding Value
+    dataset.save_as(tmp_path / "padded.dcm")
+    without_padding_tag = load_dicom(tmp_path / "unpadded.dcm")
+    padded = load_dicom(tmp_path / "padded.dcm")
+    assert padded.window == percentile_window(padded.raw[:, 300:])  # exactly the unpadded pixels
+    assert without_padding_tag.window[1] > padded.window[1]  # the zeros stretched the window
+
+
 def test_voi_lut_sequence_gives_the_window_over_its_input_range(siim_file: Path, tmp_path: Path) -> None:
     dataset = pydicom.dcmread(siim_file)
     lut = pydicom.Dataset()

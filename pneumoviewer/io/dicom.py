@@ -105,14 +105,15 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
     with _damage_reported_as(path, "the DICOM header is damaged"):
         _check_pixel_data(path, dataset, metadata)
     try:
-        raw = np.asarray(apply_modality_lut(_stored_pixels(dataset, metadata), dataset), dtype=np.float32)
+        stored = _stored_pixels(dataset, metadata)
+        raw = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
     except Exception as error:  # decoders raise many types; all mean the same to the user
         raise DicomError(path, f"the image data could not be decoded ({_short(error)})") from error
     if raw.shape != (metadata.rows, metadata.columns):
         raise DicomError(
             path, f"decoded image is {raw.shape}, the header says {metadata.rows}x{metadata.columns}"
         )
-    window = _tag_window(dataset) or percentile_window(raw)
+    window = _tag_window(dataset) or percentile_window(raw, _padding(dataset, stored))
     # MONOCHROME1 shows high values dark; an INVERSE Presentation LUT flips the display again.
     invert = (metadata.photometric == "MONOCHROME1") != (_text(dataset, "PresentationLUTShape") == "INVERSE")
     return DicomImage(metadata, raw, window, invert, apply_window(raw, window, invert))
@@ -146,13 +147,17 @@ def scan_folder(
     return scan
 
 
-def percentile_window(raw: np.ndarray) -> tuple[float, float]:
+def percentile_window(raw: np.ndarray, padding: np.ndarray | None = None) -> tuple[float, float]:
     """Default (center, width) from robust percentiles, for files without a VOI window.
 
-    Every other row and column (a quarter of the pixels) estimates these percentiles to
-    within a grey level at a quarter of the cost.
+    `padding` marks pixels that are not part of the image (DICOM Pixel Padding, e.g. outside
+    the collimator) and are left out. Every other row and column (a quarter of the pixels)
+    estimates these percentiles to within a grey level at a quarter of the cost.
     """
-    low, high = (float(value) for value in np.percentile(raw[::2, ::2], WINDOW_PERCENTILES))
+    sample = raw[::2, ::2]
+    if padding is not None and not padding[::2, ::2].all():
+        sample = sample[~padding[::2, ::2]]
+    low, high = (float(value) for value in np.percentile(sample, WINDOW_PERCENTILES))
     return (low + high) / 2, (high - low) if high > low else 1.0  # a flat image: any width shows it
 
 
@@ -334,6 +339,16 @@ def _codestream_size(frame: bytes) -> tuple[int, int] | None:
             return (rows, columns) if rows else None  # 0 rows: the height comes later (DNL marker)
         position += 2 + length
     return None
+
+
+def _padding(dataset: Dataset, stored: np.ndarray) -> np.ndarray | None:
+    """Pixels equal to Pixel Padding Value (or within its range limit), in stored values."""
+    value, limit = _as_int(dataset.get("PixelPaddingValue")), _as_int(dataset.get("PixelPaddingRangeLimit"))
+    if value is None:
+        return None
+    if limit is None:
+        return stored == value
+    return (stored >= min(value, limit)) & (stored <= max(value, limit))
 
 
 def _tag_window(dataset: Dataset) -> tuple[float, float] | None:

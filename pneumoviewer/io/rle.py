@@ -19,7 +19,8 @@ import numpy as np
 from skimage.measure import label
 
 EMPTY = "-1"
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_INTEGERS = re.compile(r"\s*[+-]?[0-9]+(?:\s+[+-]?[0-9]+)*\s*")
 
 
 class RleConvention(str, Enum):
@@ -128,11 +129,13 @@ def _check_mask(mask: np.ndarray) -> None:
 
 def _parse_integers(text: str) -> np.ndarray:
     tokens = text.split()
-    for token in tokens:
-        if not _INTEGER.fullmatch(token):
-            raise RleError(f"{token[:40]!r} is not a whole number")
-        if len(token) > 18:
-            raise RleError(f"{token[:40]!r} is far too large for an image")
+    # One scan of the whole text for the common, valid case; token by token only to name a bad one.
+    if not _INTEGERS.fullmatch(text):
+        bad = next(token for token in tokens if not _INTEGER.fullmatch(token))
+        raise RleError(f"{bad[:40]!r} is not a whole number")
+    longest = max(tokens, key=len)
+    if len(longest) > 18:
+        raise RleError(f"{longest[:40]!r} is far too large for an image")
     return np.array(tokens, dtype=np.int64)
 
 

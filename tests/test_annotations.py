@@ -150,6 +150,8 @@ def test_invalid_image_ids_are_refused_before_anything_is_written(tmp_path: Path
     write_annotation_rows(target, [("a", "-1")])
     with pytest.raises(ValueError, match="not a valid ImageId"):
         write_annotation_rows(target, [("a", "-1"), ("b,c", "-1")])
+    with pytest.raises(ValueError, match="not a valid EncodedPixels value for image b"):
+        write_annotation_rows(target, [("a", "-1"), ("b", "1 2\n3 4")])
     assert read_annotation_rows(target) == [("a", "-1")]
 
 

@@ -24,6 +24,7 @@ from pneumoviewer.io.rle import RleConvention, RleError, decode, encode, encode_
 
 HEADER = "ImageId, EncodedPixels"
 _LINE_END = "\r\n"
+_SEPARATORS = ',"\r\n'  # would break the CSV layout inside a value
 
 
 class AnnotationError(ValueError):
@@ -111,8 +112,10 @@ def write_annotation_rows(path: str | os.PathLike[str], rows: Iterable[tuple[str
     lines = [HEADER]
     for image_id, encoded in rows:
         image_id, encoded = image_id.strip(), encoded.strip()
-        if not image_id or any(character in image_id for character in ',"\r\n'):
+        if not image_id or any(character in image_id for character in _SEPARATORS):
             raise ValueError(f"not a valid ImageId for an annotation file: {image_id!r}")
+        if any(character in encoded for character in _SEPARATORS):
+            raise ValueError(f"not a valid EncodedPixels value for image {image_id}: {encoded[:40]!r}")
         lines.append(f"{image_id}, {encoded}")
     atomic_write_text(path, _LINE_END.join(lines) + _LINE_END)
 

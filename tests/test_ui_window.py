@@ -110,8 +110,15 @@ def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_w
     assert len(unreadable) == 1 and "broken.dcm" in unreadable[0]
     wait_for_predictions(qtbot, window)
     proxy = window.worklist_filter
-    scores = [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
-    assert scores == sorted(scores, reverse=True)
+
+    def scores() -> list[float]:
+        return [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
+
+    qtbot.waitUntil(lambda: scores() == sorted(scores(), reverse=True))  # re-sorted a moment after the last score
+    # Sorting by another column (a header click) reorders the rows.
+    window.worklist.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+    ages = [proxy.data(proxy.index(row, 2), SORT_ROLE) for row in range(proxy.rowCount())]
+    assert ages == sorted(ages)
     # The metadata panel shows the header of the case on screen.
     case = window.session.case(window.current_id)
     assert window.info.case_box.values["Age"].text() == case.patient_age

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.paths import demo_dir
-from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
+from pneumoviewer.review.case import Case, CaseChange, LesionStats, ReviewStatus
 from pneumoviewer.review.export import ExportScope, export_csv, export_pngs
 from pneumoviewer.review.session import ReviewSession
 from pneumoviewer.ui import layout
@@ -25,7 +25,7 @@ from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView, format_area
 from pneumoviewer.ui.dialogs import ExportDialog, ShortcutsDialog, recent_folders, remember_folder
 from pneumoviewer.ui.info_panel import InfoPanel
-from pneumoviewer.ui.model_queue import JobKind, ModelJob, ModelQueue, default_predictor
+from pneumoviewer.ui.model_queue import AiFinding, JobKind, ModelJob, ModelQueue, default_predictor
 from pneumoviewer.ui.status_bar import StatusBar
 from pneumoviewer.ui.tasks import LoadedImage, OpenedStudies, index_files, index_folder, load_image
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
@@ -64,10 +64,18 @@ class MainWindow(QMainWindow):
         self._images: OrderedDict[str, Any] = OrderedDict()
         self._heatmaps: OrderedDict[str, np.ndarray] = OrderedDict()
         self._timings: dict[str, dict[str, float]] = {}
+        # Lesion counts/areas measured once (labelling a 1024² mask is too slow to repeat per repaint).
+        self._ai_lesions: dict[str, LesionStats] = {}
+        self._mask_lesions: dict[str, LesionStats] = {}
         self._loader: Worker | None = None
         self._task: Worker | None = None
         self.panels = layout.build(self)
         self._connect()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        # Importing torch holds the GIL for a moment: better at start-up than mid-review.
+        self.model_queue.warm_up()
 
     # -- opening --------------------------------------------------------------------------------
     def open_paths(self, paths: list[Path]) -> None:
@@ -127,6 +135,8 @@ class MainWindow(QMainWindow):
         self._images.clear()
         self._heatmaps.clear()
         self._timings.clear()
+        self._ai_lesions.clear()
+        self._mask_lesions.clear()
         self.worklist_model.set_rows([])
         self.info.clear()
 
@@ -135,7 +145,7 @@ class MainWindow(QMainWindow):
         if self.session is None:
             return
         self.model_queue.enqueue(
-            [ModelJob(JobKind.PREDICT, case.image_id, case.path) for case in self.session.worklist()]
+            [self._job(JobKind.PREDICT, case) for case in self.session.worklist()]
         )
 
     # -- the current case -----------------------------------------------------------------------
@@ -146,9 +156,9 @@ class MainWindow(QMainWindow):
         self.current_id = image_id
         self.case_view.show_case(case)
         self._update_info(case)
-        jobs = [] if case.has_ai_result else [ModelJob(JobKind.PREDICT, image_id, case.path)]
+        jobs = [] if case.has_ai_result else [self._job(JobKind.PREDICT, case)]
         if self.actions["toggle_heatmap"].isChecked() and image_id not in self._heatmaps:
-            jobs.append(ModelJob(JobKind.HEATMAP, image_id, case.path))
+            jobs.append(self._job(JobKind.HEATMAP, case))
         if jobs:
             self.model_queue.prioritise(jobs)
         cached = self._images.get(image_id)
@@ -194,8 +204,8 @@ class MainWindow(QMainWindow):
         self._update_findings(case)
 
     def _update_findings(self, case: Case) -> None:
-        ai = case.ai_lesions()
-        mask = case.lesions()
+        ai = self._ai_lesions.get(case.image_id)
+        mask = self._mask_stats(case)
         timings = self._timings.get(case.image_id)
         self.info.set_findings({
             "AI score": "pending…" if case.ai_score is None else f"{case.ai_score:.3f}",
@@ -208,16 +218,19 @@ class MainWindow(QMainWindow):
         })
 
     # -- AI results --------------------------------------------------------------------------------
-    def _predicted(self, image_id: str, prediction: Any) -> None:
+    @staticmethod
+    def _job(kind: JobKind, case: Case) -> ModelJob:
+        return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
+
+    def _predicted(self, image_id: str, finding: AiFinding) -> None:
         if self.session is None:
             return
-        self._timings[image_id] = dict(prediction.timings)
-        if not self.status.ai_label.text():
-            self.status.show_ai_state("AI ready")
+        self._timings[image_id] = dict(finding.prediction.timings)
+        self._ai_lesions[image_id] = finding.lesions
         try:
-            self.session.apply_prediction(image_id, prediction)
+            self.session.apply_prediction(image_id, finding.prediction)
         except KeyError:
-            return  # a result for a session that was closed meanwhile
+            self._ai_lesions.pop(image_id)  # a result for a session that was closed meanwhile
 
     def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
         self._heatmaps[image_id] = heatmap
@@ -237,17 +250,27 @@ class MainWindow(QMainWindow):
 
     # -- case changes (edits, statuses, AI) -----------------------------------------------------------
     def _case_changed(self, case: Case, change: CaseChange) -> None:
-        stats = self._row_area(case)
-        self.worklist_model.update_row(case.image_id, score=case.ai_score, status=case.status.value, area_cm2=stats)
+        if change is CaseChange.MASK:
+            self._mask_lesions.pop(case.image_id, None)
+        area = self._row_area(case)
+        self.worklist_model.update_row(case.image_id, score=case.ai_score, status=case.status.value, area_cm2=area)
         if change is CaseChange.STATUS:
             self._update_counter()
         if case.image_id == self.current_id:
             self._update_findings(case)
 
-    @staticmethod
-    def _row_area(case: Case) -> float | None:
+    def _mask_stats(self, case: Case) -> LesionStats:
+        stats = self._mask_lesions.get(case.image_id)
+        if stats is None:
+            stats = self._mask_lesions[case.image_id] = case.lesions()
+        return stats
+
+    def _row_area(self, case: Case) -> float | None:
         """The reader's mask once reviewed or drawn, otherwise the AI's."""
-        stats = case.lesions() if case.status.is_done or case.has_mask_pixels else case.ai_lesions()
+        if case.status.is_done or case.has_mask_pixels:
+            stats = self._mask_stats(case)
+        else:
+            stats = self._ai_lesions.get(case.image_id)
         return None if stats is None else stats.area_cm2
 
     def _row(self, case: Case) -> WorklistRow:
@@ -426,6 +449,7 @@ class MainWindow(QMainWindow):
         mq.sigHeatmap.connect(self._heatmap_ready)
         mq.sigJobFailed.connect(self._ai_job_failed)
         mq.sigModelFailed.connect(self._model_failed)
+        mq.sigModelReady.connect(lambda description: self.status.show_ai_state(f"AI: {description}"))
         mq.sigProgress.connect(lambda done, total, text: self._task is None and self.status.show_progress(done, total, text))
         mq.sigRunningChanged.connect(lambda running: running or self._refresh_busy())
 
@@ -433,7 +457,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_heatmap_visible(visible)
         if visible and self.current_id is not None and self.current_id not in self._heatmaps:
             case = self.session.case(self.current_id)
-            self.model_queue.prioritise([ModelJob(JobKind.HEATMAP, case.image_id, case.path)])
+            self.model_queue.prioritise([self._job(JobKind.HEATMAP, case)])
 
     def _ask_folder(self) -> None:
         recent = recent_folders()

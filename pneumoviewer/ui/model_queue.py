@@ -7,7 +7,10 @@ order given (the worklist order). torch is imported only inside the worker, neve
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from pneumoviewer.review.case import LesionStats, lesion_stats
 from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
 
 
@@ -30,13 +34,36 @@ class ModelJob:
     kind: JobKind
     image_id: str
     path: Path
+    pixel_spacing_mm: tuple[float, float] | None = None  # for the lesion area, computed off the GUI thread
+
+
+@dataclass(frozen=True)
+class AiFinding:
+    """A prediction with its lesion count and area, measured on the worker thread."""
+
+    prediction: Any  # pneumoviewer.model.inference.Prediction
+    lesions: LesionStats
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    description: str  # which model, how long it took to load
 
 
 @dataclass(frozen=True)
 class JobResult:
     job: ModelJob
-    value: Any = None  # Prediction or heatmap array
+    value: Any = None  # AiFinding or heatmap array
     error: str | None = None  # why this image could not be processed
+
+
+def lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let the GUI thread win the CPU over the AI when both want it (Linux: threads have own nice)."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        except OSError:
+            pass  # not permitted here: the AI simply keeps the normal priority
 
 
 def default_predictor() -> Any:
@@ -46,10 +73,11 @@ def default_predictor() -> Any:
 
 
 class ModelQueue(QObject):
-    sigPredicted = Signal(str, object)  # image_id, Prediction
+    sigPredicted = Signal(str, object)  # image_id, AiFinding
     sigHeatmap = Signal(str, object)  # image_id, float32 HxW in [0, 1]
     sigJobFailed = Signal(str, str)  # image_id, reason
     sigModelFailed = Signal(str)  # the model itself cannot be loaded
+    sigModelReady = Signal(str)  # which model is loaded
     sigProgress = Signal(int, int, str)  # done, total, description
     sigRunningChanged = Signal(bool)
 
@@ -65,6 +93,7 @@ class ModelQueue(QObject):
         self._worker: Worker | None = None
         self._done = 0
         self.model_error: str | None = None
+        self._predictor: Any = None  # loaded on the worker thread, reused by every later run
 
     @property
     def running(self) -> bool:
@@ -88,6 +117,10 @@ class ModelQueue(QObject):
                 if job in self._pending:
                     self._pending.remove(job)
                 self._pending.appendleft(job)
+        self._ensure_running()
+
+    def warm_up(self) -> None:
+        """Load the model now (in the worker), so the first prediction does not wait for torch."""
         self._ensure_running()
 
     def cancel(self) -> None:
@@ -117,8 +150,14 @@ class ModelQueue(QObject):
 
     def _drain(self, cancel: Callable[[], bool]) -> Iterator[Progress]:
         """Worker thread: load the model once, then run jobs until the queue is empty."""
-        yield Progress(0, 0, "Loading the AI model…")
-        predictor = self._predictor_factory()
+        lower_this_threads_priority()
+        if self._predictor is None:
+            yield Progress(0, 0, "Loading the AI model…")
+            started = time.perf_counter()
+            self._predictor = self._predictor_factory()
+            name = Path(getattr(self._predictor, "checkpoint", "model")).name
+            yield Progress(0, 0, "AI model loaded", ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s"))
+        predictor = self._predictor
         from pneumoviewer.io.images import load_radiograph
         from pneumoviewer.model.cam import grad_cam
 
@@ -130,7 +169,8 @@ class ModelQueue(QObject):
             try:
                 pixels = load_radiograph(job.path).pixels
                 if job.kind is JobKind.PREDICT:
-                    value = predictor.predict(pixels, cancel=cancel)
+                    prediction = predictor.predict(pixels, cancel=cancel)
+                    value = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm))
                 else:
                     value = grad_cam(predictor, pixels)
                 result = JobResult(job, value)
@@ -142,7 +182,10 @@ class ModelQueue(QObject):
             verb = "Predicting" if job.kind is JobKind.PREDICT else "Grad-CAM"
             yield Progress(done, done + remaining, f"{verb}: {done} of {done + remaining}", result)
 
-    def _deliver(self, result: JobResult) -> None:
+    def _deliver(self, result: JobResult | ModelLoaded) -> None:
+        if isinstance(result, ModelLoaded):
+            self.sigModelReady.emit(result.description)
+            return
         job = result.job
         if result.error is not None:
             self.sigJobFailed.emit(job.image_id, result.error)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
@@ -45,17 +45,35 @@ def _age_number(age: str) -> float:
 
 
 class WorklistModel(QAbstractTableModel):
+    """The rows, kept in sort order by the model itself.
+
+    Scores arrive one by one during a folder sweep; re-sorting on each (what a dynamic sort proxy
+    does, with a Python call per comparison) would stall the window on large folders. Instead the
+    order is refreshed at most every RESORT_DELAY_MS, by one C-speed `sorted`.
+    """
+
+    RESORT_DELAY_MS = 300
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._rows: list[WorklistRow] = []
         self._index: dict[str, int] = {}
+        self._sort_column = SCORE_COLUMN
+        self._sort_order = Qt.SortOrder.DescendingOrder
+        self._resort_timer = QTimer(self)
+        self._resort_timer.setSingleShot(True)
+        self._resort_timer.setInterval(self.RESORT_DELAY_MS)
+        self._resort_timer.timeout.connect(self.resort)
 
     # -- content ------------------------------------------------------------------------------
     def set_rows(self, rows: list[WorklistRow]) -> None:
         self.beginResetModel()
-        self._rows = list(rows)
-        self._index = {row.image_id: number for number, row in enumerate(self._rows)}
+        self._rows = self._sorted(rows)
+        self._reindex()
         self.endResetModel()
+
+    def _reindex(self) -> None:
+        self._index = {row.image_id: number for number, row in enumerate(self._rows)}
 
     def append_rows(self, rows: list[WorklistRow]) -> None:
         rows = [row for row in rows if row.image_id not in self._index]
@@ -74,6 +92,39 @@ class WorklistModel(QAbstractTableModel):
             return
         self._rows[number] = replace(self._rows[number], **changes)
         self.dataChanged.emit(self.index(number, 0), self.index(number, len(COLUMNS) - 1))
+        if not self._resort_timer.isActive():
+            self._resort_timer.start()
+
+    # -- order --------------------------------------------------------------------------------
+    @property
+    def sort_order(self) -> tuple[int, Qt.SortOrder]:
+        return self._sort_column, self._sort_order
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._sort_column, self._sort_order = column, order
+        self.resort()
+
+    def resort(self) -> None:
+        """Put the rows in sort order now, keeping selections on the same images."""
+        self._resort_timer.stop()
+        ordered = self._sorted(self._rows)
+        if all(a is b for a, b in zip(ordered, self._rows)):
+            return
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        image_ids = [self._rows[index.row()].image_id for index in persistent]
+        self._rows = ordered
+        self._reindex()
+        self.changePersistentIndexList(
+            persistent, [self.index(self._index[image_id], index.column()) for image_id, index in zip(image_ids, persistent)]
+        )
+        self.layoutChanged.emit()
+
+    def _sorted(self, rows: list[WorklistRow]) -> list[WorklistRow]:
+        column = self._sort_column
+        # sorted() is stable also with reverse=True: equal keys keep folder order.
+        return sorted(rows, key=lambda row: self._sort_key(row, column),
+                      reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
 
     def row(self, image_id: str) -> WorklistRow | None:
         number = self._index.get(image_id)
@@ -148,13 +199,14 @@ class WorklistModel(QAbstractTableModel):
 
 
 class WorklistFilter(QSortFilterProxyModel):
-    """Sorts by the numeric sort role and keeps rows whose status is in `statuses` (None = all)."""
+    """Keeps rows whose status is in `statuses` (None = all); sorting is the source model's."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(True)
         self._statuses: frozenset[str] | None = None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.sourceModel().sort(column, order)
 
     def set_statuses(self, statuses: frozenset[str] | None) -> None:
         self.beginFilterChange()
@@ -195,7 +247,11 @@ class WorklistTable(QTableView):
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
         header = self.horizontalHeader()
-        for column in range(len(COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths from the font: ResizeToContents would ask every row for its size on each change.
+        metrics = self.fontMetrics()
+        samples = ("Case 00000", "View", "Age", "Sex", "AI score", "Area cm²", "unreviewed")
+        for column, sample in enumerate(samples):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, metrics.horizontalAdvance(sample) + 28)
         header.setStretchLastSection(True)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -1,0 +1,173 @@
+"""The UI's building blocks on their own: workers, the AI queue order, the worklist model, the mask layer."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+
+from pneumoviewer.ui.actions import ACTION_SPECS
+from pneumoviewer.ui.app import application
+from pneumoviewer.ui.image_view import MaskLayer, mask_outline
+from pneumoviewer.ui.model_queue import AiFinding, JobKind, ModelJob, ModelQueue
+from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
+from pneumoviewer.ui.worklist import SCORE_COLUMN, WorklistFilter, WorklistModel, WorklistRow, WorklistTable
+
+
+@pytest.fixture
+def pool(qtbot):
+    application()
+    pool = WorkerPool()
+    yield pool
+    assert pool.shutdown(10_000)
+
+
+def test_worker_reports_progress_results_and_errors_on_the_gui_thread(qtbot, pool: WorkerPool) -> None:
+    def count(to: int):
+        for number in range(1, to + 1):
+            yield Progress(number, to, f"step {number}", result=number * 10)
+        return "done"
+
+    worker = Worker(count, 3)
+    progress, yielded, threads = [], [], []
+    worker.sigProgress.connect(lambda done, total, text: progress.append((done, total, text)))
+    worker.sigYielded.connect(lambda value: (yielded.append(value), threads.append(threading.current_thread())))
+    with qtbot.waitSignal(worker.sigFinished, timeout=10_000) as finished:
+        pool.start(worker)
+    assert finished.args == ["done"]
+    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert yielded == [10, 20, 30] and set(threads) == {threading.main_thread()}
+
+    failing = Worker(lambda: 1 / 0)
+    with qtbot.waitSignal(failing.sigErrored, timeout=10_000) as errored:
+        pool.start(failing)
+    assert isinstance(errored.args[0], ZeroDivisionError)
+
+
+def test_cancel_stops_a_generator_worker_between_steps(qtbot, pool: WorkerPool) -> None:
+    release = threading.Event()
+    steps = []
+
+    def slow():
+        for number in range(100):
+            release.wait(5)
+            steps.append(number)
+            yield Progress(number, 100)
+
+    worker = Worker(slow)
+    finished = []
+    worker.sigFinished.connect(finished.append)
+    with qtbot.waitSignal(worker.sigAborted, timeout=10_000):
+        pool.start(worker)
+        worker.cancel()
+        release.set()
+    assert len(steps) <= 2 and not finished
+    qtbot.waitUntil(lambda: not pool.running())
+
+
+def test_progress_text_and_cancel_keywords_reach_plain_functions(qtbot, pool: WorkerPool) -> None:
+    def export(items: int, progress, cancel):
+        for done in range(1, items + 1):
+            progress(done, items)
+        return cancel()
+
+    worker = Worker(export, 2, pass_cancel=True, progress_text="Exporting")
+    texts = []
+    worker.sigProgress.connect(lambda done, total, text: texts.append(text))
+    with qtbot.waitSignal(worker.sigFinished, timeout=10_000) as finished:
+        pool.start(worker)
+    assert finished.args == [False]
+    qtbot.waitUntil(lambda: len(texts) == 2)
+    assert texts == ["Exporting 1 of 2", "Exporting 2 of 2"]
+
+
+def test_the_case_on_screen_jumps_the_ai_queue(qtbot, pool: WorkerPool, random_checkpoint: Path, siim_dir: Path) -> None:
+    from pneumoviewer.model.inference import Predictor
+
+    files = sorted((siim_dir / "dicom-images").rglob("*.dcm"))[:4]
+    model_may_load = threading.Event()
+
+    def slow_model():
+        model_may_load.wait(10)
+        return Predictor.cached(random_checkpoint)
+
+    queue = ModelQueue(pool, slow_model)
+    order = []
+    queue.sigPredicted.connect(lambda image_id, finding: order.append((image_id, finding)))
+    jobs = [ModelJob(JobKind.PREDICT, path.stem, path, (0.14, 0.14)) for path in files]
+    queue.enqueue(jobs)
+    queue.prioritise([jobs[3]])
+    assert [job.image_id for job in queue.pending()] == [files[i].stem for i in (3, 0, 1, 2)]
+    model_may_load.set()
+    qtbot.waitUntil(lambda: len(order) == 4, timeout=60_000)
+    assert [image_id for image_id, _ in order] == [files[i].stem for i in (3, 0, 1, 2)]
+    finding: AiFinding = order[0][1]
+    assert finding.prediction.mask.shape == (1024, 1024)
+    assert finding.lesions.area_px == int(finding.prediction.mask.sum())
+    qtbot.waitUntil(lambda: not queue.running)
+
+
+def _rows() -> list[WorklistRow]:
+    return [
+        WorklistRow("a", "Case 1", Path("a.dcm"), age="70", status="unreviewed"),
+        WorklistRow("b", "Case 2", Path("b.dcm"), age="30", score=0.2, status="accepted"),
+        WorklistRow("c", "Case 3", Path("c.dcm"), age="50", score=0.9, status="unreviewed"),
+    ]
+
+
+def test_worklist_sorts_by_score_keeps_the_selection_and_filters_by_status(qtbot) -> None:
+    application()
+    model = WorklistModel()
+    proxy = WorklistFilter()
+    proxy.setSourceModel(model)
+    table = WorklistTable(proxy)
+    qtbot.addWidget(table)
+    model.set_rows(_rows())
+    ids = lambda: [proxy.image_id_at(row) for row in range(proxy.rowCount())]  # noqa: E731
+    assert ids() == ["c", "b", "a"]  # highest score first, unscored last
+    table.selectionModel().setCurrentIndex(
+        proxy.index(proxy.proxy_row_of("b"), 0), QItemSelectionModel.SelectionFlag.ClearAndSelect
+    )
+    model.update_row("a", score=0.95)
+    assert ids() == ["c", "b", "a"]  # the order refreshes a moment later, not on every score
+    qtbot.waitUntil(lambda: ids() == ["a", "c", "b"], timeout=5_000)
+    assert proxy.image_id_at(table.selectionModel().currentIndex().row()) == "b"
+    table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+    assert ids() == ["b", "c", "a"]
+    proxy.set_statuses(frozenset({"unreviewed"}))
+    assert sorted(ids()) == ["a", "c"]
+    assert model.data(model.index(model.source_row("b"), SCORE_COLUMN)) == "0.20"
+
+
+def test_mask_layer_rewrites_only_the_dirty_rectangle_of_the_buffer_its_image_shares(qtbot) -> None:
+    application()
+    layer = MaskLayer((0, 255, 0))
+    mask = np.zeros((64, 64), dtype=bool)
+    layer.set_mask(mask)
+    layer.render()
+    buffer = layer.image
+    mask[10:20, 30:40] = True
+    mask[50, 50] = True  # outside the dirty rect: must not be drawn yet
+    layer.update_region(mask, (10, 20, 30, 40))
+    assert layer.image is buffer
+    assert (buffer[10:20, 30:40, 3] == 255).all() and buffer[50, 50, 3] == 0
+    # The QImage reads the same memory: no copy, no re-render needed.
+    assert int(np.frombuffer(layer.qimage.constBits(), np.uint8, count=1).ctypes.data) == buffer.ctypes.data
+
+
+def test_mask_outline_is_the_border_band_of_each_region() -> None:
+    mask = np.zeros((20, 20), dtype=bool)
+    mask[5:15, 5:15] = True
+    outline = mask_outline(mask, width=2)
+    assert outline[5, 5:15].all() and outline[6, 5:15].all() and not outline[7:13, 7:13].any()
+    assert not (outline & ~mask).any()
+
+
+def test_every_shortcut_belongs_to_one_action() -> None:
+    keys = Counter(key for spec in ACTION_SPECS for key in spec.shortcuts)
+    assert [key for key, count in keys.items() if count > 1] == []
+    assert len({spec.name for spec in ACTION_SPECS}) == len(ACTION_SPECS)

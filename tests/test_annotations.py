@@ -24,22 +24,15 @@ from pneumoviewer.io.rle import RleConvention, decode, encode_lesions
 FOUR_ROW_IMAGE = "1.2.276.0.7230010.3.1.4.8323329.307.1517875162.311533"
 
 
-def _challenge_layout(original: Path) -> bytes:
-    """The file as the organisers wrote it: each value after a space (the shared copy lost those spaces)."""
-    lines = original.read_bytes().split(b"\r\n")
-    rows = [b", ".join(part.strip() for part in line.split(b",")) for line in lines[1:] if line]
-    return b"\r\n".join([lines[0], *rows]) + b"\r\n"
-
-
 @pytest.mark.parametrize("dataset", ["siim", "siim-extra"])
-def test_challenge_files_are_rewritten_in_the_challenge_layout(data_dir: Path, tmp_path: Path, dataset: str) -> None:
+def test_challenge_files_are_rewritten_byte_for_byte(data_dir: Path, tmp_path: Path, dataset: str) -> None:
     original = data_dir / dataset / "train-rle.csv"
     rows = read_annotation_rows(original)
     assert len(rows) == {"siim": 1077, "siim-extra": 1248}[dataset]
     write_annotation_rows(tmp_path / "copy.csv", rows)
     written = (tmp_path / "copy.csv").read_bytes()
     assert written.startswith(b"ImageId, EncodedPixels\r\n1.2.276.0.7230010.3.1.4.8323329.")
-    assert written == _challenge_layout(original)
+    assert written == original.read_bytes()
     assert read_annotation_rows(tmp_path / "copy.csv") == rows
 
 
@@ -73,7 +66,7 @@ def test_masks_write_one_row_per_lesion_and_read_back(tmp_path: Path, convention
     rows = read_annotation_rows(tmp_path / "out.csv")
     assert [image_id for image_id, _ in rows] == ["two-lesions"] * 3 + ["normal"]
     assert rows[-1] == ("normal", "-1")
-    assert (tmp_path / "out.csv").read_bytes().endswith(b"\r\nnormal, -1\r\n")
+    assert (tmp_path / "out.csv").read_bytes().endswith(b"\r\nnormal,-1\r\n")
     back = read_annotation_masks(tmp_path / "out.csv", (40, 30), convention)
     assert back.keys() == masks.keys()
     for image_id, mask in masks.items():
@@ -177,7 +170,7 @@ def test_convert_rle_command_round_trips_the_challenge_file(
     assert [i for i, _ in absolute_rows] == [i for i, _ in original_rows]  # rows stay rows
     assert absolute_rows[0][1].startswith("198004 12 ")  # 0-based 198003 -> 1-based 198004
     assert main(["convert-rle", str(absolute), str(relative), "--to", "relative", "--size", "1024x1024"]) == 0
-    assert relative.read_bytes() == _challenge_layout(siim_labels_csv)
+    assert relative.read_bytes() == siim_labels_csv.read_bytes()
 
 
 def test_convert_rle_command_reports_bad_rows_and_sizes(

@@ -116,7 +116,7 @@ def write_annotation_rows(path: str | os.PathLike[str], rows: Iterable[tuple[str
             raise ValueError(f"not a valid ImageId for an annotation file: {image_id!r}")
         if any(character in encoded for character in _SEPARATORS):
             raise ValueError(f"not a valid EncodedPixels value for image {image_id}: {encoded[:40]!r}")
-        lines.append(f"{image_id}, {encoded}")
+        lines.append(f"{image_id},{encoded}")
     atomic_write_text(path, _LINE_END.join(lines) + _LINE_END)
 
 

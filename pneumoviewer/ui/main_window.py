@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QActionGroup, QCloseEvent
+from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.io.rle import RleConvention
@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self._task: Worker | None = None
         self.panels = layout.build(self)
         self._connect()
+        self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -185,6 +186,15 @@ class MainWindow(QMainWindow):
         self.case_view.show_heatmap(loaded.image_id, self._heatmaps.get(loaded.image_id))
         self.status.clearMessage()
         self.sigCaseShown.emit(loaded.image_id)
+        self._prefetch(self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(loaded.image_id) + 1))
+
+    def _prefetch(self, image_id: str | None) -> None:
+        """Decode the next case while this one is read, so stepping on is instant."""
+        if image_id is None or image_id in self._images or self.session is None:
+            return
+        worker = Worker(load_image, image_id, self.session.case(image_id).path)
+        worker.sigFinished.connect(self._image_loaded)  # errors show when the user gets there
+        self.pool.start(worker)
 
     def _image_failed(self, error: Exception) -> None:
         self.canvas.clear_image()
@@ -245,6 +255,9 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, reason: str) -> None:
         self.status.show_ai_state("AI unavailable", reason)
+        for row in self.worklist_model.rows():
+            if row.score is None:
+                self.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")
         self._warn("AI model unavailable", f"The AI model could not be loaded, so no predictions will be "
                    f"made. Viewing and editing still work.\n\n{reason}")
 
@@ -252,8 +265,11 @@ class MainWindow(QMainWindow):
     def _case_changed(self, case: Case, change: CaseChange) -> None:
         if change is CaseChange.MASK:
             self._mask_lesions.pop(case.image_id, None)
-        area = self._row_area(case)
-        self.worklist_model.update_row(case.image_id, score=case.ai_score, status=case.status.value, area_cm2=area)
+        ai = self._ai_lesions.get(case.image_id)
+        self.worklist_model.update_row(
+            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self._row_area(case),
+            ai_positive=None if ai is None else ai.area_px > 0,
+        )
         if change is CaseChange.STATUS:
             self._update_counter()
         if case.image_id == self.current_id:
@@ -279,6 +295,7 @@ class MainWindow(QMainWindow):
             view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
             score=case.ai_score, area_cm2=self._row_area(case) if case.has_mask_pixels else None,
             status=case.status.value,
+            error=None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}",
         )
 
     def _update_counter(self) -> None:
@@ -469,6 +486,16 @@ class MainWindow(QMainWindow):
         files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", str(Path.home()), "DICOM (*.dcm);;All files (*)")
         if files:
             self.open_paths([Path(file) for file in files])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.cancel_work()

@@ -32,6 +32,7 @@ class WorklistRow:
     score: float | None = None  # AI presence score in [0, 1]; None until predicted
     area_cm2: float | None = None  # lesion area of the current mask; None without spacing/mask
     status: str = "unreviewed"  # ReviewStatus value
+    ai_positive: bool | None = None  # the AI's call: a lesion mask (True) or none (False)
     error: str | None = None  # why the AI could not run on this image
 
 
@@ -162,7 +163,7 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == COLUMNS.index("Status"):
             return QColor(STATUS_COLOURS.get(row.status, "#e6edf3"))
         if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.score is not None:
-            return QColor("#ff7b72") if row.score >= 0.5 else None
+            return QColor("#ff7b72") if row.ai_positive else None
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, SCORE_COLUMN, 5):
@@ -181,7 +182,7 @@ class WorklistModel(QAbstractTableModel):
             return row.sex
         if column == SCORE_COLUMN:
             if row.error:
-                return "error"
+                return "—"
             return "…" if row.score is None else f"{row.score:.2f}"
         if column == 5:
             return "" if row.area_cm2 is None else f"{row.area_cm2:.1f}"

@@ -10,15 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pneumoviewer.io import annotations
 from pneumoviewer.io.annotations import (
     AnnotationError,
-    atomic_write_text,
     read_annotation_masks,
     read_annotation_rows,
     write_annotation_masks,
     write_annotation_rows,
 )
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import RleConvention, decode, encode_lesions
 
 FOUR_ROW_IMAGE = "1.2.276.0.7230010.3.1.4.8323329.307.1517875162.311533"
@@ -131,7 +130,7 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: p
     def crash(*_: object) -> None:
         raise OSError("disk unplugged")
 
-    monkeypatch.setattr(annotations.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk unplugged"):
         write_annotation_rows(target, [("a", "6 2"), ("b", "-1")])
     assert target.read_bytes() == before

@@ -2,11 +2,10 @@
 
 A file is a header `ImageId, EncodedPixels` then one `image_id,rle` row per annotation;
 `-1` means no pneumothorax and an image may have several rows (their union is its mask).
-Writing follows the challenge's own layout: that header (with its space), every
-EncodedPixels value after a space (`id, -1`, as in the organisers' file, so code written for
-it, e.g. comparing with ' -1', keeps working), CRLF line ends. Reading tolerates spaces
-around values and header names, quotes, LF or CRLF, a UTF-8 byte-order mark and blank lines
-(the copy in ../shared/data has no space before its values; both read the same).
+Writing follows ../shared/data/siim/train-rle.csv byte for byte: that header (with its
+space), `id,rle` rows, CRLF line ends. Reading tolerates spaces around values and header
+names (some copies of the challenge file have ` -1`), quotes, LF or CRLF, a UTF-8
+byte-order mark and blank lines.
 """
 
 from __future__ import annotations
@@ -14,12 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import RleConvention, RleError, decode, encode, encode_lesions
 
 HEADER = "ImageId, EncodedPixels"
@@ -143,42 +142,3 @@ def convert_annotation_file(
         converted.append((image_id, encode(mask, to)))
     write_annotation_rows(destination, converted)
     return converted
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Replace `path` with `text` (UTF-8, written as given) so a crash leaves the old or the new file.
-
-    The text goes to a temporary file in the same folder, is flushed to disk, then renamed
-    over the target (atomic on POSIX and Windows); the folder is synced so the rename lasts.
-    """
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(text.encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _mode_for(path))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
-
-
-def _mode_for(path: Path) -> int:
-    """Keep an existing file's permissions; a new file gets the usual rw-r--r--."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644
-
-
-def _sync_folder(folder: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a folder; its rename is already durable
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumoviewer.io.annotations import atomic_write_text
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import RleConvention, RleError, decode, encode
 from pneumoviewer.paths import user_data_dir
 from pneumoviewer.review.case import ReviewStatus

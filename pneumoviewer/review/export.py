@@ -10,8 +10,6 @@ atomically at the end (a cancelled export leaves no file); each PNG is written a
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from pneumoviewer.io.annotations import write_annotation_masks
+from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.review.case import Case, ReviewStatus
 
@@ -97,7 +96,7 @@ def export_pngs(
         buffer = io.BytesIO()
         Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG", optimize=False)
         try:
-            _atomic_write_bytes(target, buffer.getvalue())
+            atomic_write_bytes(target, buffer.getvalue())
         except OSError as error:
             raise ExportError(target, f"cannot write the mask image: {error.strerror or error}") from error
     return ExportSummary(folder, len(chosen), positive)
@@ -140,17 +139,3 @@ def _masks_with_progress(
         yield case, case.export_mask()
         if progress is not None:
             progress(done, len(cases))
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder + fsync + rename: the target is the old or the new file, never half."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

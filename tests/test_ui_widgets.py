@@ -171,3 +171,25 @@ def test_every_shortcut_belongs_to_one_action() -> None:
     keys = Counter(key for spec in ACTION_SPECS for key in spec.shortcuts)
     assert [key for key, count in keys.items() if count > 1] == []
     assert len({spec.name for spec in ACTION_SPECS}) == len(ACTION_SPECS)
+
+
+def test_run_app_opens_the_demo_studies_and_returns_the_exit_code(qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from pneumoviewer.ui.app import run_app
+    from pneumoviewer.ui.main_window import MainWindow
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # the demo's autosave and recent list stay in the test
+    seen = {}
+
+    def exec_until_opened(self) -> int:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        qtbot.waitUntil(lambda: window.session is not None, timeout=30_000)
+        seen["cases"] = len(window.session)
+        seen["title"] = window.windowTitle()
+        window.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", exec_until_opened)
+    assert run_app([], demo=True) == 0
+    assert seen["cases"] == 6 and "demo" in seen["title"]

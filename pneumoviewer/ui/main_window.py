@@ -108,7 +108,9 @@ class MainWindow(QMainWindow):
         session.save_failed.connect(lambda error: self.status.showMessage(f"Autosave failed: {error}"))
         self.setWindowTitle(f"PneumoViewer — {opened.title}")
         self.worklist_model.set_rows([self._row(case) for case in session.cases])
-        layout.show_unreadable(self, [str(error) for error in opened.unreadable])
+        duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
+                      for case in session.duplicates]
+        layout.show_unreadable(self, [str(error) for error in opened.unreadable] + duplicates)
         if session.restore_problems:
             self._warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
         self._update_counter()
@@ -258,8 +260,8 @@ class MainWindow(QMainWindow):
         for row in self.worklist_model.rows():
             if row.score is None:
                 self.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")
-        self._warn("AI model unavailable", f"The AI model could not be loaded, so no predictions will be "
-                   f"made. Viewing and editing still work.\n\n{reason}")
+        # No modal box: the red status-bar note (reason in its tooltip) stays while viewing and editing work.
+        self.status.showMessage(f"The AI model could not be loaded, so there will be no predictions: {reason}", 30000)
 
     # -- case changes (edits, statuses, AI) -----------------------------------------------------------
     def _case_changed(self, case: Case, change: CaseChange) -> None:
@@ -347,7 +349,8 @@ class MainWindow(QMainWindow):
 
     def import_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE) -> None:
         if self.session is not None:
-            self._run_task(Worker(self.session.import_annotations, Path(path), convention))
+            self._run_task(Worker(self.session.import_annotations, Path(path), convention,
+                                  progress_text="Importing annotations"))
 
     def _ask_export(self, is_csv: bool) -> None:
         if self.session is None:

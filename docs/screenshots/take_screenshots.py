@@ -1,0 +1,89 @@
+"""Render the README screenshots from the real window on the demo studies.
+
+    Xvfb :99 -screen 0 1680x1050x24 &
+    DISPLAY=:99 .venv/bin/python docs/screenshots/take_screenshots.py [--model PATH]
+
+Opens the demo folder with the bundled model (or --model), imports the demo's reference
+annotations as the editable (green) mask, picks the positive case the AI scores highest,
+shows the AI contour (red) and the Grad-CAM heatmap, and saves `main-window.png` beside this file.
+A second shot, `worklist-review.png`, shows the worklist after a few cases were reviewed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+
+from pneumoviewer.paths import demo_dir
+from pneumoviewer.review.case import ReviewStatus
+from pneumoviewer.ui.app import application
+
+HERE = Path(__file__).resolve().parent
+
+
+def wait_until(condition, timeout_s: float = 120.0) -> None:
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.timeout.connect(lambda: condition() and loop.quit())
+    poll.start(50)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    poll.stop()
+    if not condition():
+        raise TimeoutError("the window did not get there in time")
+
+
+def settle(ms: int = 600) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="a checkpoint instead of the bundled model")
+    args = parser.parse_args()
+    app = application()
+    from pneumoviewer.ui.main_window import MainWindow
+
+    kwargs = {"data_dir": Path(tempfile.mkdtemp(prefix="pneumoviewer-shots-"))}
+    if args.model is not None:
+        from pneumoviewer.model.inference import Predictor
+
+        kwargs["predictor_factory"] = lambda: Predictor.cached(args.model)
+    window = MainWindow(**kwargs)
+    window.resize(1600, 980)
+    window.show()
+    window.open_paths([demo_dir()])
+    wait_until(lambda: window.session is not None)
+    wait_until(lambda: all(row.score is not None or row.error for row in window.worklist_model.rows()))
+    window.import_csv(demo_dir() / "ground-truth-rle.csv")
+    wait_until(lambda: any(case.has_mask_pixels for case in window.session.cases))
+    positives = [case for case in window.session.cases if case.has_mask_pixels]
+    shown = max(positives, key=lambda case: (case.ai_score or 0.0, case.lesions().area_px))
+    window.worklist_model.resort()
+    window._select_proxy_row(window.worklist_filter.proxy_row_of(shown.image_id))
+    wait_until(lambda: window.case_view.image_id_on_canvas == shown.image_id)
+    window.actions["toggle_heatmap"].setChecked(True)
+    wait_until(lambda: window.canvas.heatmap_item.image is not None)
+    settle()
+    window.grab().save(str(HERE / "main-window.png"))
+    print(f"main-window.png: {shown.display_id} (AI score {shown.ai_score:.3f})")
+
+    for case, status in zip(window.session.worklist()[:3], (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED,
+                                                              ReviewStatus.REJECTED)):
+        window.session.set_status(case.image_id, status)
+    window.actions["toggle_heatmap"].setChecked(False)
+    settle()
+    window.grab().save(str(HERE / "worklist-review.png"))
+    print("worklist-review.png")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

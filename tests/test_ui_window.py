@@ -124,6 +124,19 @@ def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_w
     assert window.info.case_box.values["Age"].text() == case.patient_age
     assert "mm" in window.info.case_box.values["Pixel spacing"].text()
     assert window.info.findings_box.values["AI score"].text() == f"{case.ai_score:.3f}"
+    assert [action.text() for action in window.panels.recent_menu.actions()][0] == str(study_folder.resolve())
+
+
+def test_open_files_indexes_just_those_files(qtbot, make_window, study_folder: Path) -> None:
+    window = make_window()
+    files = sorted(study_folder.rglob("*.dcm"))
+    chosen = [path for path in files if path.name != "broken.dcm"][:2] + [study_folder / "broken.dcm"]
+    open_and_wait(qtbot, window, chosen[0])  # one file
+    assert window.worklist_model.rowCount() == 1
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.open_paths(chosen)
+    assert window.worklist_model.rowCount() == 2
+    assert window.panels.unreadable_list.count() == 1
 
 
 def test_brush_stroke_with_the_mouse_then_undo_redo_by_keys(qtbot, make_window, study_folder: Path) -> None:
@@ -150,6 +163,19 @@ def test_brush_stroke_with_the_mouse_then_undo_redo_by_keys(qtbot, make_window, 
     assert not case.mask.any() and window.canvas.edit_item.image[500, 400, 3] == 0
     QTest.keySequence(window, "Ctrl+Shift+Z")
     assert np.array_equal(case.mask, painted) and window.canvas.edit_item.image[500, 400, 3] == 255
+
+    # The AI re-runs (Ctrl+P): the edit and its undo history stay.
+    wait_for_predictions(qtbot, window)
+    with qtbot.waitSignal(window.model_queue.sigPredicted, timeout=WAIT_MS,
+                          check_params_cb=lambda image_id, _: image_id == case.image_id):
+        QTest.keySequence(window, "Ctrl+P")
+    assert np.array_equal(case.mask, painted)
+    QTest.keySequence(window, "Ctrl+Z")
+    assert not case.mask.any()
+    # Brush size keys.
+    radius = window.case_view.brush_radius
+    QTest.keyClick(window, Qt.Key.Key_BracketRight)
+    assert window.case_view.brush_radius > radius
 
 
 def test_status_keys_counter_filter_and_next_case(qtbot, make_window, study_folder: Path) -> None:

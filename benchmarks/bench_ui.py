@@ -29,11 +29,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QPointF, QTimer  # noqa: E402
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, QPointF, QTimer
 
-from pneumoviewer.paths import default_model_path  # noqa: E402
-from pneumoviewer.ui.app import application  # noqa: E402
+from pneumoviewer.paths import default_model_path
+from pneumoviewer.ui.app import application
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 HEARTBEAT_MS = 5

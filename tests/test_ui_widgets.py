@@ -15,7 +15,13 @@ from pneumoviewer.ui.app import application
 from pneumoviewer.ui.image_view import MaskLayer, mask_outline
 from pneumoviewer.ui.model_queue import AiFinding, JobKind, ModelJob, ModelQueue
 from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
-from pneumoviewer.ui.worklist import SCORE_COLUMN, WorklistFilter, WorklistModel, WorklistRow, WorklistTable
+from pneumoviewer.ui.worklist import (
+    SCORE_COLUMN,
+    WorklistFilter,
+    WorklistModel,
+    WorklistRow,
+    WorklistTable,
+)
 
 
 @pytest.fixture
@@ -127,7 +133,7 @@ def test_worklist_sorts_by_score_keeps_the_selection_and_filters_by_status(qtbot
     table = WorklistTable(proxy)
     qtbot.addWidget(table)
     model.set_rows(_rows())
-    ids = lambda: [proxy.image_id_at(row) for row in range(proxy.rowCount())]  # noqa: E731
+    ids = lambda: [proxy.image_id_at(row) for row in range(proxy.rowCount())]
     assert ids() == ["c", "b", "a"]  # highest score first, unscored last
     table.selectionModel().setCurrentIndex(
         proxy.index(proxy.proxy_row_of("b"), 0), QItemSelectionModel.SelectionFlag.ClearAndSelect

@@ -124,7 +124,7 @@ def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_w
     assert window.info.case_box.values["Age"].text() == case.patient_age
     assert "mm" in window.info.case_box.values["Pixel spacing"].text()
     assert window.info.findings_box.values["AI score"].text() == f"{case.ai_score:.3f}"
-    assert [action.text() for action in window.panels.recent_menu.actions()][0] == str(study_folder.resolve())
+    assert window.panels.recent_menu.actions()[0].text() == str(study_folder.resolve())
 
 
 def test_open_files_indexes_just_those_files(qtbot, make_window, study_folder: Path) -> None:

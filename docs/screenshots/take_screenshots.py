@@ -47,7 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a checkpoint instead of the bundled model")
     args = parser.parse_args()
-    app = application()
+    application()
     from pneumoviewer.ui.main_window import MainWindow
 
     kwargs = {"data_dir": Path(tempfile.mkdtemp(prefix="pneumoviewer-shots-"))}

@@ -10,18 +10,10 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from pneumoviewer.review.case import Case, CaseChange, LesionStats
+from pneumoviewer.review.case import Case, CaseChange
 from pneumoviewer.review.mask_editor import DirtyRect
 from pneumoviewer.ui.image_view import ImageCanvas
 from pneumoviewer.ui.tools import Mode
-
-
-def format_area(stats: LesionStats | None) -> str:
-    if stats is None:
-        return ""
-    if stats.area_cm2 is not None:
-        return f"{stats.area_cm2:.2f} cm² ({stats.area_px:,} px)"
-    return f"{stats.area_px:,} px (no pixel spacing)"
 
 
 class CaseView(QWidget):

@@ -92,7 +92,7 @@ class CanvasViewBox(pg.ViewBox):
         point = self.mapSceneToView(scene_pos)
         return point.y(), point.x()
 
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
+    def mouseDragEvent(self, ev, axis=None) -> None:
         button = ev.button()
         painting = self.mode in (Mode.BRUSH, Mode.ERASER)
         if button == Qt.MouseButton.LeftButton and painting:
@@ -115,7 +115,7 @@ class CanvasViewBox(pg.ViewBox):
             return
         super().mouseDragEvent(ev, axis)
 
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
+    def mouseClickEvent(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:
             ev.accept()  # no context menu on the film
             return

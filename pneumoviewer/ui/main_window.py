@@ -11,26 +11,48 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.paths import demo_dir
-from pneumoviewer.review.case import Case, CaseChange, LesionStats, ReviewStatus
+from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
 from pneumoviewer.review.export import ExportScope, export_csv, export_pngs
 from pneumoviewer.review.session import ReviewSession
 from pneumoviewer.ui import layout
 from pneumoviewer.ui.actions import build_actions
-from pneumoviewer.ui.case_view import CaseView, format_area
-from pneumoviewer.ui.dialogs import ExportDialog, ShortcutsDialog, recent_folders, remember_folder
+from pneumoviewer.ui.case_view import CaseView
+from pneumoviewer.ui.dialogs import (
+    ExportDialog,
+    ShortcutsDialog,
+    recent_folders,
+    remember_folder,
+)
+from pneumoviewer.ui.findings import Findings, case_fields, counter_text
 from pneumoviewer.ui.info_panel import InfoPanel
-from pneumoviewer.ui.model_queue import AiFinding, JobKind, ModelJob, ModelQueue, default_predictor
+from pneumoviewer.ui.model_queue import (
+    AiFinding,
+    JobKind,
+    ModelJob,
+    ModelQueue,
+    default_predictor,
+)
 from pneumoviewer.ui.status_bar import StatusBar
-from pneumoviewer.ui.tasks import LoadedImage, OpenedStudies, index_files, index_folder, load_image
+from pneumoviewer.ui.tasks import (
+    LoadedImage,
+    OpenedStudies,
+    index_files,
+    index_folder,
+    load_image,
+)
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
 from pneumoviewer.ui.workers import Worker, WorkerPool
-from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel, WorklistRow, WorklistTable
+from pneumoviewer.ui.worklist import (
+    WorklistFilter,
+    WorklistModel,
+    WorklistTable,
+)
 
 _IMAGE_CACHE = 6
 _HEATMAP_CACHE = 12
@@ -63,17 +85,14 @@ class MainWindow(QMainWindow):
         self.current_id: str | None = None
         self._images: OrderedDict[str, Any] = OrderedDict()
         self._heatmaps: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._timings: dict[str, dict[str, float]] = {}
-        # Lesion counts/areas measured once (labelling a 1024² mask is too slow to repeat per repaint).
-        self._ai_lesions: dict[str, LesionStats] = {}
-        self._mask_lesions: dict[str, LesionStats] = {}
+        self.findings = Findings()
         self._loader: Worker | None = None
         self._task: Worker | None = None
         self.panels = layout.build(self)
         self._connect()
         self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         # Importing torch holds the GIL for a moment: better at start-up than mid-review.
         self.model_queue.warm_up()
@@ -107,7 +126,8 @@ class MainWindow(QMainWindow):
         session.case_changed.connect(self.sigSessionCaseChanged.emit)
         session.save_failed.connect(lambda error: self.status.showMessage(f"Autosave failed: {error}"))
         self.setWindowTitle(f"PneumoViewer — {opened.title}")
-        self.worklist_model.set_rows([self._row(case) for case in session.cases])
+        error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
+        self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
         layout.show_unreadable(self, [str(error) for error in opened.unreadable] + duplicates)
@@ -137,9 +157,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self._images.clear()
         self._heatmaps.clear()
-        self._timings.clear()
-        self._ai_lesions.clear()
-        self._mask_lesions.clear()
+        self.findings.clear()
         self.worklist_model.set_rows([])
         self.info.clear()
 
@@ -203,31 +221,8 @@ class MainWindow(QMainWindow):
         self._warn("Cannot show this image", str(error))
 
     def _update_info(self, case: Case) -> None:
-        spacing = case.pixel_spacing_mm
-        meta = case.metadata
-        self.info.set_case({
-            # Zero-width spaces after the dots let a long UID wrap in a narrow panel.
-            "Image": case.display_id + "\n" + case.image_id.replace(".", ".\u200b"),
-            "Age": case.patient_age or "", "Sex": case.patient_sex or "", "View": case.view_position or "",
-            "Pixel spacing": f"{spacing[0]:.3f} × {spacing[1]:.3f} mm" if spacing else "unknown",
-            "Size": f"{case.shape[1]} × {case.shape[0]}",
-            "Modality": (meta.modality or "") if meta else "", "Study date": (meta.study_date or "") if meta else "",
-        })
-        self._update_findings(case)
-
-    def _update_findings(self, case: Case) -> None:
-        ai = self._ai_lesions.get(case.image_id)
-        mask = self._mask_stats(case)
-        timings = self._timings.get(case.image_id)
-        self.info.set_findings({
-            "AI score": "pending…" if case.ai_score is None else f"{case.ai_score:.3f}",
-            "AI lesions": "" if ai is None else str(ai.count),
-            "AI area": format_area(ai),
-            "Mask lesions": str(mask.count),
-            "Mask area": format_area(mask),
-            "Status": case.status.value,
-            "AI timings": "" if not timings else "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()),
-        })
+        self.info.set_case(case_fields(case))
+        self.info.set_findings(self.findings.finding_fields(case))
 
     # -- AI results --------------------------------------------------------------------------------
     @staticmethod
@@ -235,14 +230,10 @@ class MainWindow(QMainWindow):
         return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
 
     def _predicted(self, image_id: str, finding: AiFinding) -> None:
-        if self.session is None:
-            return
-        self._timings[image_id] = dict(finding.prediction.timings)
-        self._ai_lesions[image_id] = finding.lesions
-        try:
-            self.session.apply_prediction(image_id, finding.prediction)
-        except KeyError:
-            self._ai_lesions.pop(image_id)  # a result for a session that was closed meanwhile
+        if self.session is None or self.worklist_model.row(image_id) is None:
+            return  # a result for a session that was closed meanwhile
+        self.findings.record_prediction(image_id, finding)
+        self.session.apply_prediction(image_id, finding.prediction)
 
     def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
         self._heatmaps[image_id] = heatmap
@@ -266,51 +257,18 @@ class MainWindow(QMainWindow):
     # -- case changes (edits, statuses, AI) -----------------------------------------------------------
     def _case_changed(self, case: Case, change: CaseChange) -> None:
         if change is CaseChange.MASK:
-            self._mask_lesions.pop(case.image_id, None)
-        ai = self._ai_lesions.get(case.image_id)
+            self.findings.forget_mask(case.image_id)
         self.worklist_model.update_row(
-            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self._row_area(case),
-            ai_positive=None if ai is None else ai.area_px > 0,
+            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
+            ai_positive=self.findings.ai_positive(case),
         )
         if change is CaseChange.STATUS:
             self._update_counter()
         if case.image_id == self.current_id:
-            self._update_findings(case)
-
-    def _mask_stats(self, case: Case) -> LesionStats:
-        stats = self._mask_lesions.get(case.image_id)
-        if stats is None:
-            stats = self._mask_lesions[case.image_id] = case.lesions()
-        return stats
-
-    def _row_area(self, case: Case) -> float | None:
-        """The reader's mask once reviewed or drawn, otherwise the AI's."""
-        if case.status.is_done or case.has_mask_pixels:
-            stats = self._mask_stats(case)
-        else:
-            stats = self._ai_lesions.get(case.image_id)
-        return None if stats is None else stats.area_cm2
-
-    def _row(self, case: Case) -> WorklistRow:
-        return WorklistRow(
-            image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
-            view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
-            score=case.ai_score, area_cm2=self._row_area(case) if case.has_mask_pixels else None,
-            status=case.status.value,
-            error=None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}",
-        )
+            self.info.set_findings(self.findings.finding_fields(case))
 
     def _update_counter(self) -> None:
-        if self.session is None:
-            layout.show_counter(self, "")
-            return
-        counts = self.session.status_counts()
-        layout.show_counter(
-            self,
-            f"Done {self.session.done_count} / {len(self.session)}  ·  "
-            f"accepted {counts[ReviewStatus.ACCEPTED]}  corrected {counts[ReviewStatus.CORRECTED]}  "
-            f"rejected {counts[ReviewStatus.REJECTED]}",
-        )
+        layout.show_counter(self, counter_text(self.session))
 
     def set_status(self, status: ReviewStatus) -> None:
         if self.session is not None and self.current_id is not None:
@@ -490,17 +448,17 @@ class MainWindow(QMainWindow):
         if files:
             self.open_paths([Path(file) for file in files])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.cancel_work()
         if self._loader is not None:
             self._loader.cancel()

@@ -1,0 +1,108 @@
+"""What the window says about each case: its header facts, the AI's and the reader's lesions, in words.
+
+Lesion counts and areas are measured once per mask version (labelling a 1024² mask takes
+milliseconds, too slow to repeat on every repaint): the AI's on the AI worker, the reader's mask
+here after each committed edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pneumoviewer.review.case import Case, LesionStats, ReviewStatus
+from pneumoviewer.review.session import ReviewSession
+from pneumoviewer.ui.model_queue import AiFinding
+from pneumoviewer.ui.worklist import WorklistRow
+
+
+def format_area(stats: LesionStats | None) -> str:
+    if stats is None:
+        return ""
+    if stats.area_cm2 is not None:
+        return f"{stats.area_cm2:.2f} cm² ({stats.area_px:,} px)"
+    return f"{stats.area_px:,} px (no pixel spacing)"
+
+
+def case_fields(case: Case) -> dict[str, str]:
+    spacing = case.pixel_spacing_mm
+    meta = case.metadata
+    return {
+        # Zero-width spaces after the dots let a long UID wrap in a narrow panel.
+        "Image": case.display_id + "\n" + case.image_id.replace(".", ".\u200b"),
+        "Age": case.patient_age or "",
+        "Sex": case.patient_sex or "",
+        "View": case.view_position or "",
+        "Pixel spacing": f"{spacing[0]:.3f} × {spacing[1]:.3f} mm" if spacing else "unknown",
+        "Size": f"{case.shape[1]} × {case.shape[0]}",
+        "Modality": (meta.modality or "") if meta else "",
+        "Study date": (meta.study_date or "") if meta else "",
+    }
+
+
+def counter_text(session: ReviewSession | None) -> str:
+    if session is None:
+        return ""
+    counts = session.status_counts()
+    return (
+        f"Done {session.done_count} / {len(session)}  ·  accepted {counts[ReviewStatus.ACCEPTED]}  "
+        f"corrected {counts[ReviewStatus.CORRECTED]}  rejected {counts[ReviewStatus.REJECTED]}"
+    )
+
+
+class Findings:
+    def __init__(self) -> None:
+        self._timings: dict[str, dict[str, float]] = {}
+        self._ai_lesions: dict[str, LesionStats] = {}
+        self._mask_lesions: dict[str, LesionStats] = {}
+
+    def clear(self) -> None:
+        for cache in (self._timings, self._ai_lesions, self._mask_lesions):
+            cache.clear()
+
+    def record_prediction(self, image_id: str, finding: AiFinding) -> None:
+        self._timings[image_id] = dict(finding.prediction.timings)
+        self._ai_lesions[image_id] = finding.lesions
+
+    def forget_mask(self, image_id: str) -> None:
+        """The reader's mask changed: measure it again when next asked."""
+        self._mask_lesions.pop(image_id, None)
+
+    def mask_lesions(self, case: Case) -> LesionStats:
+        stats = self._mask_lesions.get(case.image_id)
+        if stats is None:
+            stats = self._mask_lesions[case.image_id] = case.lesions()
+        return stats
+
+    def ai_positive(self, case: Case) -> bool | None:
+        ai = self._ai_lesions.get(case.image_id)
+        return None if ai is None else ai.area_px > 0
+
+    def row_area(self, case: Case) -> float | None:
+        """The reader's mask once reviewed or drawn, otherwise the AI's."""
+        if case.status.is_done or case.has_mask_pixels:
+            stats = self.mask_lesions(case)
+        else:
+            stats = self._ai_lesions.get(case.image_id)
+        return None if stats is None else stats.area_cm2
+
+    def row(self, case: Case, ai_error: str | None) -> WorklistRow:
+        return WorklistRow(
+            image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
+            view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
+            score=case.ai_score, area_cm2=self.row_area(case) if case.has_mask_pixels else None,
+            status=case.status.value, error=ai_error,
+        )
+
+    def finding_fields(self, case: Case) -> dict[str, str]:
+        ai = self._ai_lesions.get(case.image_id)
+        mask = self.mask_lesions(case)
+        timings = self._timings.get(case.image_id)
+        return {
+            "AI score": "pending…" if case.ai_score is None else f"{case.ai_score:.3f}",
+            "AI lesions": "" if ai is None else str(ai.count),
+            "AI area": format_area(ai),
+            "Mask lesions": str(mask.count),
+            "Mask area": format_area(mask),
+            "Status": case.status.value,
+            "AI timings": "" if not timings else "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()),
+        }

@@ -7,8 +7,8 @@ rectangles and this view redraws exactly those. Status rules live in `Case`, not
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
 from pneumoviewer.review.case import Case, CaseChange
 from pneumoviewer.review.mask_editor import DirtyRect
@@ -25,9 +25,15 @@ class CaseView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.canvas = ImageCanvas()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        self.placeholder = QLabel(
+            "Open a folder of chest DICOMs: File → Open folder (Ctrl+O), or drop it on this window.\n"
+            "File → Open demo studies shows six SIIM-ACR examples.   F1 lists the keyboard shortcuts."
+        )
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #8b949e; font-size: 12pt; background: #0b0c0f;")
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.canvas)
         self.case: Case | None = None
         self.image_id_on_canvas: str | None = None
         self.mode = Mode.PAN
@@ -50,6 +56,7 @@ class CaseView(QWidget):
             self.case.changed.disconnect(self._forward_case)
         self.case = case
         self.image_id_on_canvas = None
+        self.stack.setCurrentWidget(self.placeholder if case is None else self.canvas)
         if case is None:
             self.canvas.clear_image()
             return

@@ -26,9 +26,10 @@ class CaseView(QWidget):
         super().__init__(parent)
         self.canvas = ImageCanvas()
         self.placeholder = QLabel(
-            "Open a folder of chest DICOMs: File → Open folder (Ctrl+O), or drop it on this window.\n"
-            "File → Open demo studies shows six SIIM-ACR examples.   F1 lists the keyboard shortcuts."
+            "Open a folder of chest DICOMs:\nFile → Open folder (Ctrl+O), or drop the folder here.\n\n"
+            "File → Open demo studies shows six SIIM-ACR examples.\nF1 lists the keyboard shortcuts."
         )
+        self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setStyleSheet("color: #8b949e; font-size: 12pt; background: #0b0c0f;")
         self.stack = QStackedLayout(self)

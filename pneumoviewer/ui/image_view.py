@@ -35,16 +35,18 @@ class MaskLayer(pg.ImageItem):
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         if mask is None:
-            self._buffer = None
             self.clear()
             return
-        self._buffer = np.zeros((*mask.shape, 4), dtype=np.uint8)
+        if self._buffer is None or self._buffer.shape[:2] != mask.shape:
+            self._buffer = np.zeros((*mask.shape, 4), dtype=np.uint8)
+        else:
+            self._buffer.fill(0)  # reuse: a fresh 4 MB buffer per case costs page faults
         self._buffer[mask] = self._rgba_on
         self.setImage(self._buffer, autoLevels=False, levels=None)
 
     def update_region(self, mask: np.ndarray, rect: DirtyRect) -> None:
         """Rewrite only `rect` of the buffer from `mask` and repaint only that part of the scene."""
-        if self._buffer is None or self._buffer.shape[:2] != mask.shape:
+        if self.image is None or self._buffer is None or self._buffer.shape[:2] != mask.shape:
             self.set_mask(mask)
             return
         row0, row1, col0, col1 = rect

@@ -199,3 +199,16 @@ def test_run_app_opens_the_demo_studies_and_returns_the_exit_code(qtbot, monkeyp
     monkeypatch.setattr(QApplication, "exec", exec_until_opened)
     assert run_app([], demo=True) == 0
     assert seen["cases"] == 6 and "demo" in seen["title"]
+
+
+def test_run_app_without_a_display_says_so_instead_of_aborting(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import sys
+
+    from pneumoviewer.ui.app import run_app
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("displays are always there outside Linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert run_app([], demo=True) == 2
+    assert "no display found" in capsys.readouterr().err

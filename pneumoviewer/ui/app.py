@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,8 +30,22 @@ def application() -> QApplication:
     return app
 
 
+def no_display_reason() -> str | None:
+    """Why no window can open here (Linux without X11/Wayland), else None; Qt would abort instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display found (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+            "run it in a desktop session, or use the headless subcommands (pneumoviewer --help)")
+
+
 def run_app(paths: list[str], demo: bool) -> int:
     """Open the main window (on `paths`, or the demo studies) and run the event loop until it closes."""
+    reason = no_display_reason()
+    if reason is not None:
+        print(f"pneumoviewer: {reason}", file=sys.stderr)
+        return 2
     app = application()
     from pneumoviewer.ui.main_window import MainWindow
 

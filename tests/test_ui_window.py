@@ -352,3 +352,34 @@ def test_the_ai_failing_to_load_leaves_viewing_and_editing_working(qtbot, make_w
     assert "model file is missing" in window.status.ai_label.toolTip()
     QTest.keyClick(window, Qt.Key.Key_R)
     assert window.session.case(window.current_id).status is ReviewStatus.REJECTED
+
+
+def test_cancel_stops_the_ai_sweep_and_predict_all_resumes_it(qtbot, make_window, study_folder: Path,
+                                                              random_checkpoint: Path) -> None:
+    import time
+
+    from pneumoviewer.model.inference import Predictor
+
+    class SlowPredictor:
+        """The real model, slowed down so the sweep is still running when the user cancels."""
+
+        def __init__(self) -> None:
+            self.inner = Predictor.cached(random_checkpoint)
+            self.checkpoint = self.inner.checkpoint
+
+        def predict(self, pixels, cancel=None):
+            time.sleep(0.4)
+            return self.inner.predict(pixels, cancel=cancel)
+
+    window = make_window(SlowPredictor)
+    open_and_wait(qtbot, window, study_folder)
+    with qtbot.waitSignal(window.model_queue.sigPredicted, timeout=WAIT_MS):
+        pass
+    assert window.status.cancel_button.isVisible() and window.status.progress.isVisible()
+    window.status.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.model_queue.running, timeout=WAIT_MS)
+    assert not window.model_queue.pending()
+    assert any(row.score is None for row in window.worklist_model.rows())
+    qtbot.waitUntil(lambda: not window.status.progress.isVisible())
+    QTest.keySequence(window, "Ctrl+P")
+    wait_for_predictions(qtbot, window)

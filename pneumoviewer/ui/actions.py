@@ -69,6 +69,15 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
 )
 
 
+MOUSE_GESTURES: tuple[tuple[str, str], ...] = (
+    ("Zoom", "Mouse wheel"),
+    ("Pan", "Middle drag (any mode), left drag in Pan mode"),
+    ("Window / level", "Right drag (any mode), left drag in W/L mode: up/down level, left/right width"),
+    ("Paint / erase", "Left drag in Brush / Eraser mode (one undo step per drag)"),
+    ("Fill a closed region", "Left click in Fill mode"),
+)
+
+
 def build_actions(parent: QWidget) -> dict[str, QAction]:
     """Create every action on `parent` (so its shortcuts work anywhere in the window)."""
     actions: dict[str, QAction] = {}
@@ -89,9 +98,10 @@ def build_actions(parent: QWidget) -> dict[str, QAction]:
 
 
 def shortcut_table() -> list[tuple[str, str]]:
-    """(command, keys) rows for the help dialog."""
-    return [
+    """(command, keys) rows for the help dialog: every keyboard shortcut, then the mouse gestures."""
+    keys = [
         (spec.text.replace("&", "").rstrip("…"), ", ".join(spec.shortcuts))
         for spec in ACTION_SPECS
         if spec.shortcuts
     ]
+    return keys + list(MOUSE_GESTURES)

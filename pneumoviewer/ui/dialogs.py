@@ -111,8 +111,11 @@ class ShortcutsDialog(QDialog):
         for number, (command, keys) in enumerate(rows):
             table.setItem(number, 0, QTableWidgetItem(command))
             table.setItem(number, 1, QTableWidgetItem(keys))
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         table.verticalHeader().setVisible(False)
+        table.setWordWrap(True)
+        table.resizeRowsToContents()
         layout = QVBoxLayout(self)
         layout.addWidget(table)
-        self.resize(520, 640)
+        self.resize(760, 720)

@@ -212,3 +212,19 @@ def test_run_app_without_a_display_says_so_instead_of_aborting(monkeypatch: pyte
         monkeypatch.delenv(name, raising=False)
     assert run_app([], demo=True) == 2
     assert "no display found" in capsys.readouterr().err
+
+
+def test_model_card_dialog_shows_the_validation_figures_first(qtbot) -> None:
+    from pneumoviewer.ui.dialogs import ModelCardDialog
+
+    application()
+    card = {"file": "default.safetensors", "network": {"encoder": "mobilenet_v2"},
+            "metrics": {"roc_auc": 0.71, "validation_ids": [f"id{n}" for n in range(300)]}}
+    dialog = ModelCardDialog(card, None)
+    qtbot.addWidget(dialog)
+    text = dialog.text.toPlainText()
+    assert "not a medical device" in text
+    assert text.index("roc auc") < text.index("encoder") and "300 values: id0, id1, id2, …" in text
+    missing = ModelCardDialog(None, "model file not found")
+    qtbot.addWidget(missing)
+    assert "model file not found" in missing.text.toPlainText()

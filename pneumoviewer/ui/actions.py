@@ -66,6 +66,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_heatmap", "Show &Grad-CAM heatmap", ("G",), checkable=True, label="Grad-CAM  G"),
     # Help
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",)),
+    ActionSpec("about_model", "About the AI &model"),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -119,3 +121,46 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         self.resize(760, 720)
+
+
+_DISCLAIMER = (
+    "<p><b>Research software, not a medical device.</b> The AI marks where it sees a "
+    "pneumothorax; a reader decides. Its validation figures are below.</p>"
+)
+
+
+class ModelCardDialog(QDialog):
+    """The loaded model's card as it is stored beside the weights: what it is and how well it did."""
+
+    def __init__(self, card: dict | None, problem: str | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About the AI model")
+        text = QTextBrowser()
+        lines = [_DISCLAIMER]
+        if card is None:
+            lines.append(f"<p>No model is loaded. {html.escape(problem or 'It loads in the background.')}</p>")
+        else:
+            first = ("metrics", "settings", "network", "training")  # what a reader asks first
+            ordered = {key: card[key] for key in first if key in card}
+            lines.append(_as_html(ordered | {key: value for key, value in card.items() if key not in ordered}))
+        text.setHtml("".join(lines))
+        layout = QVBoxLayout(self)
+        layout.addWidget(text)
+        self.text = text
+        self.resize(640, 680)
+
+
+def _as_html(values: dict, depth: int = 0) -> str:
+    rows = []
+    for key, value in values.items():
+        label = html.escape(str(key).replace("_", " "))
+        if isinstance(value, dict):
+            rows.append(f"<tr><td colspan=2><b>{label}</b>{_as_html(value, depth + 1)}</td></tr>")
+        else:
+            shown = str(value)
+            if isinstance(value, list | tuple):
+                items = [str(item) for item in value]
+                shown = ", ".join(items) if len(items) <= 8 else f"{len(items)} values: {', '.join(items[:3])}, …"
+            rows.append(f"<tr><td style='color:#8b949e; padding-right:12px'>{label}</td>"
+                        f"<td>{html.escape(shown)}</td></tr>")
+    return f"<table style='margin-left:{12 * depth}px'>{''.join(rows)}</table>"

@@ -108,7 +108,7 @@ def _menus(window: MainWindow, recent_menu: QMenu) -> None:
                   "brush_smaller", "brush_larger", None, "start_from_ai", "clear_mask"],
         "&View": ["fit", "invert", None, "window_default", "window_full", "window_narrow", "window_wide", None,
                   "toggle_ai", "toggle_ai_contour", "toggle_edit", "toggle_heatmap"],
-        "&Help": ["shortcuts"],
+        "&Help": ["shortcuts", "about_model"],
     }
     for title, entries in sections.items():
         menu = bar.addMenu(title)

@@ -25,6 +25,7 @@ from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView
 from pneumoviewer.ui.dialogs import (
     ExportDialog,
+    ModelCardDialog,
     ShortcutsDialog,
     recent_folders,
     remember_folder,
@@ -408,6 +409,9 @@ class MainWindow(QMainWindow):
         a["toggle_edit"].toggled.connect(self.canvas.edit_item.setVisible)
         a["toggle_heatmap"].toggled.connect(self._heatmap_toggled)
         a["shortcuts"].triggered.connect(lambda: ShortcutsDialog(self).exec())
+        a["about_model"].triggered.connect(
+            lambda: ModelCardDialog(self.model_queue.model_card, self.model_queue.model_error, self).exec()
+        )
         self.tools.ai_overlay.sigOpacityChanged.connect(self.canvas.ai_item.setOpacity)
         self.tools.edit_overlay.sigOpacityChanged.connect(self.canvas.edit_item.setOpacity)
         self.tools.heatmap_overlay.sigOpacityChanged.connect(self.canvas.heatmap_item.setOpacity)

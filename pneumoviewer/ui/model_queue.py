@@ -48,6 +48,7 @@ class AiFinding:
 @dataclass(frozen=True)
 class ModelLoaded:
     description: str  # which model, how long it took to load
+    card: dict[str, Any]  # the model card (what it is, how it was trained, validation figures)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class ModelQueue(QObject):
         self._worker: Worker | None = None
         self._done = 0
         self.model_error: str | None = None
+        self.model_card: dict[str, Any] | None = None
         self._predictor: Any = None  # loaded on the worker thread, reused by every later run
 
     @property
@@ -156,7 +158,11 @@ class ModelQueue(QObject):
             started = time.perf_counter()
             self._predictor = self._predictor_factory()
             name = Path(getattr(self._predictor, "checkpoint", "model")).name
-            yield Progress(0, 0, "AI model loaded", ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s"))
+            card = getattr(self._predictor, "card", None)
+            loaded = ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s",
+                                 {"file": str(getattr(self._predictor, "checkpoint", name)),
+                                  **(card.to_dict() if card is not None else {})})
+            yield Progress(0, 0, "AI model loaded", loaded)
         predictor = self._predictor
         from pneumoviewer.io.images import load_radiograph
         from pneumoviewer.model.cam import grad_cam
@@ -184,6 +190,7 @@ class ModelQueue(QObject):
 
     def _deliver(self, result: JobResult | ModelLoaded) -> None:
         if isinstance(result, ModelLoaded):
+            self.model_card = result.card
             self.sigModelReady.emit(result.description)
             return
         job = result.job

@@ -383,3 +383,16 @@ def test_cancel_stops_the_ai_sweep_and_predict_all_resumes_it(qtbot, make_window
     qtbot.waitUntil(lambda: not window.status.progress.isVisible())
     QTest.keySequence(window, "Ctrl+P")
     wait_for_predictions(qtbot, window)
+
+
+def test_overlay_opacity_and_brush_size_are_remembered(qtbot, make_window) -> None:
+    first = make_window()
+    first.tools.heatmap_overlay.slider.setValue(80)
+    first.tools.brush_slider.setValue(2)
+    first.actions["toggle_ai_contour"].setChecked(False)
+    first.close()
+    second = make_window()
+    assert second.tools.heatmap_overlay.slider.value() == 80
+    assert second.tools.brush_slider.value() == 2
+    assert not second.actions["toggle_ai_contour"].isChecked()
+    assert second.canvas.heatmap_item.opacity() == pytest.approx(0.8)

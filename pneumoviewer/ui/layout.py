@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -139,3 +139,34 @@ def show_unreadable(window: MainWindow, reasons: list[str]) -> None:
 
 def show_counter(window: MainWindow, text: str) -> None:
     window.panels.counter.setText(text)
+
+
+def _settings() -> QSettings:
+    from pneumoviewer.paths import user_data_dir
+
+    return QSettings(str(user_data_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+
+def restore_preferences(window: MainWindow) -> None:
+    """Window size, dock layout, overlay opacities and brush size as the user left them."""
+    settings = _settings()
+    if settings.contains("geometry"):
+        window.restoreGeometry(settings.value("geometry"))
+        window.restoreState(settings.value("state"))
+    tools = window.tools
+    for name, control in (("ai", tools.ai_overlay), ("edit", tools.edit_overlay), ("heatmap", tools.heatmap_overlay)):
+        control.slider.setValue(int(settings.value(f"opacity/{name}", control.slider.value())))
+    tools.brush_slider.setValue(int(settings.value("brush", tools.brush_slider.value())))
+    window.actions["toggle_ai_contour"].setChecked(settings.value("ai_contour", "true") == "true")
+
+
+def save_preferences(window: MainWindow) -> None:
+    settings = _settings()
+    settings.setValue("geometry", window.saveGeometry())
+    settings.setValue("state", window.saveState())
+    tools = window.tools
+    for name, control in (("ai", tools.ai_overlay), ("edit", tools.edit_overlay), ("heatmap", tools.heatmap_overlay)):
+        settings.setValue(f"opacity/{name}", control.slider.value())
+    settings.setValue("brush", tools.brush_slider.value())
+    settings.setValue("ai_contour", "true" if window.actions["toggle_ai_contour"].isChecked() else "false")
+    settings.sync()

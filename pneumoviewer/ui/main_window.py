@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.panels = layout.build(self)
         self._connect()
         self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
+        layout.restore_preferences(self)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -463,6 +464,7 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        layout.save_preferences(self)
         self.cancel_work()
         if self._loader is not None:
             self._loader.cancel()

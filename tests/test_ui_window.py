@@ -137,6 +137,7 @@ def test_open_files_indexes_just_those_files(qtbot, make_window, study_folder: P
         window.open_paths(chosen)
     assert window.worklist_model.rowCount() == 2
     assert window.panels.unreadable_list.count() == 1
+    wait_for_predictions(qtbot, window)  # no job is lost when a new session cancels the old sweep
 
 
 def test_brush_stroke_with_the_mouse_then_undo_redo_by_keys(qtbot, make_window, study_folder: Path) -> None:

@@ -127,10 +127,10 @@ class ModelQueue(QObject):
 
     def cancel(self) -> None:
         """Drop every pending job and stop the one in progress at its next stage boundary."""
-        with self._lock:
+        with self._lock:  # one step with _pop: a cancelled worker never takes a job queued after this
             self._pending.clear()
-        if self._worker is not None:
-            self._worker.cancel()
+            if self._worker is not None:
+                self._worker.cancel()
 
     def _ensure_running(self) -> None:
         if self._worker is not None or self.model_error is not None:
@@ -145,9 +145,13 @@ class ModelQueue(QObject):
         self.sigRunningChanged.emit(True)
         self._pool.start(worker)
 
-    def _pop(self) -> tuple[ModelJob | None, int]:
+    def _pop(self, cancel: Callable[[], bool]) -> tuple[ModelJob | None, int]:
+        """The next job, or None when the queue is empty or this worker was cancelled.
+
+        Jobs queued after a cancel wait for the next worker, which starts when this one ends.
+        """
         with self._lock:
-            job = self._pending.popleft() if self._pending else None
+            job = self._pending.popleft() if self._pending and not cancel() else None
             return job, len(self._pending)
 
     def _drain(self, cancel: Callable[[], bool]) -> Iterator[Progress]:
@@ -169,7 +173,7 @@ class ModelQueue(QObject):
 
         done = 0
         while True:
-            job, remaining = self._pop()
+            job, remaining = self._pop(cancel)
             if job is None:
                 return done
             try:

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
 from pneumoviewer.review.case import Case, CaseChange
-from pneumoviewer.review.mask_editor import DirtyRect
+from pneumoviewer.review.mask_editor import DirtyRect, MaskEditor
 from pneumoviewer.ui.image_view import ImageCanvas
 from pneumoviewer.ui.tools import Mode
 
@@ -48,20 +48,22 @@ class CaseView(QWidget):
         self.sigCaseChanged.connect(self._case_changed)
         self._forward_pixels = self.sigPixelsChanged.emit  # one object, so disconnect finds it
         self._forward_case = self.sigCaseChanged.emit
+        self._listened_editor: MaskEditor | None = None  # the editor whose dirty rects we redraw
 
     # -- what is shown --------------------------------------------------------------------------
     def show_case(self, case: Case | None) -> None:
         """Make `case` the one being edited (its pixels arrive separately via `show_pixels`)."""
         if self.case is not None:
-            self.case.editor.pixels_changed.disconnect(self._forward_pixels)
             self.case.changed.disconnect(self._forward_case)
+        if self._listened_editor is not None:
+            self._listened_editor.pixels_changed.disconnect(self._forward_pixels)
+            self._listened_editor = None
         self.case = case
         self.image_id_on_canvas = None
         self.stack.setCurrentWidget(self.placeholder if case is None else self.canvas)
         if case is None:
             self.canvas.clear_image()
             return
-        case.editor.pixels_changed.connect(self._forward_pixels)
         case.changed.connect(self._forward_case)
 
     def show_pixels(self, image_id: str, raw: np.ndarray, window: tuple[float, float], invert: bool) -> None:
@@ -69,7 +71,7 @@ class CaseView(QWidget):
             return
         self.canvas.show_image(raw, window, invert)
         self.image_id_on_canvas = image_id
-        self.canvas.set_edit_mask(self.case.editor.mask)
+        self.canvas.set_edit_mask(self.case.mask)  # None until something is drawn: no 1 MB per case looked at
         self.canvas.set_ai_mask(self.case.ai_mask)
 
     def show_heatmap(self, image_id: str, heatmap: np.ndarray | None) -> None:
@@ -88,43 +90,57 @@ class CaseView(QWidget):
     def _editable(self) -> bool:
         return self.case is not None and self.image_id_on_canvas == self.case.image_id
 
+    def _editor(self) -> MaskEditor:
+        """The case's editor, created on the first edit, with its dirty rects redrawn from then on."""
+        editor = self.case.editor
+        if editor is not self._listened_editor:
+            editor.pixels_changed.connect(self._forward_pixels)
+            self._listened_editor = editor
+        return editor
+
     def _stroke_started(self, row: float, col: float) -> None:
         if self._editable():
-            self.case.editor.begin_stroke()
+            self._editor().begin_stroke()
 
     def _stroke_moved(self, row: float, col: float) -> None:
-        if self._editable() and self.case.editor.in_stroke:
+        if self._editable() and self._editor().in_stroke:
             # pyqtgraph pixel i spans [i, i + 1); the editor puts pixel centres on integers.
-            self.case.editor.paint(row - 0.5, col - 0.5, self.brush_radius, value=self.mode is Mode.BRUSH)
+            self._editor().paint(row - 0.5, col - 0.5, self.brush_radius, value=self.mode is Mode.BRUSH)
 
     def _stroke_finished(self) -> None:
         if self._editable():
-            self.case.editor.end_stroke()
+            self._editor().end_stroke()
 
     def _fill(self, row: int, col: int) -> None:
         if self._editable():
-            self.case.editor.fill(row, col, True)
+            self._editor().fill(row, col, True)
 
     def undo(self) -> None:
         if self._editable():
-            self.case.editor.undo()
+            self._editor().undo()
 
     def redo(self) -> None:
         if self._editable():
-            self.case.editor.redo()
+            self._editor().redo()
 
     def start_from_ai(self) -> None:
         if self._editable():
+            self._editor()
             self.case.start_from_ai()
 
     def clear_mask(self) -> None:
         if self._editable():
-            self.case.editor.clear()
+            self._editor().clear()
 
     def _pixels_changed(self, rect: DirtyRect) -> None:
-        if self._editable():
-            self.canvas.update_edit_region(self.case.editor.mask, rect)
+        if self._editable() and self._listened_editor is not None:
+            self.canvas.update_edit_region(self._listened_editor.mask, rect)
 
     def _case_changed(self, case: Case, change: CaseChange) -> None:
-        if change is CaseChange.AI and self._editable() and case is self.case:
+        if case is not self.case or not self._editable():
+            return
+        if change is CaseChange.AI:
             self.canvas.set_ai_mask(case.ai_mask)
+        elif change is CaseChange.MASK and self._listened_editor is None:
+            # Changed without our editor listening (an import, or Accept adopting the AI mask).
+            self.canvas.set_edit_mask(case.mask)

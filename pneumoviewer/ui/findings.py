@@ -35,8 +35,15 @@ def case_fields(case: Case) -> dict[str, str]:
         "Pixel spacing": f"{spacing[0]:.3f} × {spacing[1]:.3f} mm" if spacing else "unknown",
         "Size": f"{case.shape[1]} × {case.shape[0]}",
         "Modality": (meta.modality or "") if meta else "",
-        "Study date": (meta.study_date or "") if meta else "",
+        "Study date": _date((meta.study_date or "") if meta else ""),
     }
+
+
+def _date(value: str) -> str:
+    """DICOM dates are YYYYMMDD; show them as YYYY-MM-DD (anything else as stored)."""
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
 
 
 def counter_text(session: ReviewSession | None) -> str:

@@ -397,3 +397,21 @@ def test_overlay_opacity_and_brush_size_are_remembered(qtbot, make_window) -> No
     assert second.tools.brush_slider.value() == 2
     assert not second.actions["toggle_ai_contour"].isChecked()
     assert second.canvas.heatmap_item.opacity() == pytest.approx(0.8)
+
+
+def test_an_image_that_cannot_be_decoded_says_why_in_place_of_the_image(qtbot, make_window, study_folder: Path,
+                                                                         tmp_path: Path) -> None:
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    source = next(path for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm")
+    data = source.read_bytes()
+    (folder / "damaged.dcm").write_bytes(data[: int(len(data) * 0.7)])  # header intact, pixels cut off
+    window = make_window()
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.open_paths([folder])
+    qtbot.waitUntil(lambda: "cannot be shown" in window.case_view.placeholder.text(), timeout=WAIT_MS)
+    assert "truncated or damaged" in window.case_view.placeholder.text()
+    assert window.case_view.stack.currentWidget() is window.case_view.placeholder
+    qtbot.waitUntil(lambda: window.worklist_model.rows()[0].error is not None, timeout=WAIT_MS)
+    QTest.keyClick(window, Qt.Key.Key_R)  # the reader can still record a decision
+    assert window.session.cases[0].status is ReviewStatus.REJECTED

@@ -17,6 +17,11 @@ from pneumoviewer.ui.tools import Mode
 
 
 class CaseView(QWidget):
+    START_HINT = (
+        "Open a folder of chest DICOMs:\nFile → Open folder (Ctrl+O), or drop the folder here.\n\n"
+        "File → Open demo studies shows six SIIM-ACR examples.\nF1 lists the keyboard shortcuts."
+    )
+
     # The core calls back on whatever thread made the change (an import runs in a worker);
     # re-emitting as Qt signals queues those calls onto the GUI thread.
     sigPixelsChanged = Signal(object)  # DirtyRect
@@ -25,10 +30,7 @@ class CaseView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.canvas = ImageCanvas()
-        self.placeholder = QLabel(
-            "Open a folder of chest DICOMs:\nFile → Open folder (Ctrl+O), or drop the folder here.\n\n"
-            "File → Open demo studies shows six SIIM-ACR examples.\nF1 lists the keyboard shortcuts."
-        )
+        self.placeholder = QLabel(self.START_HINT)
         self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setStyleSheet("color: #8b949e; font-size: 12pt; background: #0b0c0f;")
@@ -60,7 +62,9 @@ class CaseView(QWidget):
             self._listened_editor = None
         self.case = case
         self.image_id_on_canvas = None
-        self.stack.setCurrentWidget(self.placeholder if case is None else self.canvas)
+        # Never leave the previous image up beside this case's details while its pixels load.
+        self.placeholder.setText(self.START_HINT if case is None else f"Loading {case.display_id}…")
+        self.stack.setCurrentWidget(self.placeholder)
         if case is None:
             self.canvas.clear_image()
             return
@@ -69,10 +73,17 @@ class CaseView(QWidget):
     def show_pixels(self, image_id: str, raw: np.ndarray, window: tuple[float, float], invert: bool) -> None:
         if self.case is None or self.case.image_id != image_id:
             return
+        self.stack.setCurrentWidget(self.canvas)
         self.canvas.show_image(raw, window, invert)
         self.image_id_on_canvas = image_id
         self.canvas.set_edit_mask(self.case.mask)  # None until something is drawn: no 1 MB per case looked at
         self.canvas.set_ai_mask(self.case.ai_mask)
+
+    def show_problem(self, text: str) -> None:
+        """Why the current case cannot be shown, in place of the image (no dialog to click away)."""
+        self.image_id_on_canvas = None
+        self.placeholder.setText(f"This image cannot be shown.\n\n{text}")
+        self.stack.setCurrentWidget(self.placeholder)
 
     def show_heatmap(self, image_id: str, heatmap: np.ndarray | None) -> None:
         if self.image_id_on_canvas == image_id:

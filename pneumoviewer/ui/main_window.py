@@ -219,8 +219,8 @@ class MainWindow(QMainWindow):
         self.pool.start(worker)
 
     def _image_failed(self, error: Exception) -> None:
-        self.canvas.clear_image()
-        self._warn("Cannot show this image", str(error))
+        self.case_view.show_problem(str(error))
+        self.status.clearMessage()
 
     def _update_info(self, case: Case) -> None:
         self.info.set_case(case_fields(case))

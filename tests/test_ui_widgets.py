@@ -228,3 +228,23 @@ def test_model_card_dialog_shows_the_validation_figures_first(qtbot) -> None:
     missing = ModelCardDialog(None, "model file not found")
     qtbot.addWidget(missing)
     assert "model file not found" in missing.text.toPlainText()
+
+
+def test_the_progress_callback_stops_a_function_that_has_no_cancel_of_its_own(qtbot, pool: WorkerPool) -> None:
+    proceed = threading.Event()
+    calls = []
+
+    def scan(progress):
+        for done in range(1, 1001):
+            calls.append(done)
+            progress(done, 1000)
+            proceed.wait(5)
+        return "finished"
+
+    worker = Worker(scan, progress_text="Indexing")
+    with qtbot.waitSignal(worker.sigAborted, timeout=10_000):
+        pool.start(worker)
+        qtbot.waitUntil(lambda: bool(calls))
+        worker.cancel()
+        proceed.set()
+    assert len(calls) <= 2

@@ -50,7 +50,8 @@ class Worker(QObject, QRunnable):
         """Run `function(*args, **kwargs)` on a pool thread.
 
         `pass_cancel=True` adds a `cancel` keyword: a callable that turns True once cancelled.
-        `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>".
+        `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>";
+        after a cancel, calling it raises `WorkerCancelled` (so a folder scan stops at the next file).
         """
         QObject.__init__(self)
         QRunnable.__init__(self)
@@ -62,10 +63,14 @@ class Worker(QObject, QRunnable):
         if pass_cancel:
             self._kwargs["cancel"] = self._cancel_event.is_set
         if progress_text is not None:
-            self._kwargs["progress"] = lambda done, total: self.sigProgress.emit(
-                done, total, f"{progress_text} {done} of {total}"
-            )
+            self._progress_text = progress_text
+            self._kwargs["progress"] = self._report_progress
         self.name = getattr(function, "__name__", "work")
+
+    def _report_progress(self, done: int, total: int) -> None:
+        """The `progress` callback: reports, and is also where a cancel stops a function with no cancel of its own."""
+        self.sigProgress.emit(done, total, f"{self._progress_text} {done} of {total}")
+        self.check_cancelled()
 
     def cancel(self) -> None:
         self._cancel_event.set()

@@ -8,7 +8,9 @@ gigabytes or hang.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -86,6 +88,8 @@ class FolderScan:
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     """True if the file carries the DICOM Part 10 marker ("DICM" at byte 128), whatever its name."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a named pipe would wait forever
+            return False
         with open(path, "rb") as stream:
             stream.seek(_DICOM_MARKER_OFFSET)
             return stream.read(4) == b"DICM"
@@ -198,19 +202,31 @@ def _visible_files(folder: Path) -> list[Path]:
     return files
 
 
+def _not_a_file_reason(path: Path) -> str:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:  # e.g. a symbolic link loop
+        return f"cannot be read ({error.strerror})"
+    return "is not a file"
+
+
 def _not_dicom_reason(path: Path) -> str:
     try:
-        size = path.stat().st_size
+        if not stat.S_ISREG(path.stat().st_mode):
+            return "is not a regular file (a pipe, device or socket)"
+        with open(path, "rb") as stream:  # a file we may not read must not be called "not a DICOM"
+            if not stream.read(1):
+                return "the file is empty"
     except OSError as error:
         return f"cannot be read ({error.strerror})"
-    if size == 0:
-        return "the file is empty"
     return "not a DICOM file (no 'DICM' marker at byte 128)"
 
 
 def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata]:
     if not path.is_file():
-        raise DicomError(path, "no such file" if not path.exists() else "is not a file")
+        raise DicomError(path, _not_a_file_reason(path))
     if not is_dicom_file(path):
         raise DicomError(path, _not_dicom_reason(path))
     # pydicom warns, rather than fails, on values that break their VR (common in real archives,
@@ -221,7 +237,8 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            dataset = pydicom.dcmread(path, stop_before_pixels=not with_pixels)
+            with _BoundedFile(path) as stream:
+                dataset = pydicom.dcmread(stream, stop_before_pixels=not with_pixels)
         except Exception as error:  # pydicom raises many types for damaged files
             raise DicomError(path, f"the DICOM header is damaged or truncated ({_short(error)})") from error
         with _damage_reported_as(path, "the DICOM header is damaged"):
@@ -229,6 +246,24 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
                 raise DicomError(path, "the file is truncated or damaged (it ends in the middle of an element)")
             _check_image_header(path, dataset)
             return dataset, _metadata(path, dataset)
+
+
+class _BoundedFile(io.BufferedReader):
+    """A file whose `read(n)` never asks for more than what is left in it.
+
+    pydicom reads an element with `read(declared length)`, and Python allocates that many bytes
+    up front: a damaged or hostile length field (4 GB) would allocate 4 GB before the short read
+    shows the file is cut. Capped, it just reads the rest and reports the truncation.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(str(path), "rb"))  # pydicom quotes `.name` as text
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size > 0:
+            size = min(size, max(self._size - self.tell(), 0))
+        return super().read(size)
 
 
 @contextmanager

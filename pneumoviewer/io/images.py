@@ -47,6 +47,8 @@ def load_radiograph(path: str | os.PathLike[str]) -> DicomImage:
 
 def _is_plain_image(path: Path) -> bool:
     try:
+        if not path.is_file():  # opening a named pipe would wait forever
+            return False
         with open(path, "rb") as stream:
             head = stream.read(8)
     except OSError:

@@ -97,9 +97,11 @@ def train(options: TrainingOptions) -> Path:
     total_steps = steps_per_epoch * options.epochs
 
     history: list[dict[str, Any]] = []
+    commands = [options.command]
     start_epoch, best_score = 0, -math.inf
     if options.resume:
-        start_epoch, best_score, history = _restore(out, model, optimizer, device)
+        start_epoch, best_score, history, earlier_commands = _restore(out, model, optimizer, device)
+        commands = earlier_commands + commands
 
     card = ModelCard(
         network=config,
@@ -117,7 +119,7 @@ def train(options: TrainingOptions) -> Path:
             },
             "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()
                        if k not in ("progress", "command", "resume")},
-            "command": options.command,
+            "commands": commands,  # in order; a resumed run lists every invocation
             "seed": options.seed,
         },
     )
@@ -249,8 +251,8 @@ def _train_one_epoch(
 
 def _restore(
     out: Path, model: PneumothoraxNet, optimizer: torch.optim.Optimizer, device: torch.device
-) -> tuple[int, float, list[dict[str, Any]]]:
-    """Weights, optimizer state, epoch count, best score and history of the last finished epoch."""
+) -> tuple[int, float, list[dict[str, Any]], list[str]]:
+    """Restore weights and optimizer state; returns the epoch count, best score, history and commands."""
     state_path = out / _STATE_FILE
     if not state_path.is_file():
         raise CheckpointError(state_path, "nothing to resume: no finished epoch in this output folder")
@@ -263,7 +265,9 @@ def _restore(
         optimizer.load_state_dict(state["optimizer"])
     except Exception as err:
         raise CheckpointError(state_path, f"training state is damaged ({type(err).__name__}: {err})") from None
-    return int(state["epoch"]), float(state["best_score"]), list(last_card.training.get("history", []))
+    training = last_card.training
+    commands = list(training.get("commands", [training["command"]] if "command" in training else []))
+    return int(state["epoch"]), float(state["best_score"]), list(training.get("history", [])), commands
 
 
 def _seed_everything(seed: int) -> None:

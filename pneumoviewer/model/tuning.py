@@ -131,10 +131,9 @@ def _crossfit_score(
     """Mean challenge score over images each scored with settings tuned on the other half only."""
     positive = masks.reshape(len(masks), -1).any(axis=1)
     generator = np.random.default_rng(seed)
-    halves: list[list[int]] = [[], []]
-    for label in (True, False):
-        for rank, index in enumerate(generator.permutation(np.flatnonzero(positive == label))):
-            halves[rank % 2].append(int(index))
+    # Deal positives, then negatives, alternately into the halves: both stay stratified.
+    order = np.concatenate([generator.permutation(np.flatnonzero(positive == label)) for label in (True, False)])
+    halves = [[int(i) for i in order[0::2]], [int(i) for i in order[1::2]]]
     total = 0.0
     for tune_half, score_half in ((0, 1), (1, 0)):
         settings, _ = _search(masks, probabilities, presence, grid, np.array(halves[tune_half]))

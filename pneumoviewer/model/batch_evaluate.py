@@ -21,11 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pneumoviewer import metrics
-from pneumoviewer.io.annotations import (
-    AnnotationError,
-    atomic_write_text,
-    read_annotation_rows,
-)
+from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import EMPTY, RleError, decode
 from pneumoviewer.model.batch import (
     ImageFile,

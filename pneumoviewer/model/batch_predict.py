@@ -12,7 +12,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pneumoviewer.io.annotations import atomic_write_text, write_annotation_rows
+from pneumoviewer.io.annotations import write_annotation_rows
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import EMPTY, RleConvention, encode_lesions
 from pneumoviewer.model.batch import (
     Predicted,

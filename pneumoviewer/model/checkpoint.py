@@ -9,8 +9,6 @@ trained and how well it does). A PyTorch `.pth`/`.pt` file is accepted only thro
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.model.network import (
     NORMALISATION_MEAN,
     NORMALISATION_STD,
@@ -111,8 +110,8 @@ def save_checkpoint(path: Path | str, model: nn.Module, card: ModelCard, half: b
         if half and tensor.is_floating_point():
             tensor = tensor.half()
         tensors[name] = tensor.contiguous()
-    _atomic_write_bytes(weights_path, save(tensors, metadata={"format": "pt"}))
-    _atomic_write_bytes(card_path, (json.dumps(card.to_dict(), indent=2) + "\n").encode("utf-8"))
+    atomic_write_bytes(weights_path, save(tensors, metadata={"format": "pt"}))
+    atomic_write_bytes(card_path, (json.dumps(card.to_dict(), indent=2) + "\n").encode("utf-8"))
     return weights_path, card_path
 
 
@@ -177,18 +176,3 @@ def _read_state_dict(weights_path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError(weights_path, "model file does not hold a dictionary of weights")
     return loaded
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

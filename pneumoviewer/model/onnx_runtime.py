@@ -12,8 +12,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import platformdirs
 import torch
 from torch import nn
 
+from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.paths import APP_NAME
 
 _LOG = logging.getLogger(__name__)
@@ -92,11 +91,4 @@ def _export(network: nn.Module, input_shape: tuple[int, int, int], model_file: P
             dynamic_axes={"image": {0: "batch"}, "mask_logits": {0: "batch"}, "presence_logits": {0: "batch"}},
         )
     model_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=".export-", suffix=".onnx", dir=model_file.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(temp_name, model_file)  # concurrent exporters race harmlessly: same bytes
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(model_file, buffer.getvalue())  # concurrent exporters race harmlessly: same bytes

@@ -1,7 +1,7 @@
 """Render the README screenshots from the real window on the demo studies.
 
     Xvfb :99 -screen 0 1680x1050x24 &
-    DISPLAY=:99 .venv/bin/python docs/screenshots/take_screenshots.py [--model PATH]
+    DISPLAY=:99 .venv/bin/python docs/screenshots/take_screenshots.py [--model PATH] [--size 1600x980] [--out DIR]
 
 Opens the demo folder with the bundled model (or --model), imports the demo's reference
 annotations as the editable (green) mask, picks the positive case the AI scores highest,
@@ -46,7 +46,11 @@ def settle(ms: int = 600) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a checkpoint instead of the bundled model")
+    parser.add_argument("--size", default="1600x980", help="window size WIDTHxHEIGHT (default 1600x980)")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the PNGs (default: beside this script)")
     args = parser.parse_args()
+    width, height = (int(side) for side in args.size.lower().split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
     application()
     from pneumoviewer.ui.main_window import MainWindow
 
@@ -56,7 +60,7 @@ def main() -> int:
 
         kwargs["predictor_factory"] = lambda: Predictor.cached(args.model)
     window = MainWindow(**kwargs)
-    window.resize(1600, 980)
+    window.resize(width, height)
     window.show()
     window.open_paths([demo_dir()])
     wait_until(lambda: window.session is not None)
@@ -71,7 +75,7 @@ def main() -> int:
     window.actions["toggle_heatmap"].setChecked(True)
     wait_until(lambda: window.canvas.heatmap_item.image is not None)
     settle()
-    window.grab().save(str(HERE / "main-window.png"))
+    window.grab().save(str(args.out / "main-window.png"))
     print(f"main-window.png: {shown.display_id} (AI score {shown.ai_score:.3f})")
 
     for case, status in zip(window.session.worklist()[:3], (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED,
@@ -79,7 +83,7 @@ def main() -> int:
         window.session.set_status(case.image_id, status)
     window.actions["toggle_heatmap"].setChecked(False)
     settle()
-    window.grab().save(str(HERE / "worklist-review.png"))
+    window.grab().save(str(args.out / "worklist-review.png"))
     print("worklist-review.png")
     window.close()
     return 0

@@ -152,7 +152,7 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
             item.setZValue(z)
             self.view.addItem(item)
         self.colour_bar = pg.ColorBarItem(
-            values=(0, 1), colorMap=pg.colormap.get("turbo"), interactive=False, width=12,
+            values=(0, 1), colorMap=pg.colormap.get("turbo"), interactive=False, width=12, label="Grad-CAM",
         )
         self.colour_bar.setMaximumHeight(360)
         self.colour_bar.setToolTip("Grad-CAM: where the network's evidence for its mask lies (0 = none, 1 = most)")

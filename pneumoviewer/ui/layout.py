@@ -39,6 +39,7 @@ class Panels:
     unreadable_box: QGroupBox
     unreadable_list: QListWidget
     recent_menu: QMenu
+    worklist_dock: QDockWidget | None = None
 
 
 def build(window: MainWindow) -> Panels:
@@ -63,7 +64,9 @@ def build(window: MainWindow) -> Panels:
     column.addWidget(panels.counter)
     column.addWidget(window.worklist, 3)
     column.addWidget(panels.unreadable_box, 1)
-    _dock(window, "Worklist", worklist_panel, Qt.DockWidgetArea.LeftDockWidgetArea, 580)
+    # A minimum the table stays usable at; its preferred width is applied on first show (fit_docks),
+    # so on a 1280-pixel screen the film keeps most of the window.
+    panels.worklist_dock = _dock(window, "Worklist", worklist_panel, Qt.DockWidgetArea.LeftDockWidgetArea, 260)
 
     side = QWidget()
     side_column = QVBoxLayout(side)
@@ -87,13 +90,21 @@ def build(window: MainWindow) -> Panels:
     return panels
 
 
-def _dock(window: MainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> None:
+def _dock(window: MainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> QDockWidget:
     dock = QDockWidget(title, window)
     dock.setObjectName(title)
     dock.setWidget(widget)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
     widget.setMinimumWidth(width)
     window.addDockWidget(area, dock)
+    return dock
+
+
+def fit_docks(window: MainWindow) -> None:
+    """Default worklist width: all its columns, but at most a third of the window (the film comes first)."""
+    wanted = window.worklist.preferred_width() + 12
+    window.resizeDocks([window.panels.worklist_dock], [min(wanted, window.width() // 3)],
+                       Qt.Orientation.Horizontal)
 
 
 def _menus(window: MainWindow, recent_menu: QMenu) -> None:
@@ -150,7 +161,8 @@ def _settings() -> QSettings:
 def restore_preferences(window: MainWindow) -> None:
     """Window size, dock layout, overlay opacities and brush size as the user left them."""
     settings = _settings()
-    if settings.contains("geometry"):
+    window.layout_restored = settings.contains("geometry")
+    if window.layout_restored:
         window.restoreGeometry(settings.value("geometry"))
         window.restoreState(settings.value("state"))
     tools = window.tools

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.findings = Findings()
         self._loader: Worker | None = None
         self._task: Worker | None = None
+        self.layout_restored = False  # True once the user's saved dock layout (or the default) is applied
         self.panels = layout.build(self)
         self._connect()
         self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
@@ -96,6 +97,9 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        if not self.layout_restored:
+            self.layout_restored = True
+            layout.fit_docks(self)
         # Importing torch holds the GIL for a moment: better at start-up than mid-review.
         self.model_queue.warm_up()
 

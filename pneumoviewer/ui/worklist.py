@@ -43,8 +43,17 @@ class WorklistRow:
     error: str | None = None  # why the AI could not run on this image
 
 
-COLUMNS = ("Case", "View", "Age", "Sex", "AI score", "Area cm²", "Status")
-SCORE_COLUMN = COLUMNS.index("AI score")
+COLUMNS = ("Case", "View", "Age", "Sex", "AI", "cm²", "Status")  # short: the film needs the width
+COLUMN_TIPS = (
+    "Anonymised case number (the image id is in the tooltip of each row)",
+    "View position (PA / AP)",
+    "Patient age",
+    "Patient sex",
+    "AI presence score, 0-1 (red: the AI marks a pneumothorax)",
+    "Lesion area in cm²: the reader's mask once drawn or reviewed, otherwise the AI's",
+    "Review status",
+)
+SCORE_COLUMN = COLUMNS.index("AI")
 
 
 def _age_number(age: str) -> float:
@@ -154,6 +163,8 @@ class WorklistModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMN_TIPS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -257,9 +268,18 @@ class WorklistTable(QTableView):
         header = self.horizontalHeader()
         # Fixed widths from the font: ResizeToContents would ask every row for its size on each change.
         metrics = self.fontMetrics()
-        samples = ("Case 00000", "View", "Age", "Sex", "AI score", "Area cm²", "unreviewed")
-        for column, sample in enumerate(samples):
+        samples = ("Case 0000", "View", "Age", "Sex", "0.00", "100.0", "unreviewed")
+        self._column_widths = [
+            # Header text is bold and carries the sort arrow: whichever is wider sets the column.
+            max(metrics.horizontalAdvance(sample) + 14, round(metrics.horizontalAdvance(title) * 1.1) + 18)
+            for sample, title in zip(samples, COLUMNS)
+        ]
+        for column, width in enumerate(self._column_widths):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, metrics.horizontalAdvance(sample) + 28)
+            header.resizeSection(column, width)
         header.setStretchLastSection(True)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+
+    def preferred_width(self) -> int:
+        """Width that shows every column without scrolling."""
+        return sum(self._column_widths) + 2 * self.frameWidth()

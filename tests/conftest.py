@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,14 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ModelCard(network=config, settings=settings), half=False,
     )
     return weights
+
+
+@pytest.fixture(scope="module")
+def private_onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ONNX exports go to a fresh folder for the module, never to the user's own cache."""
+    from pneumoviewer.model import onnx_runtime
+
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("onnx-cache")
+        patch.setattr(onnx_runtime, "onnx_cache_dir", lambda: folder)
+        yield folder

@@ -16,16 +16,9 @@ from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.dicom import load_dicom, read_header
 from pneumoviewer.io.rle import RleConvention, decode
-from pneumoviewer.model import onnx_runtime
 from pneumoviewer.model.inference import Predictor
 
-
-@pytest.fixture(scope="module", autouse=True)
-def private_onnx_cache(tmp_path_factory: pytest.TempPathFactory):
-    with pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("onnx-cache")
-        patch.setattr(onnx_runtime, "onnx_cache_dir", lambda: folder)
-        yield folder
+pytestmark = pytest.mark.usefixtures("private_onnx_cache")  # never the user's own cache
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,7 @@ from pneumoviewer.model.inference import Cancelled, Prediction, Predictor
 from pneumoviewer.model.network import normalise
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 
-
-@pytest.fixture(scope="module", autouse=True)
-def private_onnx_cache(tmp_path_factory: pytest.TempPathFactory):
-    with pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("onnx-cache")
-        patch.setattr(onnx_runtime, "onnx_cache_dir", lambda: folder)
-        yield folder
+pytestmark = pytest.mark.usefixtures("private_onnx_cache")  # never the user's own cache
 
 
 @pytest.fixture(scope="module", params=["auto", "torch"])

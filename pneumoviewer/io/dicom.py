@@ -136,8 +136,8 @@ def scan_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DicomError(folder, "is not a folder")
-    candidates = _visible_files(folder)
-    scan = FolderScan()
+    candidates, unlistable = _visible_files(folder)
+    scan = FolderScan(unreadable=unlistable)
     for done, path in enumerate(candidates, start=1):
         if is_dicom_file(path):
             try:
@@ -192,14 +192,20 @@ def _stored_pixels(dataset: Dataset, metadata: DicomMetadata) -> np.ndarray:
     return dataset.pixel_array
 
 
-def _visible_files(folder: Path) -> list[Path]:
-    files = []
-    for root, directories, names in os.walk(folder):
+def _visible_files(folder: Path) -> tuple[list[Path], list[DicomError]]:
+    """The files to look at, and the subfolders that could not be listed (os.walk skips them silently)."""
+    files: list[Path] = []
+    unlistable: list[DicomError] = []
+
+    def report(error: OSError) -> None:
+        unlistable.append(DicomError(error.filename, f"this folder cannot be read ({error.strerror})"))
+
+    for root, directories, names in os.walk(folder, onerror=report):
         directories[:] = sorted(name for name in directories if not name.startswith("."))
         files.extend(
             Path(root) / name for name in sorted(names) if not name.startswith(".") and name != "DICOMDIR"
         )
-    return files
+    return files, unlistable
 
 
 def _not_a_file_reason(path: Path) -> str:

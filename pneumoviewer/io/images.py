@@ -40,9 +40,9 @@ def load_radiograph(path: str | os.PathLike[str]) -> DicomImage:
         return load_dicom(path)
     if _is_plain_image(path):
         return _load_plain_image(path)
-    if path.is_file() and path.stat().st_size > 0:
+    if path.is_file() and path.stat().st_size > 0 and os.access(path, os.R_OK):
         raise DicomError(path, "is not a DICOM, PNG or JPEG image")
-    return load_dicom(path)  # which names the problem: no such file, a folder, an empty file
+    return load_dicom(path)  # which names the problem: no such file, a folder, an empty or unreadable file
 
 
 def _is_plain_image(path: Path) -> bool:

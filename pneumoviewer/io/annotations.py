@@ -10,6 +10,7 @@ byte-order mark and blank lines.
 
 from __future__ import annotations
 
+import _csv
 import csv
 import io
 import os
@@ -50,7 +51,17 @@ def _read_numbered_rows(path: Path) -> list[tuple[int, str, str]]:
         raise AnnotationError(path, 0, "is not a text file (not UTF-8)") from None
     except OSError as error:
         raise AnnotationError(path, 0, f"cannot be read ({error.strerror})") from error
+    # A fragmented mask's RLE outgrows the csv module's default field limit (128 kB); no field is
+    # longer than the file. The limit is process-wide, so it only ever grows.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    try:
+        return _numbered_rows(path, reader)
+    except csv.Error as error:
+        raise AnnotationError(path, reader.line_num, f"not a readable CSV row ({error})") from error
+
+
+def _numbered_rows(path: Path, reader: _csv.Reader) -> list[tuple[int, str, str]]:
     header = next(reader, None)
     if header is None:
         raise AnnotationError(path, 0, f"the file is empty; expected the header {HEADER!r}")

@@ -1,170 +1,220 @@
-"""CPU latency of the model pipeline: per-stage times at several input sizes, variants, throughput, memory.
+"""CPU latency of the model pipeline: stages at several input sizes, Grad-CAM, what speeds the network
+up (ONNX Runtime, channels-last, inference mode, threads, a lighter encoder) and `predict` throughput.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_model.py [--quick] [--model M] [--image DICOM]
+    nice -n 10 .venv/bin/python benchmarks/bench_model.py [--quick] [--model WEIGHTS]
 
-Prints medians over a few repeats. Targets on a 2-core machine: <= 0.4 s per image at a 512^2 input
-without TTA, Grad-CAM <= 1 s. Without --model it uses the bundled model, or, if none is installed yet,
-the default architecture with random weights (timing depends on the architecture, not the weights).
-Figures from a shared, busy machine are noisy: compare ratios measured in the same run.
+Goals on a 2-core machine (issue #4): <= 0.4 s per image at a 512² input without TTA, Grad-CAM <= 1 s.
+The shipped model reads 256² inputs; the U-Net is fully convolutional, so the same weights are timed
+at 256, 512 and 1024. Figures from a shared, busy machine are noisy: the ratios are measured side by
+side in one run (variants timed in turns), which keeps them fair.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.batch import ImageFile, predict_files
 from pneumoviewer.model.cam import grad_cam
 from pneumoviewer.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from pneumoviewer.model.inference import Predictor
 from pneumoviewer.model.network import NetworkConfig, build_network, select_device
+from pneumoviewer.model.onnx_runtime import try_onnx_network
 from pneumoviewer.model.postprocess import InferenceSettings
-from pneumoviewer.paths import default_model_path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root, for `benchmarks`
+from benchmarks.common import (
+    DATA,
+    Figure,
+    add_runner_arguments,
+    chosen_model,
+    interleaved_medians,
+    median_seconds,
+    peak_rss_mb,
+    report,
+)
 
-
-def median_seconds(action: Callable[[], object], repeats: int) -> float:
-    action()  # warm-up: first calls allocate and pick kernels
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def peak_rss_mb() -> float:
-    """Highest resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+LATENCY_GOAL_SECONDS = 0.4  # per 512² image, without TTA
+CAM_GOAL_SECONDS = 1.0
+GOAL_SIZE = 512
 
 
 def model_at_size(source: Path | None, size: int, folder: Path) -> Path:
-    """A checkpoint of the same weights whose card asks for `size`^2 inputs (the U-Net is fully convolutional)."""
+    """A checkpoint of the same weights whose card asks for `size`² inputs (random weights if no source)."""
     if source is None:
         torch.manual_seed(0)
         network, card = build_network(NetworkConfig()).eval(), ModelCard(network=NetworkConfig())
     else:
         network, card = load_checkpoint(source)
     card.network = NetworkConfig.from_dict({**card.network.to_dict(), "input_size": size})
-    weights, _ = save_checkpoint(folder / f"model-{size}", network, card)
+    weights, _ = save_checkpoint(folder / f"model-{size}", network, card, half=False)
     return weights
 
 
-def stage_table(predictor: Predictor, pixels: np.ndarray, repeats: int) -> dict[str, float]:
-    predictor.predict(pixels)
-    runs = [predictor.predict(pixels).timings for _ in range(repeats)]
-    stages = {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
-    stages["total"] = sum(stages.values())
-    stages["cam"] = median_seconds(lambda: grad_cam(predictor, pixels), max(1, repeats // 2))
-    return stages
-
-
-def network_variants(weights: Path, size: int, repeats: int) -> dict[str, float]:
-    """Network-only seconds per image for the ways of running it on a CPU."""
-    network, _ = load_checkpoint(weights)
-    batch = torch.randn(1, 1, size, size)
-    results: dict[str, float] = {}
-    with torch.inference_mode():
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            network = network.to(memory_format=torch.contiguous_format)
-            results[f"torch, {threads} thread(s)"] = median_seconds(lambda net=network: net(batch), repeats)
-            network = network.to(memory_format=torch.channels_last)
-            results[f"torch channels-last, {threads} thread(s)"] = median_seconds(lambda net=network: net(batch), repeats)
-    try:
-        import onnxruntime
-    except ImportError:
-        return results
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        started = time.perf_counter()
-        torch.onnx.export(network.to(memory_format=torch.contiguous_format), (batch,), buffer, dynamo=False,
-                          input_names=["image"], output_names=["mask", "presence"], opset_version=17)
-        results["(ONNX export, once)"] = time.perf_counter() - started
-    for threads in (1, 2):
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-        feed = {"image": batch.numpy()}
-        results[f"ONNX Runtime, {threads} thread(s)"] = median_seconds(lambda run=session.run, feed=feed: run(None, feed), repeats)
-    return results
-
-
-def throughput(predictor: Predictor, paths: list[Path]) -> dict[str, float]:
-    """Images/s for the CLI loop (load overlapped with inference) and for batched network calls."""
-    files = [ImageFile(path, None) for path in paths]
-    settings = predictor.settings
-    started = time.perf_counter()
-    count = sum(1 for _ in predict_files(predictor, files, settings))
-    results = {"predict loop incl. DICOM decode": count / (time.perf_counter() - started)}
-    pixels = [load_radiograph(path).pixels for path in paths]
-    for batch_size in (1, 4):
-        started = time.perf_counter()
-        predictor.predict_batch(pixels, batch_size=batch_size)
-        results[f"predict_batch, batch size {batch_size} (decoded)"] = len(pixels) / (time.perf_counter() - started)
-    return results
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a minute or so)")
-    parser.add_argument("--model", type=Path, help="checkpoint to time (default: bundled, else random weights)")
-    parser.add_argument("--image", type=Path, help="radiograph to time (default: a SIIM DICOM)")
-    args = parser.parse_args()
-    repeats = 2 if args.quick else 5
-    sizes = (256, 512) if args.quick else (256, 512, 1024)
-    source = args.model or (default_model_path() if default_model_path().exists() else None)
-    dicoms = sorted((DATA / "siim" / "dicom-images").rglob("*.dcm"))[: 4 if args.quick else 8]
-    image_path = args.image or dicoms[0]
-    select_device()
-    print(f"model: {source or 'default architecture, random weights'}; image: {image_path.name}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) after select_device()")
-    load_seconds = median_seconds(lambda: load_radiograph(image_path), repeats)
-    pixels = load_radiograph(image_path).pixels
-    print(f"\nload (DICOM decode + window) {load_seconds:.3f} s for {pixels.shape[1]}x{pixels.shape[0]}")
-
-    with tempfile.TemporaryDirectory() as folder:
-        print("\nPer-image seconds by input size (as shipped: Predictor, network on ONNX Runtime if installed):")
-        print(f"{'input':>6} {'model load':>10} {'pre':>7} {'network':>8} {'post':>7} {'total':>7} {'TTA total':>9} "
-              f"{'Grad-CAM':>9} {'peak RSS so far':>16}")
-        for size in sizes:
-            started = time.perf_counter()
-            predictor = Predictor(model_at_size(source, size, Path(folder)))
-            model_load = time.perf_counter() - started
-            stages = stage_table(predictor, pixels, repeats)
+def bench_latency(source: Path | None, sizes: list[int], image: Path, repeats: int, folder: Path) -> list[Figure]:
+    """Per-image seconds by input size as shipped (Predictor: ONNX Runtime network, default threads)."""
+    load_seconds = median_seconds(lambda: load_radiograph(image), repeats)
+    pixels = load_radiograph(image).pixels
+    shipped = int(load_checkpoint(source)[1].network.input_size) if source else NetworkConfig().input_size
+    figures = []
+    for size in sizes:
+        predictor = Predictor(model_at_size(source, size, folder))
+        predictor.predict(pixels)
+        runs = [predictor.predict(pixels).timings for _ in range(repeats)]
+        stages = {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
+        total = load_seconds + sum(stages.values())
+        cam = median_seconds(lambda p=predictor: grad_cam(p, pixels), max(1, repeats // 2))
+        label = f"{size}² input{' (shipped)' if size == shipped else ''}"
+        breakdown = ", ".join(f"{name} {seconds * 1e3:.0f}" for name, seconds in
+                              [("load", load_seconds), *stages.items()])
+        goal = LATENCY_GOAL_SECONDS if size == GOAL_SIZE else None
+        figures.append(Figure(f"model latency per image, {label}, no TTA", total, "s", goal,
+                              f"ms: {breakdown}; network on {predictor.runtime}, {torch.get_num_threads()} thread(s)"))
+        figures.append(Figure(f"  Grad-CAM, {label}", cam, "s", CAM_GOAL_SECONDS if size <= GOAL_SIZE else None,
+                              "eager torch (needs gradients), decoder block 0"))
+        if size == GOAL_SIZE:
             tta = InferenceSettings.from_dict({**predictor.settings.to_dict(), "tta": True})
-            tta_total = median_seconds(lambda p=predictor, s=tta: p.predict(pixels, settings=s), max(1, repeats // 2))
-            print(f"{size:>6} {model_load:>10.3f} {stages['pre']:>7.3f} {stages['network']:>8.3f} "
-                  f"{stages['post']:>7.3f} {stages['total']:>7.3f} {tta_total:>9.3f} {stages['cam']:>9.3f} "
-                  f"{peak_rss_mb():>13.0f} MB")
+            tta_total = load_seconds + median_seconds(lambda p=predictor, s=tta: p.predict(pixels, settings=s),
+                                                      max(1, repeats // 2))
+            figures.append(Figure(f"  with flip TTA, {label}", tta_total, "s", None, "two network passes"))
+    return figures
 
-        weights = model_at_size(source, 512, Path(folder))
-        print("\nNetwork only, 512^2, one image (median seconds):")
-        threads = torch.get_num_threads()
-        for name, seconds in network_variants(weights, 512, repeats).items():
-            print(f"  {name:<40} {seconds:.3f}")
+
+def bench_runtimes(weights: Path, size: int, repeats: int, thread_counts: list[int]) -> list[Figure]:
+    """Network-only seconds for one image, each way of running it on a CPU, timed in turns."""
+    network, card = load_checkpoint(weights)
+    channels_last = load_checkpoint(weights)[0].to(memory_format=torch.channels_last)
+    batch = torch.randn(1, 1, size, size)
+    shipped_threads = torch.get_num_threads()
+    figures = []
+    onnx_by_threads = {}
+    for threads in thread_counts:
         torch.set_num_threads(threads)
+        # The shipped path: exported once to the user's cache, session with `threads` threads.
+        onnx = try_onnx_network(network, weights, card.network.to_dict(), (1, size, size))
 
-        predictor = Predictor(weights)
-        print(f"\nThroughput at 512^2 on {len(dicoms)} SIIM DICOMs (images/s):")
-        for name, rate in throughput(predictor, dicoms).items():
-            print(f"  {name:<40} {rate:.2f}")
-    print(f"\npeak memory (RSS) {peak_rss_mb():.0f} MB")
-    return 0
+        def under(context, net=network):
+            def call() -> None:
+                with context():
+                    net(batch)
+            return call
+
+        actions = {"autograd on": lambda: network(batch), "no_grad": under(torch.no_grad),
+                   "inference_mode": under(torch.inference_mode),
+                   "inference_mode + channels-last": under(torch.inference_mode, channels_last)}
+        if onnx is not None:
+            actions["ONNX Runtime"] = lambda onnx=onnx: onnx(batch)
+        seconds = interleaved_medians(actions, repeats)
+        print(f"\nNetwork only, {size}², one image, {threads} thread(s), median seconds (timed in turns):")
+        for name, value in seconds.items():
+            print(f"  {name:<36} {value:.3f}")
+        onnx_by_threads[threads] = seconds.get("ONNX Runtime")
+        if threads != shipped_threads:
+            continue
+        note = f"{size}², {threads} thread(s) as shipped, same run"
+        eager = seconds["inference_mode + channels-last"]
+        if onnx is not None:
+            figures.append(Figure("  ONNX Runtime speed-up over eager torch (channels-last)",
+                                  eager / seconds["ONNX Runtime"], "x", None,
+                                  f"{seconds['ONNX Runtime'] * 1e3:.0f} vs {eager * 1e3:.0f} ms; {note}"))
+        figures += [
+            Figure("  channels-last speed-up (eager torch)", seconds["inference_mode"] / eager, "x", None, note),
+            Figure("  inference_mode speed-up over no_grad", seconds["no_grad"] / seconds["inference_mode"], "x",
+                   None, note),
+            Figure("  no_grad speed-up over autograd on", seconds["autograd on"] / seconds["no_grad"], "x", None, note),
+        ]
+    torch.set_num_threads(shipped_threads)
+    if len(onnx_by_threads) == 2 and None not in onnx_by_threads.values():
+        one, two = (onnx_by_threads[count] for count in sorted(onnx_by_threads))
+        figures.append(Figure("  2 threads speed-up over 1 (ONNX Runtime)", one / two, "x", None,
+                              f"{one * 1e3:.0f} vs {two * 1e3:.0f} ms; shipped: all cores but one"))
+    return figures
+
+
+def bench_encoders(size: int, repeats: int) -> list[Figure]:
+    """The shipped architecture against heavier U-Nets (random weights), eager torch, timed in turns."""
+    candidates = {
+        "ours: mobilenet_v2, decoder 96-8": NetworkConfig(),
+        "mobilenet_v2, smp decoder 256-16": NetworkConfig(decoder_channels=(256, 128, 64, 32, 16)),
+        "resnet34, smp decoder 256-16": NetworkConfig(encoder="resnet34", decoder_channels=(256, 128, 64, 32, 16)),
+    }
+    batch = torch.randn(1, 1, size, size)
+    networks = {name: build_network(config).eval().to(memory_format=torch.channels_last)
+                for name, config in candidates.items()}
+
+    def forward(network: torch.nn.Module):
+        def call() -> None:
+            with torch.inference_mode():
+                network(batch)
+        return call
+
+    seconds = interleaved_medians({name: forward(network) for name, network in networks.items()}, repeats)
+    print(f"\nEncoders, network only, {size}², eager torch channels-last, median seconds (timed in turns):")
+    for name, value in seconds.items():
+        parameters = sum(p.numel() for p in networks[name].parameters()) / 1e6
+        print(f"  {name:<36} {value:.3f}   {parameters:.1f} M parameters")
+    ours, resnet = seconds["ours: mobilenet_v2, decoder 96-8"], seconds["resnet34, smp decoder 256-16"]
+    wide = seconds["mobilenet_v2, smp decoder 256-16"]
+    return [Figure("  lighter network: speed-up over a resnet34 U-Net", resnet / ours, "x", None,
+                   f"{ours * 1e3:.0f} vs {resnet * 1e3:.0f} ms (smp's default decoder: {wide * 1e3:.0f} ms); "
+                   f"{size}², eager torch, same run")]
+
+
+def bench_batching(weights: Path, images: list[Path], repeats: int) -> list[Figure]:
+    """predict_batch with 4 images per network call against 1, on decoded images (no I/O)."""
+    predictor = Predictor(weights)
+    pixels = [load_radiograph(path).pixels for path in images]
+    seconds = interleaved_medians({size: lambda size=size: predictor.predict_batch(pixels, batch_size=size)
+                                   for size in (1, 4)}, repeats)
+    return [Figure("  batching: 4 images per network call, speed-up over 1", seconds[1] / seconds[4], "x", None,
+                   f"{len(pixels) / seconds[1]:.1f} vs {len(pixels) / seconds[4]:.1f} images/s; shipped: 1")]
+
+
+def bench_predict_command(weights: Path, images: list[Path], folder: Path) -> list[Figure]:
+    """`pneumoviewer predict` end to end in a fresh process, as a user runs it over a folder."""
+    out = folder / "predictions.csv"
+    command = [sys.executable, "-m", "pneumoviewer", "predict", *map(str, images), "--out", str(out),
+               "--model", str(weights)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    print(f"\n`pneumoviewer predict` over {len(images)} SIIM DICOMs: {seconds:.1f} s")
+    return [Figure(f"`pneumoviewer predict` throughput, {len(images)} SIIM DICOMs", len(images) / seconds,
+                   "images/s", None, f"{seconds:.1f} s end to end incl. start-up and model load; shipped input size"),
+            Figure("  peak memory (RSS) of that `pneumoviewer predict`", peak_rss_mb(children=True), "MB")]
+
+
+def run(quick: bool, model: Path | None) -> list[Figure]:
+    repeats = 3 if quick else 7
+    dicoms = sorted((DATA / "siim" / "dicom-images").rglob("*.dcm"))
+    select_device()
+    print(f"model: {model or 'default architecture, random weights'}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s) after select_device()")
+    with tempfile.TemporaryDirectory(prefix="pneumoviewer-bench-model-") as scratch:
+        folder = Path(scratch)
+        weights = model or model_at_size(None, NetworkConfig().input_size, folder)
+        figures = bench_latency(model, [256, 512] if quick else [256, 512, 1024], dicoms[0], repeats, folder)
+        figures += bench_runtimes(model_at_size(model, GOAL_SIZE, folder), GOAL_SIZE, repeats,
+                                  [torch.get_num_threads()] if quick else [1, 2])
+        if not quick:
+            figures += bench_encoders(GOAL_SIZE, repeats)
+            figures += bench_batching(weights, dicoms[:16], 3)
+        figures += bench_predict_command(weights, dicoms[: 12 if quick else 200], folder)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_runner_arguments(parser)
+    args = parser.parse_args(argv)
+    return report(run(args.quick, chosen_model(args.model)), args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Start-up time of the desktop app: from launch to a usable window, and what it spends it on.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_startup.py [--runs 3] [--command CMD...]
+    nice -n 10 .venv/bin/python benchmarks/bench_startup.py [--runs 3] [--quick] [--command CMD...]
 
 1. In fresh processes, offscreen: import of pneumoviewer.ui.app, QApplication, import of the main
    window module, MainWindow(), show() until the first paint; and whether torch was loaded by then.
@@ -22,6 +22,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root, for `benchmarks`
+from benchmarks.common import Figure, add_runner_arguments, report
+
+WINDOW_GOAL_SECONDS = 2.0
 
 PHASES_PROBE = r"""
 import json, os, sys, time
@@ -76,7 +81,7 @@ def xvfb_time_to_window(command: list[str], runs: int) -> list[float]:
             try:
                 while time.perf_counter() - started < 60:
                     found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "PneumoViewer"],
-                                           env=environment, capture_output=True, text=True)
+                                           check=False, env=environment, capture_output=True, text=True)
                     if found.stdout.strip():
                         seconds.append(time.perf_counter() - started)
                         break
@@ -102,26 +107,38 @@ def slowest_imports(module: str, count: int = 10) -> list[tuple[float, str]]:
     return sorted(rows, reverse=True)[:count]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, help="launches to take the median of (default 3, quick 1)")
     parser.add_argument("--command", nargs="+", help="what a launcher runs (default: this venv's pneumoviewer-gui)")
-    args = parser.parse_args()
+    add_runner_arguments(parser)
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
     command = args.command or [str(Path(sys.executable).parent / "pneumoviewer-gui")]
+    figures = []
 
-    print(f"Offscreen, fresh process, median of {args.runs} (seconds since the interpreter started its script):")
-    for name, value in offscreen_phases(args.runs).items():
+    print(f"Offscreen, fresh process, median of {runs} (seconds since the interpreter started its script):")
+    phases = offscreen_phases(runs)
+    for name, value in phases.items():
         print(f"  {name:<20}{value:.2f}" if isinstance(value, float) else f"  {name:<20}{value}")
+    figures.append(Figure("start-up to the first paint of the window, offscreen", phases["first paint"], "s",
+                          WINDOW_GOAL_SECONDS, f"fresh process, median of {runs}; "
+                          f"torch {'already' if phases['torch loaded'] else 'not yet'} imported by then"))
     if shutil.which("Xvfb") and shutil.which("xdotool"):
-        seconds = xvfb_time_to_window(command, args.runs)
+        seconds = xvfb_time_to_window(command, runs)
         shown = ", ".join(f"{value:.2f}" for value in seconds) or "no window within 60 s"
         print(f"Xvfb, launch -> visible window ({' '.join(command)}): {shown} s")
+        if seconds:
+            figures.append(Figure("launch to a visible window (Xvfb, as a desktop launcher)",
+                                  statistics.median(seconds), "s", WINDOW_GOAL_SECONDS,
+                                  f"{Path(command[0]).name}, median of {len(seconds)}"))
     else:
         print("Xvfb or xdotool not installed: skipping the launch-to-window measurement")
-    print("Slowest imports of pneumoviewer.ui.main_window (cumulative seconds):")
-    for seconds_taken, name in slowest_imports("pneumoviewer.ui.main_window"):
-        print(f"  {seconds_taken:6.2f}  {name.strip()}")
-    return 0
+    if not args.quick:
+        print("Slowest imports of pneumoviewer.ui.main_window (cumulative seconds):")
+        for seconds_taken, name in slowest_imports("pneumoviewer.ui.main_window"):
+            print(f"  {seconds_taken:6.2f}  {name.strip()}")
+    return report(figures, args)
 
 
 if __name__ == "__main__":

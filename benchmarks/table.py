@@ -1,0 +1,134 @@
+"""Figures as a table (plain text for the terminal, Markdown for docs/benchmarks.md) and the machine
+they were measured on."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.common import Figure
+
+Row = tuple[str, Figure]  # (benchmark name, figure)
+HEADER = ("benchmark", "figure", "median", "goal", "", "note")
+
+
+def format_number(value: float) -> str:
+    """About three significant digits, thousands separated, never in exponent form."""
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1 or magnitude == 0:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def format_quantity(value: float, unit: str) -> str:
+    return f"{format_number(value)}×" if unit == "x" else f"{format_number(value)} {unit}"
+
+
+def verdict(figure: Figure) -> str:
+    return {None: "", True: "met", False: "MISSED"}[figure.met]
+
+
+def cells(benchmark: str, figure: Figure) -> tuple[str, ...]:
+    goal = "—" if figure.goal is None else f"≤ {format_quantity(figure.goal, figure.unit)}"
+    return benchmark, figure.name, format_quantity(figure.value, figure.unit), goal, verdict(figure), figure.note
+
+
+def text_table(rows: Sequence[Row]) -> str:
+    """Aligned columns; the benchmark column is left out when every row leaves it empty."""
+    table = [HEADER, *(cells(benchmark, figure) for benchmark, figure in rows)]
+    if not any(row[0] for row in table[1:]):
+        table = [row[1:] for row in table]
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    right_aligned = {len(table[0]) - 4, len(table[0]) - 3}  # median and goal
+    lines = []
+    for row in table:
+        padded = [value.rjust(width) if column in right_aligned else value.ljust(width)
+                  for column, (value, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|---|---|---:|---:|---|---|"]
+    for benchmark, figure in rows:
+        values = [value.replace("|", "\\|") for value in cells(benchmark, figure)]
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def machine_description() -> list[tuple[str, str]]:
+    """What the figures depend on: cores, CPU, memory, versions, date and how busy the machine was."""
+    cpu_model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                      if line.startswith("model name")), platform.processor() or "unknown")
+    memory_kib = next((int(line.split()[1]) for line in _read_lines("/proc/meminfo")
+                       if line.startswith("MemTotal:")), 0)
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "onnxruntime", "numpy", "PySide6-Essentials"))
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
+        ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("CPU", f"{cpu_model}; nproc {len(os.sched_getaffinity(0))}"),
+        ("RAM", f"{memory_kib / 1024**2:.1f} GiB"),
+        ("Python", f"{platform.python_version()} ({platform.system()} {platform.release()})"),
+        ("packages", versions),
+        ("load average at start (1, 5, 15 min)", load),
+        ("other processes busy at start (% of one core)", busy_processes() or "none"),
+    ]
+
+
+def busy_processes(interval: float = 1.0, threshold: float = 10.0) -> str:
+    """Other processes using more than `threshold` % of a core over `interval` seconds (Linux /proc):
+    the benchmarks share the machine with them, so their figures are slower than on an idle one."""
+    before = _cpu_ticks()
+    time.sleep(interval)
+    after = _cpu_ticks()
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    busy = []
+    for pid, (name, ticks) in after.items():
+        percent = 100 * (ticks - before.get(pid, (name, ticks))[1]) / ticks_per_second / interval
+        if percent >= threshold and pid != os.getpid():
+            busy.append((percent, f"{name} {percent:.0f}"))
+    return ", ".join(text for _, text in sorted(busy, reverse=True))
+
+
+def _cpu_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (command line, user + system CPU ticks so far)."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 0, utime 11, stime 12
+        ticks[int(stat.parent.name)] = (_short_command(command), int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def _short_command(command: str) -> str:
+    """`/work/main/.venv/bin/python3.11 .venv/bin/pneumoviewer train --labels ...` -> `pneumoviewer train`."""
+    words = [Path(word).name for word in command.split()[:4] if not word.startswith("-")]
+    words = [word for word in words if not word.startswith("python")]
+    return " ".join(words[:2]) or "?"
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"

@@ -1,0 +1,94 @@
+"""Driving the real main window as a user would: a folder of real SIIM DICOMs, a window factory, mouse drags.
+
+Shared by the window tests (imported as fixtures and helpers).
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+POSITIVES = 3
+NEGATIVES = 2
+WAIT_MS = 60_000  # generous: CI shares two cores with other jobs
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory: pytest.TempPathFactory, siim_dir: Path, siim_labels_csv: Path) -> Path:
+    """A few real DICOMs (positives and negatives) in nested folders, plus one broken file."""
+    labels: dict[str, bool] = {}
+    with open(siim_labels_csv, newline="") as stream:
+        for image_id, encoded in list(csv.reader(stream))[1:]:
+            labels[image_id.strip()] = labels.get(image_id.strip(), False) or encoded.strip() != "-1"
+    files = {path.stem: path for path in sorted((siim_dir / "dicom-images").rglob("*.dcm"))}
+    positives = [image_id for image_id in files if labels.get(image_id)][:POSITIVES]
+    negatives = [image_id for image_id in files if labels.get(image_id) is False][:NEGATIVES]
+    folder = tmp_path_factory.mktemp("studies")
+    for number, image_id in enumerate(positives + negatives):
+        target = folder / f"study{number}" / f"{image_id}.dcm"
+        target.parent.mkdir()
+        shutil.copyfile(files[image_id], target)
+    (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"truncated")
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Factory for main windows sharing one autosave folder; all are closed (threads stopped) at the end."""
+    from pneumoviewer.model.inference import Predictor
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.main_window import MainWindow
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # recent folders stay in the test
+    application()
+    windows = []
+
+    def make(predictor_factory=None) -> MainWindow:
+        window = MainWindow(
+            predictor_factory=predictor_factory or (lambda: Predictor.cached(random_checkpoint)),
+            data_dir=tmp_path / "sessions",
+        )
+        window.setProperty("quiet", True)
+        qtbot.addWidget(window)
+        window.resize(1400, 900)
+        window.show()
+        qtbot.waitExposed(window)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow)  # shortcuts only reach the active window
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert not window.pool.running()
+
+
+def open_and_wait(qtbot, window, folder: Path) -> None:
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.current_id, timeout=WAIT_MS)
+
+
+def wait_for_predictions(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: all(row.score is not None for row in window.worklist_model.rows()), timeout=WAIT_MS)
+
+
+def viewport_point(window, row: float, col: float) -> QPoint:
+    """Where image pixel (row, col) is on the canvas viewport."""
+    return window.canvas.view.mapViewToDevice(QPointF(col + 0.5, row + 0.5)).toPoint()
+
+
+def drag(viewport, points: list[QPoint], button=Qt.MouseButton.LeftButton) -> None:
+    """Press, move through `points` at a hand's pace (pyqtgraph drops moves under 1/60 s apart), release."""
+    QTest.mousePress(viewport, button, Qt.KeyboardModifier.NoModifier, points[0])
+    for point in points[1:]:
+        QTest.qWait(20)
+        QTest.mouseMove(viewport, point)
+    QTest.qWait(20)
+    QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, points[-1])

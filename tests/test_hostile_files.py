@@ -5,20 +5,18 @@ Every load runs in a thread with a time limit, so a hang fails the test instead 
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import ui_driver  # tests/ui_driver.py
+import unprivileged  # tests/unprivileged.py
 from hostile_corpus import (
     BIRTH_DATE,
     PATIENT_ID,
@@ -28,13 +26,14 @@ from hostile_corpus import (
     build_unreadable,
 )
 from ui_driver import WAIT_MS
+from unprivileged import run_without_root
 
 from pneumoviewer.io.dicom import DicomError, load_dicom, read_header, scan_folder
 from pneumoviewer.io.images import load_radiograph
 
-make_window = ui_driver.make_window  # fixture
+make_window = ui_driver.make_window  # fixtures
+open_folder = unprivileged.open_folder
 SECONDS_PER_CALL = 10  # each load takes milliseconds; this only separates "slow on a busy CI" from "hung"
-_NOBODY = 65534
 _LOADERS = {"read_header": read_header, "load_dicom": load_dicom, "load_radiograph": load_radiograph}
 
 
@@ -131,35 +130,6 @@ def test_a_lying_size_is_refused_before_any_pixel_memory_is_taken(corpus: list[H
     assert peak < 20 * 2**20  # the file's 1 MB of pixels at most, never the 3.6 GB the header claims
 
 
-def _in_a_child_without_root(work: Callable[[], Any]) -> Any:
-    """Run `work` in a forked child that has given up root (so file permissions apply); its JSON result."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child reports through the pipe
-        status = 0
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(_NOBODY)
-            os.setuid(_NOBODY)
-            os.write(write_end, json.dumps(work()).encode())
-        except BaseException as error:  # noqa: BLE001
-            os.write(write_end, json.dumps({"child failed": repr(error)}).encode())
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    deadline = time.monotonic() + 60
-    while os.waitpid(child, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(child, 9)
-            os.waitpid(child, 0)
-            pytest.fail("the unprivileged child hung")
-        time.sleep(0.02)
-    with os.fdopen(read_end, "rb") as stream:
-        return json.loads(stream.read() or b"null")
-
-
 def _unreadable_outcomes(locked: list[HostileFile]) -> dict[str, Any]:
     outcomes: dict[str, Any] = {}
     for loader_name in ("load_dicom", "load_radiograph"):
@@ -172,24 +142,12 @@ def _unreadable_outcomes(locked: list[HostileFile]) -> dict[str, Any]:
     return outcomes
 
 
-@pytest.fixture
-def open_folder() -> Iterator[Path]:
-    """A folder anyone may enter (pytest's own temporary folders are private to their owner)."""
-    folder = Path(tempfile.mkdtemp(prefix="pneumoviewer-locked-"))
-    folder.chmod(0o755)
-    yield folder
-    for path in folder.rglob("*"):
-        path.chmod(0o755)
-    shutil.rmtree(folder)
-
-
 def test_files_and_folders_without_read_permission(open_folder: Path, siim_sources: list[Path]) -> None:
     """chmod 000 does not stop root (these tests may run as root): then the check runs in a child that gave it up."""
     load_dicom(siim_sources[0])  # every lazy import done before a fork
     locked = build_unreadable(siim_sources[0], open_folder / "locked")
     (open_folder / "locked").chmod(0o755)
-    outcomes = _in_a_child_without_root(lambda: _unreadable_outcomes(locked)) if os.geteuid() == 0 \
-        else _unreadable_outcomes(locked)
+    outcomes = run_without_root(lambda: _unreadable_outcomes(locked))
     file_error = f"{locked[0].path}: cannot be read (Permission denied)"
     assert outcomes == {
         "load_dicom": file_error,

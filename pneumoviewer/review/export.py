@@ -9,6 +9,7 @@ atomically at the end (a cancelled export leaves no file); each PNG is written a
 
 from __future__ import annotations
 
+import errno
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ def export_csv(
     try:
         write_annotation_masks(path, masks, convention)
     except OSError as error:
-        raise ExportError(path, f"cannot write the annotations: {error.strerror or error}") from error
+        raise ExportError(path, f"cannot write the annotations: {_why(error)}") from error
     return ExportSummary(path, len(chosen), masks.positive)
 
 
@@ -88,7 +89,7 @@ def export_pngs(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ExportError(folder, f"cannot create the folder: {error.strerror or error}") from error
+        raise ExportError(folder, f"cannot create the folder: {_why(error)}") from error
     positive = 0
     for case, mask in _masks_with_progress(chosen, progress, cancel):
         positive += bool(mask.any())
@@ -98,8 +99,17 @@ def export_pngs(
         try:
             atomic_write_bytes(target, buffer.getvalue())
         except OSError as error:
-            raise ExportError(target, f"cannot write the mask image: {error.strerror or error}") from error
+            raise ExportError(target, f"cannot write the mask image: {_why(error)}") from error
     return ExportSummary(folder, len(chosen), positive)
+
+
+def _why(error: OSError) -> str:
+    """The cause in words; a file that was there before is unchanged (writes are atomic)."""
+    if error.errno == errno.ENOSPC:
+        return "the disk is full (an existing file there is unchanged)"
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "the folder is read-only or not writable (an existing file there is unchanged)"
+    return str(error.strerror or error)
 
 
 class _ExportMasks(Mapping[str, np.ndarray]):

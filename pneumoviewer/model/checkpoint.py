@@ -9,6 +9,7 @@ trained and how well it does). A PyTorch `.pth`/`.pt` file is accepted only thro
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -166,7 +167,9 @@ def _read_state_dict(weights_path: Path) -> dict[str, torch.Tensor]:
         except Exception as err:  # SafetensorError, OSError: truncated or not a safetensors file
             raise CheckpointError(weights_path, f"model file is damaged or not a safetensors file ({err})") from None
     try:
-        loaded = torch.load(weights_path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: noise beside the refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            loaded = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for anything beyond plain tensors/containers
         raise CheckpointError(
             weights_path, f"model file refused: not a plain weights file, or damaged ({type(err).__name__})"

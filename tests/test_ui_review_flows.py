@@ -367,3 +367,36 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
 
     assert np.array_equal(read_annotation_masks(absolute, case.shape, RleConvention.ABSOLUTE)[case.image_id], drawn)
     assert absolute.read_bytes() != exported.read_bytes()
+
+
+def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot, make_window, study_folder: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from pneumoviewer.io import dicom
+
+    read_header, headers_read, go_on = dicom.read_header, [], threading.Event()
+
+    def slow_after_two(path):
+        if len(headers_read) == 2:
+            go_on.wait(30)  # a slow network share, after two studies
+        metadata = read_header(path)
+        headers_read.append(path)
+        return metadata
+
+    monkeypatch.setattr(dicom, "read_header", slow_after_two)
+    window = make_window()
+    window.open_paths([study_folder])
+    model = window.worklist_model
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=WAIT_MS)
+    assert window.session is None and window.status.progress.isVisible()
+    assert [row.display_id for row in model.rows()] == ["Case 0001", "Case 0002"]
+    second = model.rows()[1].image_id
+    table = window.worklist
+    QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     table.visualRect(window.worklist_filter.index(1, 0)).center())
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        go_on.set()
+    assert model.rowCount() == POSITIVES + NEGATIVES
+    assert window.current_id == second  # the row the reader clicked while it was listing
+    assert window.session.case(second).display_id == "Case 0002"

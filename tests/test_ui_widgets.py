@@ -248,3 +248,25 @@ def test_the_progress_callback_stops_a_function_that_has_no_cancel_of_its_own(qt
         worker.cancel()
         proceed.set()
     assert len(calls) <= 2
+
+
+def test_batched_items_reach_the_gui_thread_while_the_worker_is_still_busy(qtbot, pool: WorkerPool) -> None:
+    proceed = threading.Event()
+    batches: list[tuple[list[int], bool]] = []
+
+    def read_slowly(found):
+        found(1)
+        found(2)
+        proceed.wait(10)  # the next file takes long: the first two must not wait for it
+        found(3)
+        return "indexed"
+
+    worker = Worker(read_slowly, batch_keyword="found")
+    worker.sigYielded.connect(lambda batch: batches.append((batch, threading.current_thread() is threading.main_thread())))
+    finished = []
+    worker.sigFinished.connect(lambda result: finished.append((result, [b for b, _ in batches])))
+    pool.start(worker)
+    qtbot.waitUntil(lambda: batches == [([1, 2], True)], timeout=5_000)
+    proceed.set()
+    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    assert finished == [("indexed", [[1, 2], [3]])]  # the last items arrive before the result

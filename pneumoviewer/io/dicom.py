@@ -124,7 +124,9 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
 
 
 def scan_folder(
-    folder: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+    folder: str | os.PathLike[str],
+    progress: Callable[[int, int], None] | None = None,
+    found: Callable[[DicomMetadata], None] | None = None,
 ) -> FolderScan:
     """Headers of every DICOM image under `folder` (recursive, sorted by path).
 
@@ -132,6 +134,8 @@ def scan_folder(
     files), except `.dcm` files, which are reported. Unreadable DICOMs are listed in
     `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
     called after each file; an exception it raises (a cancel) stops the scan and propagates.
+    `found(metadata)` is called with each header as soon as it is read (a window lists the
+    studies of a large folder while the scan goes on).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -144,6 +148,9 @@ def scan_folder(
                 scan.images.append(read_header(path))
             except DicomError as error:
                 scan.unreadable.append(error)
+            else:
+                if found is not None:
+                    found(scan.images[-1])
         elif path.suffix.lower() == ".dcm":
             scan.unreadable.append(DicomError(path, _not_dicom_reason(path)))
         if progress is not None:

@@ -82,7 +82,11 @@ class CaseView(QWidget):
     def show_problem(self, text: str) -> None:
         """Why the current case cannot be shown, in place of the image (no dialog to click away)."""
         self.image_id_on_canvas = None
-        self.placeholder.setText(f"This image cannot be shown.\n\n{text}")
+        self.show_note(f"This image cannot be shown.\n\n{text}")
+
+    def show_note(self, text: str) -> None:
+        """A line of text where the film goes (while a folder is read, or why there is no image)."""
+        self.placeholder.setText(text)
         self.stack.setCurrentWidget(self.placeholder)
 
     def show_heatmap(self, image_id: str, heatmap: np.ndarray | None) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtCore import QItemSelectionModel, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
+from pneumoviewer.io.dicom import DicomMetadata
 from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
@@ -115,17 +116,40 @@ class MainWindow(QMainWindow):
             self.open_folder(paths[0])
         elif paths:
             files = [file for path in paths for file in ([path] if path.is_file() else sorted(path.rglob("*.dcm")))]
-            self._start_indexing(Worker(index_files, files, self.data_dir, progress_text="Reading headers"))
+            self._start_indexing(Worker(index_files, files, self.data_dir, progress_text="Reading headers",
+                                        batch_keyword="found"))
 
     def open_folder(self, folder: Path) -> None:
         remember_folder(folder)
         layout.refresh_recent_menu(self, recent_folders())
-        self._start_indexing(Worker(index_folder, Path(folder), self.data_dir, progress_text="Indexing headers"))
+        self._start_indexing(Worker(index_folder, Path(folder), self.data_dir, progress_text="Indexing headers",
+                                    batch_keyword="found"))
 
     def _start_indexing(self, worker: Worker) -> None:
         self._close_session()
+        self.case_view.show_note("Reading the study headers…")
+        worker.sigYielded.connect(self._headers_found)
         worker.sigFinished.connect(self._session_opened)
+        worker.sigErrored.connect(self._indexing_stopped)
+        worker.sigAborted.connect(self._indexing_stopped)
         self._run_task(worker)
+
+    def _headers_found(self, headers: list[DicomMetadata]) -> None:
+        """List studies as their headers are read, so a folder of thousands shows at once and fills in.
+
+        These rows are provisional (no AI, no restored status yet): the session replaces them when the
+        whole folder is indexed, with the same case numbers unless files are out of path order.
+        """
+        if self.sender() is not self._task or self.session is not None:
+            return  # a batch from an indexing that was cancelled meanwhile
+        first = self.worklist_model.rowCount() + 1
+        cases = [Case.from_metadata(meta, f"Case {number:04d}") for number, meta in enumerate(headers, first)]
+        self.worklist_model.append_rows([self.findings.row(case, None) for case in cases])
+
+    def _indexing_stopped(self) -> None:
+        if self.session is None:  # cancelled or failed: no half list without a session behind it
+            self.worklist_model.set_rows([])
+            self.case_view.show_case(None)
 
     def _session_opened(self, opened: OpenedStudies) -> None:
         self.session = session = opened.session
@@ -133,6 +157,7 @@ class MainWindow(QMainWindow):
         session.save_failed.connect(lambda error: self.status.showMessage(f"Autosave failed: {error}"))
         self.setWindowTitle(f"PneumoViewer — {opened.title}")
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
+        chosen = self._selected_image_id()  # a provisional row the reader already clicked
         self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
@@ -145,7 +170,7 @@ class MainWindow(QMainWindow):
             f"{len(session)} images" + (f", {restored} reviewed cases restored" if restored else ""), 8000
         )
         self.predict_all()
-        self._select_proxy_row(0)
+        self._select_proxy_row(max(self.worklist_filter.proxy_row_of(chosen) if chosen else 0, 0))
         self.sigSessionOpened.emit()
 
     def _close_session(self) -> None:
@@ -294,10 +319,14 @@ class MainWindow(QMainWindow):
         )
         self.worklist.scrollTo(index)
 
-    def _selection_changed(self) -> None:
+    def _selected_image_id(self) -> str | None:
         indexes = self.worklist.selectionModel().selectedRows()
-        if indexes:
-            self.show_case(self.worklist_filter.image_id_at(indexes[0].row()))
+        return self.worklist_filter.image_id_at(indexes[0].row()) if indexes else None
+
+    def _selection_changed(self) -> None:
+        image_id = self._selected_image_id()
+        if image_id is not None:
+            self.show_case(image_id)
 
     # -- import / export ---------------------------------------------------------------------------
     def export_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE,

@@ -8,11 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pneumoviewer.io.dicom import DicomError, DicomImage, read_header, scan_folder
+from pneumoviewer.io.dicom import (
+    DicomError,
+    DicomImage,
+    DicomMetadata,
+    read_header,
+    scan_folder,
+)
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.review.session import ReviewSession
 
 ProgressCallback = Callable[[int, int], None]
+FoundCallback = Callable[[DicomMetadata], None]  # each header as it is read (called on the worker thread)
 
 
 @dataclass(frozen=True)
@@ -28,14 +35,16 @@ class LoadedImage:
     image: DicomImage
 
 
-def index_folder(folder: Path, data_dir: Path | None, progress: ProgressCallback) -> OpenedStudies:
+def index_folder(folder: Path, data_dir: Path | None, progress: ProgressCallback,
+                 found: FoundCallback | None = None) -> OpenedStudies:
     """Read every header under `folder` (no pixels) and restore its autosaved session."""
-    scan = scan_folder(folder, progress=progress)
+    scan = scan_folder(folder, progress=progress, found=found)
     session = ReviewSession.from_metadata(folder, scan.images, data_dir)
     return OpenedStudies(session, scan.unreadable, str(folder))
 
 
-def index_files(files: list[Path], data_dir: Path | None, progress: ProgressCallback) -> OpenedStudies:
+def index_files(files: list[Path], data_dir: Path | None, progress: ProgressCallback,
+                found: FoundCallback | None = None) -> OpenedStudies:
     """Headers of hand-picked files; their session is keyed by the selection, not the folder.
 
     A selection gets its own autosave so it never overwrites the statuses of a session on the
@@ -47,6 +56,9 @@ def index_files(files: list[Path], data_dir: Path | None, progress: ProgressCall
             images.append(read_header(path))
         except DicomError as error:
             unreadable.append(error)
+        else:
+            if found is not None:
+                found(images[-1])
         progress(done, len(files))
     resolved = sorted(str(Path(path).resolve()) for path in files)
     common = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class WorkerCancelled(Exception):
 
 
 class Worker(QObject, QRunnable):
+    BATCH_MS = 100
+
     sigStarted = Signal()
     sigProgress = Signal(int, int, str)  # done, total, description
     sigYielded = Signal(object)  # Progress.result when not None
@@ -45,6 +47,7 @@ class Worker(QObject, QRunnable):
         *args: Any,
         pass_cancel: bool = False,
         progress_text: str | None = None,
+        batch_keyword: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Run `function(*args, **kwargs)` on a pool thread.
@@ -52,6 +55,10 @@ class Worker(QObject, QRunnable):
         `pass_cancel=True` adds a `cancel` keyword: a callable that turns True once cancelled.
         `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>";
         after a cancel, calling it raises `WorkerCancelled` (so a folder scan stops at the next file).
+        `batch_keyword` adds that keyword: a callable taking one item at a time; the items reach
+        `sigYielded` as lists, collected by the GUI thread every BATCH_MS (one queued signal per file
+        would flood the event loop; a slow next file must not hold back the ones already read), the
+        last list before `sigFinished`.
         """
         QObject.__init__(self)
         QRunnable.__init__(self)
@@ -65,7 +72,27 @@ class Worker(QObject, QRunnable):
         if progress_text is not None:
             self._progress_text = progress_text
             self._kwargs["progress"] = self._report_progress
+        self._batch: list[Any] = []
+        self._batch_lock = threading.Lock()
+        if batch_keyword is not None:
+            self._kwargs[batch_keyword] = self._collect
+            timer = QTimer(self)  # lives on the GUI thread, like this object
+            timer.setInterval(self.BATCH_MS)
+            timer.timeout.connect(self._send_batch)
+            self.sigStarted.connect(timer.start)  # queued from the pool thread
+            self.sigDone.connect(timer.stop)
+            self.sigFinished.connect(self._send_batch)  # connected first: the last items before the result
         self.name = getattr(function, "__name__", "work")
+
+    def _collect(self, item: Any) -> None:  # pool thread
+        with self._batch_lock:
+            self._batch.append(item)
+
+    def _send_batch(self, *_: Any) -> None:  # GUI thread
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+        if batch:
+            self.sigYielded.emit(batch)
 
     def _report_progress(self, done: int, total: int) -> None:
         """The `progress` callback: reports, and is also where a cancel stops a function with no cancel of its own."""

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -37,8 +35,8 @@ from benchmarks.common import (
     chosen_model,
     interleaved_medians,
     median_seconds,
-    peak_rss_mb,
     report,
+    run_command,
 )
 
 LATENCY_GOAL_SECONDS = 0.4  # per 512² image, without TTA
@@ -182,13 +180,11 @@ def bench_predict_command(weights: Path, images: list[Path], folder: Path) -> li
     out = folder / "predictions.csv"
     command = [sys.executable, "-m", "pneumoviewer", "predict", *map(str, images), "--out", str(out),
                "--model", str(weights)]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    print(f"\n`pneumoviewer predict` over {len(images)} SIIM DICOMs: {seconds:.1f} s")
+    seconds, peak_mb = run_command(command)
+    print(f"\n`pneumoviewer predict` over {len(images)} SIIM DICOMs: {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
     return [Figure(f"`pneumoviewer predict` throughput, {len(images)} SIIM DICOMs", len(images) / seconds,
                    "images/s", None, f"{seconds:.1f} s end to end incl. start-up and model load; shipped input size"),
-            Figure("  peak memory (RSS) of that `pneumoviewer predict`", peak_rss_mb(children=True), "MB")]
+            Figure("  peak memory (RSS) of that `pneumoviewer predict`", peak_mb, "MB")]
 
 
 def run(quick: bool, model: Path | None) -> list[Figure]:

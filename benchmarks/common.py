@@ -11,6 +11,8 @@ import argparse
 import json
 import resource
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -80,10 +82,34 @@ def describe(label: str, values_ms: Sequence[float]) -> str:
             f"max {max(values_ms):7.3f} ms")
 
 
-def peak_rss_mb(children: bool = False) -> float:
-    """Highest resident memory of this process, or with `children` of its largest finished child
-    process (e.g. a `pneumoviewer predict` it ran). Linux reports KiB."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb() -> float:
+    """Highest resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_command(command: list[str]) -> tuple[float, float]:
+    """Run `command` to completion (raising if it fails): its wall seconds and peak RSS in MB.
+
+    The peak is the child's own VmHWM, polled from /proc while it runs: getrusage(RUSAGE_CHILDREN)
+    would report this (large) benchmark process instead, since a child starts as its copy.
+    """
+    with tempfile.TemporaryFile("w+") as output:  # a pipe could fill up and block the child
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True)
+        peak_kib = 0
+        status = Path(f"/proc/{child.pid}/status")
+        while child.poll() is None:
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:
+                lines = []  # just exited, or no /proc (not Linux)
+            peak_kib = max([peak_kib, *(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))])
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        if child.returncode != 0:
+            output.seek(0)
+            raise subprocess.CalledProcessError(child.returncode, command, output.read())
+    return seconds, peak_kib / 1024
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<20}{value:.2f}" if isinstance(value, float) else f"  {name:<20}{value}")
     figures.append(Figure("start-up to the first paint of the window, offscreen", phases["first paint"], "s",
                           WINDOW_GOAL_SECONDS, f"fresh process, median of {runs}; "
-                          f"torch {'already' if phases['torch loaded'] else 'not yet'} imported by then"))
+                          f"torch import {'under way (background model load)' if phases['torch loaded'] else 'not started'} by then"))
     if shutil.which("Xvfb") and shutil.which("xdotool"):
         seconds = xvfb_time_to_window(command, runs)
         shown = ", ".join(f"{value:.2f}" for value in seconds) or "no window within 60 s"

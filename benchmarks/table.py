@@ -115,9 +115,11 @@ def _cpu_ticks() -> dict[int, tuple[str, int]]:
 
 def _short_command(command: str) -> str:
     """`/work/main/.venv/bin/python3.11 .venv/bin/pneumoviewer train --labels ...` -> `pneumoviewer train`."""
-    words = [Path(word).name for word in command.split()[:4] if not word.startswith("-")]
-    words = [word for word in words if not word.startswith("python")]
-    return " ".join(words[:2]) or "?"
+    words = command.split()
+    if "-c" in words[:3]:
+        return "python -c ..."
+    names = [Path(word).name for word in words[:4] if not word.startswith("-")]
+    return " ".join([name for name in names if not name.startswith("python")][:2]) or "?"
 
 
 def _read_lines(path: str) -> list[str]:

@@ -1,0 +1,49 @@
+"""Memory stays bounded while a reader steps through a folder: decoded images and heatmaps live in small LRU caches.
+
+The figure over 500 real images (peak RSS) comes from benchmarks/bench_memory.py; this test checks the
+bound itself in the real window, with Grad-CAM on, over more cases than either cache holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ui_driver  # tests/ui_driver.py
+from ui_driver import WAIT_MS
+
+from pneumoviewer.ui.main_window import _HEATMAP_CACHE, _IMAGE_CACHE
+
+make_window = ui_driver.make_window  # fixture
+CASES = _HEATMAP_CACHE + 4
+
+
+@pytest.fixture
+def large_folder(tmp_path: Path, siim_dir: Path) -> Path:
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    for path in sorted((siim_dir / "dicom-images").rglob("*.dcm"))[:CASES]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def test_stepping_through_a_folder_keeps_at_most_a_few_decoded_images_and_heatmaps(
+    qtbot, make_window, large_folder: Path
+) -> None:
+    window = make_window()
+    window.actions["toggle_heatmap"].setChecked(True)
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.open_paths([large_folder])
+    most_images = most_heatmaps = 0
+    for case in list(window.session.cases):
+        window.worklist.selectRow(window.worklist_filter.proxy_row_of(case.image_id))
+        qtbot.waitUntil(lambda case=case: window.case_view.image_id_on_canvas == case.image_id, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda case=case: case.image_id in window._heatmaps, timeout=WAIT_MS)
+        most_images = max(most_images, len(window._images))
+        most_heatmaps = max(most_heatmaps, len(window._heatmaps))
+    assert most_images == _IMAGE_CACHE and most_heatmaps == _HEATMAP_CACHE  # full, never more
+    # The most recent ones are kept; going back to one of them needs no decoding.
+    assert list(window._images)[-1] == window.current_id
+    # What every case keeps of its AI result is the packed mask: 1 bit a pixel.
+    scored = [case for case in window.session.cases if case.has_ai_result]
+    assert scored and all(case._ai_bits.nbytes == case.shape[0] * case.shape[1] // 8 for case in scored)

@@ -195,7 +195,8 @@ def _header_lies(source: Path, folder: Path) -> list[HostileFile]:
         (_with_frames(source, folder, "frame-half.dcm", [frame[: len(frame) // 2]]), "short pixel data", "cut short"),
         (_with_frames(source, folder, "frame-zeroed.dcm", [bytes(len(frame))]), "damaged pixel data",
          "could not be decoded"),
-        (_with_frames(source, folder, "two-frames.dcm", [frame, frame]), "multi-frame", None),  # may show frame 1
+        (_with_frames(source, folder, "two-frames.dcm", [frame, frame]), "multi-frame",
+         "is a multi-frame image (2 frames)"),  # the header says one
         (_edited(source, folder, "multi-frame.dcm", native=True, NumberOfFrames=3,
                  PixelData=native.PixelData * 3), "multi-frame", "is a multi-frame image (3 frames)"),
     ]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
+from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import JPEGBaseline8Bit
 
@@ -347,8 +347,13 @@ def _check_pixel_data(path: Path, dataset: Dataset, metadata: DicomMetadata) -> 
         return
     try:
         frame = next(generate_frames(data, number_of_frames=1))
+        # A header that says one frame over data holding several (each fragment opening a new codestream).
+        codestreams = sum(fragment[:2] == b"\xff\xd8" or fragment[:4] == b"\xff\x4f\xff\x51"
+                          for fragment in generate_fragments(data))
     except Exception as error:
         raise DicomError(path, f"the compressed pixel data is damaged ({_short(error)})") from error
+    if codestreams > 1:
+        raise DicomError(path, f"is a multi-frame image ({codestreams} frames); only single radiographs are supported")
     if not frame:
         raise DicomError(path, "has no pixel data (the compressed frame is empty)")
     if frame[:2] == b"\xff\xd8" or frame[:2] == b"\xff\x4f":

@@ -1,17 +1,20 @@
 """Memory stays bounded while a reader steps through a folder: decoded images and heatmaps live in small LRU caches.
 
-The figure over 500 real images (peak RSS) comes from benchmarks/bench_memory.py; this test checks the
-bound itself in the real window, with Grad-CAM on, over more cases than either cache holds.
+The figure over 500 real images (peak RSS) comes from benchmarks/bench_memory.py; these tests check the
+bound itself in the real window, with Grad-CAM on, over more cases than either cache holds, and what
+each case keeps for the whole session (its AI mask, packed).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ui_driver  # tests/ui_driver.py
 from ui_driver import WAIT_MS
 
+from pneumoviewer.review.case import Case
 from pneumoviewer.ui.main_window import _HEATMAP_CACHE, _IMAGE_CACHE
 
 make_window = ui_driver.make_window  # fixture
@@ -44,6 +47,16 @@ def test_stepping_through_a_folder_keeps_at_most_a_few_decoded_images_and_heatma
     assert most_images == _IMAGE_CACHE and most_heatmaps == _HEATMAP_CACHE  # full, never more
     # The most recent ones are kept; going back to one of them needs no decoding.
     assert list(window._images)[-1] == window.current_id
-    # What every case keeps of its AI result is the packed mask: 1 bit a pixel.
-    scored = [case for case in window.session.cases if case.has_ai_result]
-    assert scored and all(case._ai_bits.nbytes == case.shape[0] * case.shape[1] // 8 for case in scored)
+
+
+def test_a_case_keeps_its_ai_mask_in_a_few_bytes_and_gives_it_back_exactly() -> None:
+    """Every case keeps its AI result for the whole session: the box around the lesion, 1 bit a pixel."""
+    empty, lesion = (Case(f"1.2.3.{n}", f"Case {n}", (1024, 1024)) for n in (1, 2))
+    mask = np.zeros((1024, 1024), dtype=bool)
+    mask[100:180, 700:760] = True
+    mask[150, 900] = True
+    empty.set_ai_result(0.1, np.zeros_like(mask))
+    lesion.set_ai_result(0.9, mask)
+    assert empty.has_ai_result and not empty.ai_mask.any() and empty._ai_bits.nbytes == 0
+    np.testing.assert_array_equal(lesion.ai_mask, mask)
+    assert lesion._ai_bits.nbytes == 80 * 201 // 8  # the box (rows 100-179, columns 700-900), not 128 kB

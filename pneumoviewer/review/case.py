@@ -88,7 +88,10 @@ class Case:
     # Change it only through `editor` (or `load_mask`): the editor edits this very array.
     mask: np.ndarray | None = field(default=None, repr=False)
     changed: Callbacks[[Case, CaseChange]] = field(default_factory=Callbacks, init=False, repr=False)
-    _ai_bits: np.ndarray | None = field(default=None, init=False, repr=False)  # packed: 1/8 of a bool mask
+    # The AI mask as the box around its pixels, packed 1 bit a pixel: a folder of hundreds of cases
+    # keeps every AI result in a few MB (nothing at all for a case without a finding).
+    _ai_box: tuple[int, int, int, int] | None = field(default=None, init=False, repr=False)  # row0, row1, col0, col1
+    _ai_bits: np.ndarray | None = field(default=None, init=False, repr=False)
     _editor: MaskEditor | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -116,8 +119,13 @@ class Case:
         """The AI's lesion mask (a fresh array each call), None before the AI ran."""
         if self._ai_bits is None:
             return None
-        count = self.shape[0] * self.shape[1]
-        return np.unpackbits(self._ai_bits, count=count).view(bool).reshape(self.shape)
+        mask = np.zeros(self.shape, dtype=bool)
+        if self._ai_box is not None:
+            row0, row1, col0, col1 = self._ai_box
+            box_shape = (row1 - row0, col1 - col0)
+            mask[row0:row1, col0:col1] = np.unpackbits(self._ai_bits, count=box_shape[0] * box_shape[1]).view(
+                bool).reshape(box_shape)
+        return mask
 
     def set_ai_result(self, score: float, mask: np.ndarray) -> None:
         """Store (or replace) the AI score and mask; edits and their history are untouched."""
@@ -125,7 +133,12 @@ class Case:
         if mask.shape != self.shape:
             raise ValueError(f"{self.image_id}: AI mask shape {mask.shape} differs from the image {self.shape}")
         self.ai_score = float(score)
-        self._ai_bits = np.packbits(mask.reshape(-1))
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size:
+            self._ai_box = (int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1)
+            self._ai_bits = np.packbits(mask[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1].reshape(-1))
+        else:
+            self._ai_box, self._ai_bits = None, np.zeros(0, dtype=np.uint8)
         self.changed.emit(self, CaseChange.AI)
 
     def ai_lesions(self) -> LesionStats | None:

@@ -15,6 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QInputDialog,
     QStyle,
     QStyleOptionSlider,
     QToolButton,
@@ -306,6 +307,20 @@ def _fill_export_dialog(path: Path, relative: bool, include_all: bool = False) -
     QTimer.singleShot(0, answer)
 
 
+def _choose_in_dialog(item: str) -> None:
+    """Pick `item` in the list dialog that is about to open (the import's RLE convention)."""
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QInputDialog):
+            QTimer.singleShot(20, answer)
+            return
+        dialog.setTextValue(item)
+        dialog.accept()
+
+    QTimer.singleShot(0, answer)
+
+
 def press_after_dialog(qtbot, window, keys: str) -> None:
     """Keys for the window once it is active again (a window manager does this when a dialog closes; offscreen, we do)."""
     window.activateWindow()
@@ -350,6 +365,7 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
     QTest.keySequence(window, "Ctrl+Backspace")
     assert not case.mask.any()
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(exported), ""))
+    _choose_in_dialog("Relative (SIIM-ACR challenge)")
     with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
         press_after_dialog(qtbot, window, "Ctrl+I")
     qtbot.waitUntil(lambda: np.array_equal(case.mask, drawn))
@@ -367,6 +383,13 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
 
     assert np.array_equal(read_annotation_masks(absolute, case.shape, RleConvention.ABSOLUTE)[case.image_id], drawn)
     assert absolute.read_bytes() != exported.read_bytes()
+    # The absolute file, imported as absolute, gives the same mask back.
+    press_after_dialog(qtbot, window, "Ctrl+Backspace")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(absolute), ""))
+    _choose_in_dialog("Absolute, 1-based (most Kaggle formats)")
+    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+        QTest.keySequence(window, "Ctrl+I")
+    qtbot.waitUntil(lambda: np.array_equal(case.mask, drawn))
 
 
 def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot, make_window, study_folder: Path,

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLineEdit,
     QPushButton,
     QTableWidget,
@@ -30,6 +31,10 @@ from pneumoviewer.ui.actions import shortcut_table
 
 _RECENT_FILE = "recent-folders.json"
 _RECENT_LIMIT = 10
+RLE_CHOICES = (
+    ("Relative (SIIM-ACR challenge)", RleConvention.RELATIVE),
+    ("Absolute, 1-based (most Kaggle formats)", RleConvention.ABSOLUTE),
+)
 
 
 def recent_folders() -> list[Path]:
@@ -64,8 +69,8 @@ class ExportDialog(QDialog):
         path_row.addWidget(self.path_edit, 1)
         path_row.addWidget(browse)
         self.convention = QComboBox()
-        self.convention.addItem("Relative (SIIM-ACR challenge)", RleConvention.RELATIVE)
-        self.convention.addItem("Absolute, 1-based (most Kaggle formats)", RleConvention.ABSOLUTE)
+        for label, convention in RLE_CHOICES:
+            self.convention.addItem(label, convention)
         self.all_cases = QCheckBox("Include unreviewed cases")
         form = QFormLayout()
         form.addRow("CSV file:" if is_csv else "Folder:", path_row)
@@ -101,6 +106,13 @@ class ExportDialog(QDialog):
     @property
     def scope(self) -> ExportScope:
         return ExportScope.ALL if self.all_cases.isChecked() else ExportScope.REVIEWED
+
+
+def ask_rle_convention(path: Path, parent: QWidget | None = None) -> RleConvention | None:
+    """Which RLE convention the CSV to import uses (the two cannot always be told apart from the text)."""
+    labels = [label for label, _ in RLE_CHOICES]
+    label, chosen = QInputDialog.getItem(parent, "Import annotations", f"RLE convention of {path.name}:", labels, 0, False)
+    return dict(RLE_CHOICES)[label] if chosen else None
 
 
 class ShortcutsDialog(QDialog):

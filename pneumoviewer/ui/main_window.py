@@ -28,6 +28,7 @@ from pneumoviewer.ui.dialogs import (
     ExportDialog,
     ModelCardDialog,
     ShortcutsDialog,
+    ask_rle_convention,
     recent_folders,
     remember_folder,
 )
@@ -361,8 +362,9 @@ class MainWindow(QMainWindow):
         if self.session is None:
             return
         path, _ = QFileDialog.getOpenFileName(self, "Import annotations", str(Path.home()), "CSV (*.csv)")
-        if path:
-            self.import_csv(Path(path))
+        convention = ask_rle_convention(Path(path), self) if path else None
+        if convention is not None:
+            self.import_csv(Path(path), convention)
 
     def _task_done(self, result: Any) -> None:
         summary = getattr(result, "path", None)

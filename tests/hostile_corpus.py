@@ -10,14 +10,17 @@ because they only stop a process that is not root.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import (
@@ -72,6 +75,7 @@ def build_corpus(source: Path, folder: Path) -> list[HostileFile]:
     corpus += _wrong_transfer_syntaxes(source, folder)
     corpus += _not_radiographs(source, folder)
     corpus += _not_files(folder)
+    corpus += _plain_images(source, folder)
     return corpus
 
 
@@ -275,6 +279,27 @@ def _not_radiographs(source: Path, folder: Path) -> list[HostileFile]:
         (_write(folder, "png-named-dcm.dcm", b"\x89PNG\r\n\x1a\n" + bytes(64)), "not DICOM", "not a DICOM file"),
     ]
     return [HostileFile(path, kind, reason) for path, kind, reason in entries]
+
+
+def _plain_images(source: Path, folder: Path) -> list[HostileFile]:
+    """PNG/JPEG radiographs (load_radiograph reads them too) cut short, and a PNG claiming 60000x60000."""
+    grey = Image.fromarray(pydicom.dcmread(source).pixel_array)
+    corpus = []
+    for image_format in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        grey.save(buffer, format=image_format)
+        data = buffer.getvalue()
+        for fraction in (0.02, 0.5, 0.98):
+            name = f"cut-{fraction}.{image_format.lower()}"
+            corpus.append(HostileFile(_write(folder, name, data[: int(len(data) * fraction)]), "truncated PNG/JPEG", None))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+    huge = b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(bytes(60001) * 4)) + chunk(b"IEND", b"")
+    corpus.append(HostileFile(_write(folder, "size-60000.png", huge), "lying size PNG", None))
+    return corpus
 
 
 def _not_files(folder: Path) -> list[HostileFile]:

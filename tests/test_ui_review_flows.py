@@ -423,3 +423,28 @@ def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot
     assert model.rowCount() == POSITIVES + NEGATIVES
     assert window.current_id == second  # the row the reader clicked while it was listing
     assert window.session.case(second).display_id == "Case 0002"
+
+
+def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_window, study_folder: Path,
+                                                                  random_checkpoint: Path, monkeypatch) -> None:
+    def missing_model():
+        raise RuntimeError("resources/models/default.safetensors: the model file is missing")
+
+    window = make_window(missing_model)
+    open_and_wait(qtbot, window, study_folder)
+    qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
+    case = window.session.case(window.current_id)
+    QTest.keyClick(window, Qt.Key.Key_B)
+    paint(window, 300, (300, 400))
+    drawn = case.mask.copy()
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(random_checkpoint), ""))
+    menu = next(action.menu() for action in window.menuBar().actions() if action.text() == "&Worklist")
+    next(action for action in menu.actions() if action.objectName() == "choose_model").trigger()
+    wait_for_predictions(qtbot, window)
+    assert all(row.error is None for row in window.worklist_model.rows())
+    assert window.status.ai_label.text().startswith(f"AI: {random_checkpoint.name}")
+    assert window.status.ai_label.toolTip() == ""  # no longer the red "unavailable" note
+    assert np.array_equal(case.mask, drawn) and case.status is ReviewStatus.CORRECTED
+    QTest.keySequence(window, "Ctrl+Z")  # the undo history survived the model change
+    assert not case.mask.any()

@@ -35,6 +35,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("next_case", "&Next case", ("Down", "J", "PgDown")),
     ActionSpec("previous_case", "&Previous case", ("Up", "K", "PgUp")),
     ActionSpec("predict_all", "&Predict all cases", ("Ctrl+P",)),
+    ActionSpec("choose_model", "Use another AI &model…"),
     ActionSpec("cancel_work", "&Cancel background work", ("Esc",)),
     # Review status
     ActionSpec("status_accepted", "&Accept AI result", ("A",), label="Accept  A"),

@@ -113,7 +113,7 @@ def _menus(window: MainWindow, recent_menu: QMenu) -> None:
     sections = {
         "&File": ["open_folder", "open_files", recent_menu, "open_demo", None, "import_csv", "export_csv",
                   "export_png", None, "quit"],
-        "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work"],
+        "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model"],
         "&Review": ["status_accepted", "status_corrected", "status_rejected", "status_unreviewed"],
         "&Edit": ["undo", "redo", None, "mode_pan", "mode_window", "mode_brush", "mode_eraser", "mode_fill",
                   "brush_smaller", "brush_larger", None, "start_from_ai", "clear_mask"],

@@ -193,6 +193,23 @@ class MainWindow(QMainWindow):
         self.worklist_model.set_rows([])
         self.info.clear()
 
+    def use_model(self, checkpoint: Path) -> None:
+        """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
+        from pneumoviewer.model.inference import Predictor
+
+        self.model_queue.use_model(lambda: Predictor.cached(checkpoint))
+        self._heatmaps.clear()
+        self.case_view.show_heatmap(self.current_id, None)
+        for row in self.worklist_model.rows():
+            self.worklist_model.update_row(row.image_id, error=None)
+        self.status.show_ai_state(f"AI: loading {Path(checkpoint).name}…")
+        self.model_queue.warm_up()
+        self.predict_all()
+        if self.current_id is not None:  # the case on screen first
+            case = self.session.case(self.current_id)
+            heatmap = [self._job(JobKind.HEATMAP, case)] if self.actions["toggle_heatmap"].isChecked() else []
+            self.model_queue.prioritise([self._job(JobKind.PREDICT, case), *heatmap])
+
     def predict_all(self) -> None:
         """Queue the AI for every case in worklist order (again after a model change: edits stay)."""
         if self.session is None:
@@ -425,6 +442,7 @@ class MainWindow(QMainWindow):
         a["next_case"].triggered.connect(lambda: self.step_case(+1))
         a["previous_case"].triggered.connect(lambda: self.step_case(-1))
         a["predict_all"].triggered.connect(self.predict_all)
+        a["choose_model"].triggered.connect(self._ask_model)
         a["cancel_work"].triggered.connect(self.cancel_work)
         for status in ReviewStatus:
             a[f"status_{status.value}"].triggered.connect(lambda _=False, s=status: self.set_status(s))
@@ -482,6 +500,12 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open folder of DICOMs", str(recent[0] if recent else Path.home()))
         if folder:
             self.open_folder(Path(folder))
+
+    def _ask_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Use another AI model", str(Path.home()),
+                                              "Model weights (*.safetensors *.pth)")
+        if path:
+            self.use_model(Path(path))
 
     def _ask_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", str(Path.home()), "DICOM (*.dcm);;All files (*)")

@@ -121,6 +121,14 @@ class ModelQueue(QObject):
                 self._pending.appendleft(job)
         self._ensure_running()
 
+    def use_model(self, predictor_factory: Callable[[], Any]) -> None:
+        """Switch to another model: pending jobs are dropped, the next job loads the new one."""
+        self.cancel()
+        self._predictor_factory = predictor_factory
+        self._predictor = None  # a running worker keeps its own reference until it stops
+        self.model_error = None
+        self.model_card = None
+
     def warm_up(self) -> None:
         """Load the model now (in the worker), so the first prediction does not wait for torch."""
         self._ensure_running()

@@ -68,7 +68,9 @@ def main() -> int:
     window.import_csv(demo_dir() / "ground-truth-rle.csv")
     wait_until(lambda: any(case.has_mask_pixels for case in window.session.cases))
     positives = [case for case in window.session.cases if case.has_mask_pixels]
-    shown = max(positives, key=lambda case: (case.ai_score or 0.0, case.lesions().area_px))
+    # A true positive the AI marks, highest score first (else the best-scored reference positive).
+    shown = max(positives, key=lambda case: (bool(case.ai_lesions() and case.ai_lesions().area_px),
+                                             case.ai_score or 0.0, case.lesions().area_px))
     window.worklist_model.resort()
     window._select_proxy_row(window.worklist_filter.proxy_row_of(shown.image_id))
     wait_until(lambda: window.case_view.image_id_on_canvas == shown.image_id)
@@ -76,7 +78,8 @@ def main() -> int:
     wait_until(lambda: window.canvas.heatmap_item.image is not None)
     settle()
     window.grab().save(str(args.out / "main-window.png"))
-    print(f"main-window.png: {shown.display_id} (AI score {shown.ai_score:.3f})")
+    ai = shown.ai_lesions()
+    print(f"main-window.png: {shown.display_id} (AI score {shown.ai_score:.3f}, AI mask {ai.area_px if ai else 0} px)")
 
     for case, status in zip(window.session.worklist()[:3], (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED,
                                                               ReviewStatus.REJECTED)):

@@ -58,6 +58,7 @@ def counter_text(session: ReviewSession | None) -> str:
 
 class Findings:
     def __init__(self) -> None:
+        self.presence_threshold: float | None = None  # the loaded model's call: positive at score >= this
         self._timings: dict[str, dict[str, float]] = {}
         self._ai_lesions: dict[str, LesionStats] = {}
         self._mask_lesions: dict[str, LesionStats] = {}
@@ -105,7 +106,7 @@ class Findings:
         mask = self.mask_lesions(case)
         timings = self._timings.get(case.image_id)
         return {
-            "AI score": "pending…" if case.ai_score is None else f"{case.ai_score:.3f}",
+            "AI score": self._score_text(case),
             "AI lesions": "" if ai is None else str(ai.count),
             "AI area": format_area(ai),
             "Mask lesions": str(mask.count),
@@ -113,3 +114,12 @@ class Findings:
             "Status": case.status.value,
             "AI timings": "" if not timings else "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()),
         }
+
+    def _score_text(self, case: Case) -> str:
+        """The score with the call it makes, so a high score without a marked lesion is not a puzzle."""
+        if case.ai_score is None:
+            return "pending…"
+        if self.presence_threshold is None:
+            return f"{case.ai_score:.3f}"
+        call = "pneumothorax" if case.ai_score >= self.presence_threshold else "no pneumothorax"
+        return f"{case.ai_score:.3f} → {call} (threshold {self.presence_threshold:.3f})"

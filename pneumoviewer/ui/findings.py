@@ -121,5 +121,6 @@ class Findings:
             return "pending…"
         if self.presence_threshold is None:
             return f"{case.ai_score:.3f}"
-        call = "pneumothorax" if case.ai_score >= self.presence_threshold else "no pneumothorax"
-        return f"{case.ai_score:.3f} → {call} (threshold {self.presence_threshold:.3f})"
+        if case.ai_score >= self.presence_threshold:
+            return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}: pneumothorax"
+        return f"{case.ai_score:.3f} < {self.presence_threshold:.3f}: none"

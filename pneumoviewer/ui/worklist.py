@@ -281,5 +281,5 @@ class WorklistTable(QTableView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
 
     def preferred_width(self) -> int:
-        """Width that shows every column without scrolling."""
-        return sum(self._column_widths) + 2 * self.frameWidth()
+        """Width that shows every column without scrolling sideways (room kept for the vertical scroll bar)."""
+        return sum(self._column_widths) + 2 * self.frameWidth() + self.verticalScrollBar().sizeHint().width()

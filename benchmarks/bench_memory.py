@@ -1,6 +1,6 @@
 """Does memory stay bounded while a reader goes through a large folder? Prints figures; asserts nothing.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_memory.py [--images 500] [--folder DIR] [--model WEIGHTS] [--no-ai]
+    nice -n 10 .venv/bin/python benchmarks/bench_memory.py [--images 500] [--quick] [--folder DIR] [--model WEIGHTS] [--no-ai]
 
 The real main window (offscreen) opens a folder of N real SIIM DICOMs (symbolic links in a temporary
 folder) with the AI sweeping in the background, as in use. Every case is then shown in turn, each one
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -23,8 +22,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtTest import QTest
 
-from pneumoviewer.paths import default_model_path
 from pneumoviewer.ui.app import application
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root, for `benchmarks`
+from benchmarks.common import (
+    Figure,
+    add_runner_arguments,
+    chosen_model,
+    peak_rss_mb,
+    report,
+)
 
 SIIM_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "siim" / "dicom-images"
 SAMPLE_EVERY = 50
@@ -34,10 +41,6 @@ AI_WAIT_SECONDS = 900
 def rss_mb() -> float:
     """Resident memory of this process now (Linux)."""
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def linked_folder(source: Path, count: int, work: Path) -> Path:
@@ -86,7 +89,7 @@ def predictor_factory(model: Path | None, ai: bool):
     return load if model is not None else None
 
 
-def run(folder: Path, work: Path, model: Path | None, ai: bool) -> None:
+def run(folder: Path, work: Path, model: Path | None, ai: bool) -> list[Figure]:
     from pneumoviewer.ui.main_window import MainWindow
 
     application()
@@ -133,27 +136,35 @@ def run(folder: Path, work: Path, model: Path | None, ai: bool) -> None:
           f"packed AI masks of all cases {packed_ai_masks:.1f} MB")
     print(f"peak RSS over {len(cases)} images: {peak_rss_mb():.0f} MB")
     window.close()
+    figures = [Figure(f"peak memory (RSS) of the app over {len(cases)} images", peak_rss_mb(), "MB", None,
+                      f"each case shown in turn, AI sweeping ({scored} scored); LRU caches")]
+    if first is not samples[-1]:
+        figures.append(Figure(f"  growth from {first[0]} to {samples[-1][0]} images shown", samples[-1][1] - first[1],
+                              "MB", None, f"packed AI masks of all cases: {packed_ai_masks:.1f} MB"))
+    return [*figures, Figure("  stepping through the folder, each case until shown", len(cases) / stepping,
+                             "images/s", None, "while the AI sweeps")]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--images", type=int, help="how many images (default 500, quick 20)")
     parser.add_argument("--folder", type=Path, default=SIIM_IMAGES, help="DICOMs to link (recursive)")
-    parser.add_argument("--model", type=Path, help="model weights (default: the bundled model)")
     parser.add_argument("--no-ai", action="store_true", help="review without the AI")
+    add_runner_arguments(parser)
     args = parser.parse_args(argv)
+    args.images = args.images or (20 if args.quick else 500)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as work:
         # Recent folders, window layout and autosave stay in the run's folder, not the user's.
         for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
             os.environ[variable] = f"{work}/{variable.lower()}"
-        model = args.model or (default_model_path() if default_model_path().is_file() else None)
+        model = chosen_model(args.model)
         if model is None and not args.no_ai:
             model = random_model(Path(work))
         print(f"bench_memory: {args.images} images from {args.folder}; "
               f"model {'none' if args.no_ai else model}; {os.cpu_count()} CPUs")
         folder = linked_folder(args.folder, args.images, Path(work))
-        run(folder, Path(work), model, not args.no_ai)
-    return 0
+        figures = run(folder, Path(work), model, not args.no_ai)
+    return report(figures, args)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_runner_collects_figures_and_reports_a_failing_script(benchmarks, tmp_pa
 
 def test_every_benchmark_script_compiles_and_is_discovered(benchmarks) -> None:
     scripts = benchmarks.discover()
-    assert {"core", "model", "review", "startup", "ui"} <= set(scripts)
+    assert {"core", "memory", "model", "review", "startup", "ui"} <= set(scripts)
     for script in scripts.values():
         py_compile.compile(str(script), doraise=True)
 

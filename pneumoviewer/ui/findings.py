@@ -59,15 +59,21 @@ def counter_text(session: ReviewSession | None) -> str:
 class Findings:
     def __init__(self) -> None:
         self.presence_threshold: float | None = None  # the loaded model's call: positive at score >= this
+        self.model_problem: str | None = None  # why no model is loaded (then no score will come)
+        self._ai_failures: dict[str, str] = {}  # image id -> why the AI could not process it
         self._timings: dict[str, dict[str, float]] = {}
         self._ai_lesions: dict[str, LesionStats] = {}
         self._mask_lesions: dict[str, LesionStats] = {}
 
     def clear(self) -> None:
-        for cache in (self._timings, self._ai_lesions, self._mask_lesions):
+        for cache in (self._timings, self._ai_lesions, self._mask_lesions, self._ai_failures):
             cache.clear()
 
+    def record_failure(self, image_id: str, reason: str) -> None:
+        self._ai_failures[image_id] = reason
+
     def record_prediction(self, image_id: str, finding: AiFinding) -> None:
+        self._ai_failures.pop(image_id, None)
         self._timings[image_id] = dict(finding.prediction.timings)
         self._ai_lesions[image_id] = finding.lesions
 
@@ -118,7 +124,8 @@ class Findings:
     def _score_text(self, case: Case) -> str:
         """The score with the call it makes, so a high score without a marked lesion is not a puzzle."""
         if case.ai_score is None:
-            return "pending…"
+            problem = self._ai_failures.get(case.image_id) or self.model_problem
+            return "pending…" if problem is None else f"not available: {problem}"
         if self.presence_threshold is None:
             return f"{case.ai_score:.3f}"
         if case.ai_score >= self.presence_threshold:

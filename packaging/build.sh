@@ -35,3 +35,6 @@ subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); print(f"{ti
 "${bare[@]}" "$bundle/pneumoviewer" --self-test "$@"
 echo "start-up: --version $(seconds "${bare[@]}" "$bundle/pneumoviewer" --version) s (bootloader + Python, no torch)"
 echo "start-up: --self-test $(seconds "${bare[@]}" "$bundle/pneumoviewer" --self-test "$@") s (second run, warm file cache)"
+if command -v Xvfb >/dev/null && command -v xdotool >/dev/null; then  # launch -> visible window, as a launcher does
+    "$python" benchmarks/bench_startup.py --quick --command "$bundle/pneumoviewer" | grep "^Xvfb" | sed 's/^/start-up: /'
+fi

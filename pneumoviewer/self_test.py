@@ -87,8 +87,8 @@ def run_self_test(
         except CheckpointError as error:
             raise SelfTestError(error.path, error.reason) from error
         network = predictor.card.network
-        report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device}, "
-               f"torch {torch.__version__}")
+        report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device} "
+               f"({predictor.runtime}), torch {torch.__version__}")
     with _step("prediction", out) as report:
         prediction = predictor.predict(radiograph.pixels)
         _check_image_array(prediction.probability, radiograph.pixels.shape, "probability map")

@@ -3,7 +3,7 @@
 Installs for the current user only, under `$XDG_DATA_HOME` (default `~/.local/share`):
 `applications/pneumoviewer.desktop` and `icons/hicolor/<size>/apps/pneumoviewer.{png,svg}`.
 The entry's Exec line points at this very installation (the venv's `pneumoviewer-gui` script,
-the bundle's GUI binary, or `python -m pneumoviewer`), so the launcher keeps working when no
+the bundle's program, or `python -m pneumoviewer`), so the launcher keeps working when no
 `pneumoviewer` is on the desktop session's PATH.
 """
 
@@ -59,7 +59,8 @@ def launcher_command() -> list[str]:
     """The command that starts this installation's GUI, as absolute paths."""
     # Not resolved: a venv's python is a symlink whose location is what selects the venv.
     executable = os.path.abspath(sys.executable)
-    # Beside a venv's python sits its gui-script; beside a bundle's CLI binary, its GUI binary.
+    # Beside a venv's python sits its gui-script; beside a Windows/macOS bundle's CLI binary, its GUI
+    # binary (a Linux bundle has one program for both).
     gui_program = Path(executable).parent / "pneumoviewer-gui"
     if gui_program.is_file() and os.access(gui_program, os.X_OK):
         return [str(gui_program)]

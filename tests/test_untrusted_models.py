@@ -2,8 +2,8 @@
 
 The core refusal is tested in tests/test_checkpoint.py; here every way a user can hand the program a
 model file (the `predict`, `evaluate` and `self-test` commands' --model, and the app's model loader)
-is given hostile and damaged files. The app has no model choice of its own (it always loads the bundled
-model), so a bad model there can only be the bundled file itself: the app then reviews without AI.
+is given hostile and damaged files. In the app, a chosen model that cannot be used gives way to the
+bundled one (with a message naming the file); if the bundled model itself fails, the app reviews without AI.
 """
 
 from __future__ import annotations
@@ -98,3 +98,24 @@ def test_the_app_reviews_without_ai_when_its_model_is_hostile(
     assert not (tmp_path / "marker").exists()
     QTest.keyClick(window, Qt.Key.Key_R)  # reviewing goes on
     assert window.session.case(window.current_id).status is ReviewStatus.REJECTED
+
+
+def test_a_chosen_model_that_cannot_be_used_gives_way_to_the_bundled_one(
+    qtbot, make_window, study_folder: Path, models: dict[str, tuple[Path, str]], random_checkpoint: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pneumoviewer.model import inference
+
+    monkeypatch.setattr(inference, "default_model_path", lambda: random_checkpoint)  # a small bundled model
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)  # a model chosen while the first one still loads counts too
+    for name in ("pickle payload, torch zip", "truncated safetensors"):
+        chosen, reason = models[name]
+        with qtbot.waitSignal(window.model_queue.sigPredicted, timeout=WAIT_MS):  # the AI goes on, bundled
+            window.use_model(chosen)
+        qtbot.waitUntil(lambda chosen=chosen: str(chosen) in window.status.ai_label.toolTip(), timeout=WAIT_MS)
+        assert window.status.ai_label.toolTip().startswith(f"{chosen}: ") and reason in window.status.ai_label.toolTip()
+        assert window.status.ai_label.text().startswith(f"AI: {random_checkpoint.name}")
+        assert "the chosen model was not used" in window.status.ai_label.text()
+        assert window.model_queue.model_error is None
+    assert not (tmp_path / "marker").exists()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pneumoviewer.model.checkpoint import ModelCard, checkpoint_paths, load_checkpoint
+from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, checkpoint_paths, load_checkpoint
 from pneumoviewer.model.network import select_device
 from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
@@ -96,6 +96,15 @@ class Predictor:
                     del _CACHE[stale]
                 _CACHE[key] = predictor
             return predictor
+
+    @classmethod
+    def chosen_or_default(cls, checkpoint: Path) -> tuple[Predictor, CheckpointError | None]:
+        """The model the user chose; if it cannot be used (refused, damaged, not matching its card),
+        the bundled model with the reason. A bundled model that fails too raises its CheckpointError."""
+        try:
+            return cls.cached(checkpoint), None
+        except CheckpointError as error:
+            return cls.default(), error
 
     # -- stages ------------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self._heatmaps: OrderedDict[str, np.ndarray] = OrderedDict()
         self.findings = Findings()
         self._loader: Worker | None = None
+        self._refused_models: list[Exception] = []  # a chosen model that could not be used (see use_model)
         self._task: Worker | None = None
         self.layout_restored = False  # True once the user's saved dock layout (or the default) is applied
         self.panels = layout.build(self)
@@ -197,7 +198,16 @@ class MainWindow(QMainWindow):
         """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
         from pneumoviewer.model.inference import Predictor
 
-        self.model_queue.use_model(lambda: Predictor.cached(checkpoint))
+        refused: list[Exception] = []  # filled on the AI thread when `checkpoint` cannot be used
+
+        def chosen_or_bundled() -> Predictor:
+            predictor, problem = Predictor.chosen_or_default(checkpoint)
+            if problem is not None:
+                refused.append(problem)
+            return predictor
+
+        self._refused_models = refused
+        self.model_queue.use_model(chosen_or_bundled)
         self._heatmaps.clear()
         self.case_view.show_heatmap(self.current_id, None)
         for row in self.worklist_model.rows():
@@ -294,6 +304,14 @@ class MainWindow(QMainWindow):
         self.worklist_model.update_row(image_id, error=reason)
         if image_id == self.current_id:
             self.status.showMessage(f"AI could not process this image: {reason}", 10000)
+
+    def _model_ready(self, description: str) -> None:
+        problem = self._refused_models.pop() if self._refused_models else None
+        if problem is None:
+            self.status.show_ai_state(f"AI: {description}")
+        else:  # the chosen model was refused and the bundled one took its place: a lasting red note, reason on hover
+            self.status.show_ai_state(f"AI: {description} (bundled; the chosen model was not used)", str(problem))
+            self._warn("Model not used", f"{problem}\nThe bundled model is used instead.")
 
     def _model_failed(self, reason: str) -> None:
         self.status.show_ai_state("AI unavailable", reason)
@@ -485,7 +503,7 @@ class MainWindow(QMainWindow):
         mq.sigHeatmap.connect(self._heatmap_ready)
         mq.sigJobFailed.connect(self._ai_job_failed)
         mq.sigModelFailed.connect(self._model_failed)
-        mq.sigModelReady.connect(lambda description: self.status.show_ai_state(f"AI: {description}"))
+        mq.sigModelReady.connect(self._model_ready)
         mq.sigProgress.connect(lambda done, total, text: self._task is None and self.status.show_progress(done, total, text))
         mq.sigRunningChanged.connect(lambda running: running or self._refresh_busy())
 

@@ -168,7 +168,11 @@ class ModelQueue(QObject):
         if self._predictor is None:
             yield Progress(0, 0, "Loading the AI model…")
             started = time.perf_counter()
-            self._predictor = self._predictor_factory()
+            factory = self._predictor_factory
+            loaded_predictor = factory()
+            if factory is not self._predictor_factory:  # another model was chosen meanwhile: the next worker loads it
+                return 0
+            self._predictor = loaded_predictor
             name = Path(getattr(self._predictor, "checkpoint", "model")).name
             card = getattr(self._predictor, "card", None)
             loaded = ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s",

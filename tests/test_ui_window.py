@@ -55,7 +55,8 @@ def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_w
     case = window.session.case(window.current_id)
     assert window.info.case_box.values["Age"].text() == case.patient_age
     assert "mm" in window.info.case_box.values["Pixel spacing"].text()
-    assert window.info.findings_box.values["AI score"].text() == f"{case.ai_score:.3f}"
+    # The score with the call it makes at the model's threshold (the test model calls everything positive).
+    assert window.info.findings_box.values["AI score"].text() == f"{case.ai_score:.3f} ≥ 0.000: pneumothorax"
     assert window.panels.recent_menu.actions()[0].text() == str(study_folder.resolve())
 
 
@@ -283,6 +284,7 @@ def test_the_ai_failing_to_load_leaves_viewing_and_editing_working(qtbot, make_w
     qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
     assert window.status.ai_label.text() == "AI unavailable"
     assert "model file is missing" in window.status.ai_label.toolTip()
+    assert window.info.findings_box.values["AI score"].text().startswith("not available: the AI model could not")
     QTest.keyClick(window, Qt.Key.Key_R)
     assert window.session.case(window.current_id).status is ReviewStatus.REJECTED
 

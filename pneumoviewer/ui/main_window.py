@@ -302,6 +302,9 @@ class MainWindow(QMainWindow):
 
     def _ai_job_failed(self, image_id: str, reason: str) -> None:
         self.worklist_model.update_row(image_id, error=reason)
+        self.findings.record_failure(image_id, reason)
+        if image_id == self.current_id:
+            self._update_info(self.session.case(image_id))
         if image_id == self.current_id:
             self.status.showMessage(f"AI could not process this image: {reason}", 10000)
 
@@ -312,9 +315,17 @@ class MainWindow(QMainWindow):
         else:  # the chosen model was refused and the bundled one took its place: a lasting red note, reason on hover
             self.status.show_ai_state(f"AI: {description} (bundled; the chosen model was not used)", str(problem))
             self._warn("Model not used", f"{problem}\nThe bundled model is used instead.")
+        threshold = ((self.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
+        self.findings.presence_threshold = None if threshold is None else float(threshold)
+        self.findings.model_problem = None
+        if self.current_id is not None:
+            self._update_info(self.session.case(self.current_id))
 
     def _model_failed(self, reason: str) -> None:
         self.status.show_ai_state("AI unavailable", reason)
+        self.findings.model_problem = "the AI model could not be loaded (see the status bar)"
+        if self.current_id is not None:
+            self._update_info(self.session.case(self.current_id))
         for row in self.worklist_model.rows():
             if row.score is None:
                 self.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")

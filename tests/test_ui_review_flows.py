@@ -235,7 +235,12 @@ def test_eraser_keys_and_undo_history_per_case(qtbot, make_window, study_folder:
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 400, (300, 600))
     painted = first.mask.copy()
-    QTest.keyClick(window, Qt.Key.Key_E)  # eraser
+    QTest.keyClick(window, Qt.Key.Key_E)  # eraser, made small with its slider and bigger with "]"
+    drag_slider(window.tools.brush_slider, 0)
+    assert window.case_view.brush_radius == 2 and window.tools.brush_label.text() == "4 px"
+    QTest.keyClick(window, Qt.Key.Key_BracketRight)
+    QTest.keyClick(window, Qt.Key.Key_BracketRight)
+    assert window.case_view.brush_radius == 6
     paint(window, 400, (420, 480))
     assert first.mask[400, 320] and not first.mask[400, 450]
     erased = first.mask.copy()

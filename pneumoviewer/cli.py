@@ -226,6 +226,10 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache-dir", type=Path, help="decoded-image cache (default: OUT/cache)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last after its last finished epoch")
+    parser.add_argument(
+        "--ship", choices=("last", "best"), default="last",
+        help="the epoch written as OUT/model: the last (default) or the best by per-epoch validation score",
+    )
     parser.set_defaults(handler=_cmd_train)
 
 
@@ -241,7 +245,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra_images=args.extra_images, encoder_weights=args.encoder_weights, epochs=args.epochs,
         input_size=args.input_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
         steps_per_epoch=args.steps_per_epoch, validation_fraction=args.validation_fraction, seed=args.seed,
-        cache_dir=args.cache_dir, threads=args.threads, resume=args.resume,
+        cache_dir=args.cache_dir, threads=args.threads, resume=args.resume, ship=args.ship,
     )
     try:
         model = train(options)

@@ -121,6 +121,11 @@ def test_train_writes_model_card_and_resumes(small_labels: Path, siim_dir: Path,
                                   command="pneumoviewer train --resume (test)"))
     _, resumed = load_checkpoint(resumed_path)
     assert [entry["epoch"] for entry in resumed.training["history"]] == [1, 2]
+    assert resumed.metrics["shipped"] == "last" and resumed.metrics["shipped_epoch"] == 2
+    # flip TTA is kept exactly when it scored better on the cross-fitted halves
+    with_tta, without_tta = (resumed.metrics[f"challenge_score_crossfit_{k}"] for k in ("with_tta", "without_tta"))
+    assert resumed.settings["tta"] == (with_tta > without_tta)
+    assert resumed.metrics["challenge_score_crossfit"] == max(with_tta, without_tta)
     assert resumed.training["commands"] == ["pneumoviewer train (test)", "pneumoviewer train --resume (test)"]
     assert resumed.training["split"] == card.training["split"]
 

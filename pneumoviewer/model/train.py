@@ -59,6 +59,7 @@ class TrainingOptions:
     cache_dir: Path | None = None  # default: <out>/cache
     threads: int | None = None
     resume: bool = False
+    ship: str = "last"  # which epoch becomes <out>/model: "last" or "best" (see `finalise`)
     progress: bool = True
     command: str = field(default_factory=lambda: shlex.join(["pneumoviewer", *sys.argv[1:]]))
 
@@ -154,25 +155,45 @@ def train(options: TrainingOptions) -> Path:
         torch.save(
             {"epoch": epoch + 1, "best_score": best_score, "optimizer": optimizer.state_dict()}, out / _STATE_FILE
         )
-    return finalise(out, validation, device, options.batch_size)
+    return finalise(out, validation, device, options.batch_size, ship=options.ship, commands=commands)
 
 
-def finalise(out: Path, validation: ValidationSet, device: torch.device, batch_size: int = 16) -> Path:
-    """Tune the best epoch's settings on the full grid and write the shippable `<out>/model` (fp16).
+def finalise(
+    out: Path, validation: ValidationSet, device: torch.device, batch_size: int = 16, ship: str = "last",
+    commands: list[str] | None = None,
+) -> Path:
+    """Tune the shipped epoch's settings on the full grid and write the shippable `<out>/model` (fp16).
 
-    Returns `<out>/model` (the .safetensors/.json pair).
+    `ship` is "last" (the end of the annealed schedule) or "best" (the epoch with the best quick-tuned
+    validation score: with a few dozen validation positives that ranking is mostly noise). Settings are
+    tuned with and without horizontal-flip TTA; TTA is kept when it raises the cross-fitted challenge
+    score (tuned on one half of the split, scored on the other). `commands`, when given, replaces the
+    card's record of the invocations that made the model. Returns `<out>/model`.
     """
-    model, card = load_checkpoint(out / "best", device=device)
+    if ship not in ("last", "best"):
+        raise ValueError(f"ship must be 'last' or 'best', not {ship!r}")
+    model, card = load_checkpoint(out / ship, device=device)
     probabilities, presence = predict_maps(model, validation.pixels, device, batch_size)
-    settings, figures = tune_settings(validation, probabilities, presence)
+    mirrored, mirrored_presence = predict_maps(model, validation.pixels[:, :, ::-1].copy(), device, batch_size)
+    candidates = {
+        False: tune_settings(validation, probabilities, presence),
+        True: tune_settings(validation, (probabilities + mirrored[:, :, ::-1]) / 2, (presence + mirrored_presence) / 2),
+    }
+    tta = candidates[True][1]["challenge_score_crossfit"] > candidates[False][1]["challenge_score_crossfit"]
+    settings, figures = candidates[tta]
     size = card.network.input_size
-    card.settings = settings.to_dict()
+    card.settings = {**settings.to_dict(), "tta": tta}
     card.metrics = {
         **figures,
-        "selected_epoch": card.training.get("epochs"),
+        "challenge_score_crossfit_without_tta": candidates[False][1]["challenge_score_crossfit"],
+        "challenge_score_crossfit_with_tta": candidates[True][1]["challenge_score_crossfit"],
+        "shipped_epoch": card.training.get("epochs"),
+        "shipped": ship,
         "evaluated_at": f"{size}x{size} network resolution, validation masks area-downsampled; "
         "thresholds tuned on this split (see challenge_score_crossfit for a held-out estimate)",
     }
+    if commands is not None:
+        card.training["commands"] = commands
     card.training["minutes"] = round(sum(entry["minutes"] for entry in card.training.get("history", [])), 1)
     save_checkpoint(out / "model", model, card, half=True)
     return out / "model"

@@ -453,3 +453,20 @@ def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_wi
     assert np.array_equal(case.mask, drawn) and case.status is ReviewStatus.CORRECTED
     QTest.keySequence(window, "Ctrl+Z")  # the undo history survived the model change
     assert not case.mask.any()
+
+
+def test_folders_and_files_dropped_on_the_window_open_together(qtbot, make_window, study_folder: Path) -> None:
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = make_window()
+    dropped = [study_folder / "study0", study_folder / "study1", next((study_folder / "study2").glob("*.dcm"))]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in dropped])
+    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.dropEvent(event)  # what Qt calls on a drop (offscreen there is no drag-and-drop session)
+    assert event.isAccepted()
+    assert len(window.session) == 3
+    assert window.windowTitle() == f"PneumoViewer — 3 files and folders in {study_folder.resolve()}"

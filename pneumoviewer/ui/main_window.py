@@ -117,8 +117,7 @@ class MainWindow(QMainWindow):
         if len(paths) == 1 and paths[0].is_dir():
             self.open_folder(paths[0])
         elif paths:
-            files = [file for path in paths for file in ([path] if path.is_file() else sorted(path.rglob("*.dcm")))]
-            self._start_indexing(Worker(index_files, files, self.data_dir, progress_text="Reading headers",
+            self._start_indexing(Worker(index_files, paths, self.data_dir, progress_text="Reading headers",
                                         batch_keyword="found"))
 
     def open_folder(self, folder: Path) -> None:

@@ -43,14 +43,20 @@ def index_folder(folder: Path, data_dir: Path | None, progress: ProgressCallback
     return OpenedStudies(session, scan.unreadable, str(folder))
 
 
-def index_files(files: list[Path], data_dir: Path | None, progress: ProgressCallback,
+def index_files(paths: list[Path], data_dir: Path | None, progress: ProgressCallback,
                 found: FoundCallback | None = None) -> OpenedStudies:
-    """Headers of hand-picked files; their session is keyed by the selection, not the folder.
+    """Headers of a hand-picked selection: files, and folders read as `scan_folder` reads them.
 
-    A selection gets its own autosave so it never overwrites the statuses of a session on the
-    whole folder that holds some of the same files.
+    A selection gets its own autosave (keyed by what was picked) so it never overwrites the
+    statuses of a session on a whole folder that holds some of the same files. Folders are
+    expanded here, on the worker thread: listing a large tree must not hold up the window.
     """
     images, unreadable = [], []
+    files = [Path(path) for path in paths if not Path(path).is_dir()]
+    for folder in (Path(path) for path in paths if Path(path).is_dir()):
+        scan = scan_folder(folder, progress=progress, found=found)
+        images += scan.images
+        unreadable += scan.unreadable
     for done, path in enumerate(files, start=1):
         try:
             images.append(read_header(path))
@@ -60,13 +66,14 @@ def index_files(files: list[Path], data_dir: Path | None, progress: ProgressCall
             if found is not None:
                 found(images[-1])
         progress(done, len(files))
-    resolved = sorted(str(Path(path).resolve()) for path in files)
+    resolved = sorted(str(Path(path).resolve()) for path in paths)
     common = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
     if common.is_file():
         common = common.parent
     digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
     session = ReviewSession.from_metadata(common / f".selection-{digest}", images, data_dir)
-    return OpenedStudies(session, unreadable, f"{len(files)} files in {common}")
+    kind = "files" if not len(files) < len(paths) else "folders" if not files else "files and folders"
+    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {common}")
 
 
 def load_image(image_id: str, path: Path) -> LoadedImage:

@@ -38,7 +38,7 @@ def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_w
     open_and_wait(qtbot, window, study_folder)
 
     assert window.worklist_model.rowCount() == POSITIVES + NEGATIVES
-    unreadable = [window.panels.unreadable_list.item(i).text() for i in range(window.panels.unreadable_list.count())]
+    unreadable = [window.panels.unreadable_list.item(i).toolTip() for i in range(window.panels.unreadable_list.count())]
     assert len(unreadable) == 1 and "broken.dcm" in unreadable[0]
     wait_for_predictions(qtbot, window)
     proxy = window.worklist_filter
@@ -284,7 +284,7 @@ def test_the_ai_failing_to_load_leaves_viewing_and_editing_working(qtbot, make_w
     qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
     assert window.status.ai_label.text() == "AI unavailable"
     assert "model file is missing" in window.status.ai_label.toolTip()
-    assert window.info.findings_box.values["AI score"].text().startswith("not available: the AI model could not")
+    assert window.info.findings_box.values["AI score"].text().startswith("not available: no AI model")
     QTest.keyClick(window, Qt.Key.Key_R)
     assert window.session.case(window.current_id).status is ReviewStatus.REJECTED
 

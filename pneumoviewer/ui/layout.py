@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMenu,
     QScrollArea,
     QVBoxLayout,
@@ -55,6 +56,8 @@ def build(window: MainWindow) -> Panels:
     box_layout = QVBoxLayout(panels.unreadable_box)
     box_layout.addWidget(panels.unreadable_list)
     panels.unreadable_list.setWordWrap(True)
+    panels.unreadable_list.setResizeMode(QListWidget.ResizeMode.Adjust)  # re-wrap when the dock is resized
+    panels.unreadable_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     panels.unreadable_box.setVisible(False)
 
     worklist_panel = QWidget()
@@ -143,7 +146,11 @@ def refresh_recent_menu(window: MainWindow, folders: list[Path]) -> None:
 def show_unreadable(window: MainWindow, reasons: list[str]) -> None:
     panels = window.panels
     panels.unreadable_list.clear()
-    panels.unreadable_list.addItems(reasons)
+    for reason in reasons:
+        # Zero-width spaces after separators let a long path or UID wrap instead of running off the panel.
+        item = QListWidgetItem(reason.replace("/", "/\u200b").replace("\\", "\\\u200b").replace(".", ".\u200b"))
+        item.setToolTip(reason)
+        panels.unreadable_list.addItem(item)
     panels.unreadable_box.setTitle(f"Unreadable files ({len(reasons)})")
     panels.unreadable_box.setVisible(bool(reasons))
 

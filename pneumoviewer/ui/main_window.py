@@ -322,7 +322,7 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, reason: str) -> None:
         self.status.show_ai_state("AI unavailable", reason)
-        self.findings.model_problem = "the AI model could not be loaded (see the status bar)"
+        self.findings.model_problem = "no AI model (see the status bar)"
         if self.current_id is not None:
             self._update_info(self.session.case(self.current_id))
         for row in self.worklist_model.rows():

@@ -1,0 +1,75 @@
+"""Does the model read the file format instead of the disease?
+
+The extra training images (../shared/data/siim-extra) are JPEG/PNG exports and almost all
+positive, so a model could learn "JPEG artefacts = pneumothorax". This predicts every validation
+DICOM of the model card twice: as stored, and after one more JPEG round trip of its 8-bit pixels
+(what the extras went through), then prints how the triage score moves.
+
+Usage: .venv/bin/python scripts/check_format_shortcut.py [--model M] [--images DIR] [--labels CSV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from pneumoviewer import metrics
+from pneumoviewer.io.annotations import read_annotation_rows
+from pneumoviewer.io.images import load_radiograph
+from pneumoviewer.model.data import find_image_files
+from pneumoviewer.model.inference import Predictor
+from pneumoviewer.paths import default_model_path
+
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "siim"
+
+
+def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """Display pixels in [0, 1] -> 8-bit JPEG at `quality` -> back to [0, 1]."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=default_model_path())
+    parser.add_argument("--images", type=Path, default=_SHARED)
+    parser.add_argument("--labels", type=Path, default=_SHARED / "train-rle.csv")
+    parser.add_argument("--quality", type=int, default=90)
+    args = parser.parse_args()
+
+    predictor = Predictor(args.model)
+    card = json.loads(args.model.with_suffix(".json").read_text())
+    validation_ids = card["training"]["split"]["validation_ids"]
+    positive = {image_id for image_id, encoded in read_annotation_rows(args.labels) if encoded != "-1"}
+    files = find_image_files(args.images)
+
+    stored, recompressed = [], []
+    for image_id in tqdm(validation_ids, desc="predicting twice", unit="img"):
+        pixels = load_radiograph(files[image_id]).pixels
+        stored.append(predictor.predict(pixels).score)
+        recompressed.append(predictor.predict(jpeg_round_trip(pixels, args.quality)).score)
+    stored_scores, recompressed_scores = np.array(stored), np.array(recompressed)
+    actual = np.array([image_id in positive for image_id in validation_ids])
+    threshold = predictor.settings.presence_threshold
+    change = recompressed_scores - stored_scores
+    negatives = ~actual
+
+    print(f"{len(actual)} validation DICOMs ({int(actual.sum())} positive), JPEG quality {args.quality}")
+    print(f"score change after one more JPEG pass: mean {change.mean():+.4f}, "
+          f"median {np.median(change):+.4f}, largest rise {change.max():+.4f}")
+    print(f"ROC AUC as stored {metrics.roc_auc(stored_scores, actual):.4f}, "
+          f"recompressed {metrics.roc_auc(recompressed_scores, actual):.4f}")
+    print(f"negatives called positive: as stored {int((stored_scores[negatives] >= threshold).sum())}, "
+          f"recompressed {int((recompressed_scores[negatives] >= threshold).sum())} "
+          f"(of {int(negatives.sum())}, threshold {threshold})")
+
+
+if __name__ == "__main__":
+    main()

@@ -65,8 +65,10 @@ def main() -> int:
     window.open_paths([demo_dir()])
     wait_until(lambda: window.session is not None)
     wait_until(lambda: all(row.score is not None or row.error for row in window.worklist_model.rows()))
+    imported = []
+    window.sigTaskFinished.connect(imported.append)
     window.import_csv(demo_dir() / "ground-truth-rle.csv")
-    wait_until(lambda: any(case.has_mask_pixels for case in window.session.cases))
+    wait_until(lambda: bool(imported))  # every mask, not just the first (the import runs in a worker)
     positives = [case for case in window.session.cases if case.has_mask_pixels]
     # A true positive the AI marks, highest score first (else the best-scored reference positive).
     shown = max(positives, key=lambda case: (bool(case.ai_lesions() and case.ai_lesions().area_px),

@@ -470,3 +470,37 @@ def test_folders_and_files_dropped_on_the_window_open_together(qtbot, make_windo
     assert event.isAccepted()
     assert len(window.session) == 3
     assert window.windowTitle() == f"PneumoViewer — 3 files and folders in {study_folder.resolve()}"
+
+
+def test_edits_and_statuses_wait_while_an_import_writes_masks(qtbot, make_window, study_folder: Path,
+                                                              tmp_path: Path) -> None:
+    import threading
+
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    case = window.session.case(window.current_id)
+    csv_file = tmp_path / "reference.csv"
+    csv_file.write_text(f"ImageId,EncodedPixels\n{case.image_id},{1024 * 100 + 100} 50\n")
+    importing, finish = threading.Event(), threading.Event()
+    real_import = window.session.import_annotations
+
+    def slow_import(*args, **kwargs):
+        importing.set()
+        finish.wait(30)
+        return real_import(*args, **kwargs)
+
+    window.session.import_annotations = slow_import
+    window.import_csv(csv_file)
+    qtbot.waitUntil(importing.is_set)
+    QTest.keyClick(window, Qt.Key.Key_B)
+    paint(window, 600, (500, 600))
+    QTest.keyClick(window, Qt.Key.Key_A)
+    assert not case.has_mask_pixels and case.status is ReviewStatus.UNREVIEWED
+    assert "imported" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+        finish.set()
+    qtbot.waitUntil(lambda: window.canvas.edit_item.image is not None and window.canvas.edit_item.image[100, 100, 3] == 255)
+    assert case.mask.sum() == 50
+    qtbot.waitUntil(lambda: not window.case_view.read_only)
+    paint(window, 600, (500, 600))  # editing works again, on top of the imported mask
+    assert case.mask[600, 550] and case.mask.sum() > 50

@@ -41,6 +41,7 @@ class CaseView(QWidget):
         self.image_id_on_canvas: str | None = None
         self.mode = Mode.PAN
         self.brush_radius = 16
+        self.read_only = False  # True while an import writes masks from a worker thread
         view = self.canvas.view
         view.sigStrokeStarted.connect(self._stroke_started)
         view.sigStrokeMoved.connect(self._stroke_moved)
@@ -102,8 +103,11 @@ class CaseView(QWidget):
         self.brush_radius = radius
         self.canvas.brush_radius = radius
 
-    def _editable(self) -> bool:
+    def _on_canvas(self) -> bool:
         return self.case is not None and self.image_id_on_canvas == self.case.image_id
+
+    def _editable(self) -> bool:
+        return not self.read_only and self._on_canvas()
 
     def _editor(self) -> MaskEditor:
         """The case's editor, created on the first edit, with its dirty rects redrawn from then on."""
@@ -148,11 +152,11 @@ class CaseView(QWidget):
             self._editor().clear()
 
     def _pixels_changed(self, rect: DirtyRect) -> None:
-        if self._editable() and self._listened_editor is not None:
+        if self._on_canvas() and self._listened_editor is not None:
             self.canvas.update_edit_region(self._listened_editor.mask, rect)
 
     def _case_changed(self, case: Case, change: CaseChange) -> None:
-        if case is not self.case or not self._editable():
+        if case is not self.case or not self._on_canvas():
             return
         if change is CaseChange.AI:
             self.canvas.set_ai_mask(case.ai_mask)

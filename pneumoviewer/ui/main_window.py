@@ -348,7 +348,9 @@ class MainWindow(QMainWindow):
         layout.show_counter(self, counter_text(self.session))
 
     def set_status(self, status: ReviewStatus) -> None:
-        if self.session is not None and self.current_id is not None:
+        if self.case_view.read_only:
+            self.status.showMessage("Annotations are being imported: review again in a moment", 4000)
+        elif self.session is not None and self.current_id is not None:
             self.session.set_status(self.current_id, status)
 
     # -- navigation -------------------------------------------------------------------------------
@@ -388,8 +390,13 @@ class MainWindow(QMainWindow):
 
     def import_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE) -> None:
         if self.session is not None:
-            self._run_task(Worker(self.session.import_annotations, Path(path), convention,
-                                  progress_text="Importing annotations"))
+            worker = Worker(self.session.import_annotations, Path(path), convention,
+                            progress_text="Importing annotations")
+            # The import writes masks on its own thread: an edit or an Accept at the same time could
+            # interleave with it on the same case, so they wait until it is done (a second or two).
+            self.case_view.read_only = True
+            worker.sigDone.connect(lambda: setattr(self.case_view, "read_only", False))
+            self._run_task(worker)
 
     def _ask_export(self, is_csv: bool) -> None:
         if self.session is None:

@@ -58,9 +58,12 @@ def text_table(rows: Sequence[Row]) -> str:
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
+    """Markdown collapses the indent of a detail row (a figure named "  ..."), so it gets an arrow instead."""
     lines = ["| " + " | ".join(HEADER) + " |", "|---|---|---:|---:|---|---|"]
     for benchmark, figure in rows:
         values = [value.replace("|", "\\|") for value in cells(benchmark, figure)]
+        if values[1].startswith("  "):
+            values[1] = "↳ " + values[1].strip()
         lines.append("| " + " | ".join(values) + " |")
     return "\n".join(lines)
 

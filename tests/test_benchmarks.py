@@ -31,7 +31,7 @@ def test_table_shows_each_figure_with_its_goal_and_verdict(benchmarks) -> None:
     rows = [
         ("model", Figure("model latency per image, 512² input, no TTA", 0.1364, "s", 0.4, "ms: network 118")),
         ("ui", Figure("longest event-loop stall", 61.25, "ms", 50.0, "5 ms heartbeat")),
-        ("core", Figure("RLE speed-up over a loop", 178.6, "x", None, "same run | note")),
+        ("core", Figure("  RLE speed-up over a loop", 178.6, "x", None, "same run | note")),
         ("core", Figure("header indexing", 1421.3, "files/s")),
     ]
     text = text_table(rows).splitlines()
@@ -45,6 +45,7 @@ def test_table_shows_each_figure_with_its_goal_and_verdict(benchmarks) -> None:
     assert markdown[0] == "| benchmark | figure | median | goal |  | note |"
     assert len(markdown) == 2 + len(rows)
     assert "same run \\| note" in markdown[4]  # a pipe in a note does not split the cell
+    assert "| ↳ RLE speed-up over a loop |" in markdown[4]  # a detail row keeps looking like one
     assert all(line.count(" | ") == 5 for line in markdown[2:])
 
 

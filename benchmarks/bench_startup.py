@@ -68,7 +68,9 @@ def offscreen_phases(runs: int) -> dict[str, object]:
 
 def xvfb_time_to_window(command: list[str], runs: int) -> list[float]:
     display = ":97"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+    # -noreset: by default the server resets when its last client leaves, and a launch that connects
+    # during that reset fails ("could not connect to display"), which looked like a missing window.
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     environment = {key: value for key, value in os.environ.items() if key != "QT_QPA_PLATFORM"}
     environment.update(DISPLAY=display, HOME=tempfile.mkdtemp(prefix="pneumoviewer-bench-home-"))

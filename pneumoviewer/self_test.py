@@ -142,7 +142,11 @@ def _area(mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> str:
 
 
 def _write_and_verify_csv(folder: Path, image_id: str, mask: np.ndarray) -> Path:
-    from pneumoviewer.io.annotations import AnnotationError, read_annotation_masks, write_annotation_masks
+    from pneumoviewer.io.annotations import (
+        AnnotationError,
+        read_annotation_masks,
+        write_annotation_masks,
+    )
 
     csv_path = folder / CSV_NAME
     try:

@@ -112,7 +112,7 @@ def bench_dicom(quick: bool) -> list[Figure]:
     print(f"  median {statistics.median(times) * 1e3:.1f} ms, p95 {np.percentile(times, 95) * 1e3:.1f} ms, "
           f"total {sum(times):.1f} s")
     figures = [Figure("open DICOM -> display-ready pixels, SIIM 1024² JPEG", statistics.median(times) * 1e3, "ms",
-                      note=f"{len(sample)} files, p95 {np.percentile(times, 95) * 1e3:.0f} ms")]
+                      note=f"{len(sample):,} files, p95 {np.percentile(times, 95) * 1e3:.0f} ms")]
     for path in sorted((DATA / "edge").glob("*.dcm")):
         image = load_dicom(path)
         seconds = median_seconds(lambda path=path: load_dicom(path), 1 if quick else 5)

@@ -5,13 +5,14 @@ It wires named actions to the review session and the AI queue; every slow call r
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, Signal
+from PySide6.QtCore import QItemSelectionModel, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
@@ -58,6 +59,7 @@ from pneumoviewer.ui.worklist import (
 )
 
 _IMAGE_CACHE = 6
+_ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn after a bulk change
 _HEATMAP_CACHE = 12
 
 
@@ -89,6 +91,11 @@ class MainWindow(QMainWindow):
         self._images: OrderedDict[str, Any] = OrderedDict()
         self._heatmaps: OrderedDict[str, np.ndarray] = OrderedDict()
         self.findings = Findings()
+        self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
+        self._row_timer = QTimer(self)
+        self._row_timer.setSingleShot(True)
+        self._row_timer.setInterval(0)
+        self._row_timer.timeout.connect(self._refresh_stale_rows)
         self._loader: Worker | None = None
         self._refused_models: list[Exception] = []  # a chosen model that could not be used (see use_model)
         self._task: Worker | None = None
@@ -189,6 +196,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self._images.clear()
         self._heatmaps.clear()
+        self._stale_rows.clear()
         self.findings.clear()
         self.worklist_model.set_rows([])
         self.info.clear()
@@ -335,14 +343,30 @@ class MainWindow(QMainWindow):
     def _case_changed(self, case: Case, change: CaseChange) -> None:
         if change is CaseChange.MASK:
             self.findings.forget_mask(case.image_id)
+        if change is CaseChange.STATUS:
+            self._update_counter()
+        if case.image_id == self.current_id:
+            self._refresh_row(case)
+            self.info.set_findings(self.findings.finding_fields(case))
+        else:
+            # Other cases change in bulk (an import, the AI sweep): measuring each mask here, one after
+            # another, would hold up the window; their rows are refreshed a few milliseconds at a time.
+            self._stale_rows[case.image_id] = case
+            if not self._row_timer.isActive():
+                self._row_timer.start()
+
+    def _refresh_row(self, case: Case) -> None:
         self.worklist_model.update_row(
             case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
             ai_positive=self.findings.ai_positive(case),
         )
-        if change is CaseChange.STATUS:
-            self._update_counter()
-        if case.image_id == self.current_id:
-            self.info.set_findings(self.findings.finding_fields(case))
+
+    def _refresh_stale_rows(self) -> None:
+        deadline = time.perf_counter() + _ROW_REFRESH_BUDGET_S
+        while self._stale_rows and time.perf_counter() < deadline:
+            self._refresh_row(self._stale_rows.pop(next(iter(self._stale_rows))))
+        if self._stale_rows:
+            self._row_timer.start()
 
     def _update_counter(self) -> None:
         layout.show_counter(self, counter_text(self.session))

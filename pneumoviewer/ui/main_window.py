@@ -1,6 +1,7 @@
 """The main window: worklist on the left, the case in the middle, tools and findings on the right.
 
 It wires named actions to the review session and the AI queue; every slow call runs in a worker.
+Opening studies lives in `opening.py`, annotation import/export in `transfers.py` (mixins of this class).
 """
 
 from __future__ import annotations
@@ -13,26 +14,16 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QTimer, Signal
-from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QActionGroup, QCloseEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
-from pneumoviewer.io.dicom import DicomMetadata
-from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
-from pneumoviewer.review.export import ExportScope, export_csv, export_pngs
 from pneumoviewer.review.session import ReviewSession
 from pneumoviewer.ui import layout
 from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView
-from pneumoviewer.ui.dialogs import (
-    ExportDialog,
-    ModelCardDialog,
-    ShortcutsDialog,
-    ask_rle_convention,
-    recent_folders,
-    remember_folder,
-)
+from pneumoviewer.ui.dialogs import ModelCardDialog, ShortcutsDialog
 from pneumoviewer.ui.findings import Findings, case_fields, counter_text
 from pneumoviewer.ui.info_panel import InfoPanel
 from pneumoviewer.ui.model_queue import (
@@ -42,15 +33,11 @@ from pneumoviewer.ui.model_queue import (
     ModelQueue,
     default_predictor,
 )
+from pneumoviewer.ui.opening import OpeningMixin
 from pneumoviewer.ui.status_bar import StatusBar
-from pneumoviewer.ui.tasks import (
-    LoadedImage,
-    OpenedStudies,
-    index_files,
-    index_folder,
-    load_image,
-)
+from pneumoviewer.ui.tasks import LoadedImage, OpenedStudies, load_image
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
+from pneumoviewer.ui.transfers import TransfersMixin
 from pneumoviewer.ui.workers import Worker, WorkerPool
 from pneumoviewer.ui.worklist import (
     WorklistFilter,
@@ -63,7 +50,7 @@ _ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn aft
 _HEATMAP_CACHE = 12
 
 
-class MainWindow(QMainWindow):
+class MainWindow(OpeningMixin, TransfersMixin, QMainWindow):
     sigSessionOpened = Signal()
     sigCaseShown = Signal(str)  # image_id, once its pixels are on the canvas
     sigTaskFinished = Signal(object)  # the result of an export / import
@@ -112,52 +99,6 @@ class MainWindow(QMainWindow):
             layout.fit_docks(self)
         # Importing torch holds the GIL for a moment: better at start-up than mid-review.
         self.model_queue.warm_up()
-
-    # -- opening --------------------------------------------------------------------------------
-    def open_paths(self, paths: list[Path]) -> None:
-        """A single folder opens as a folder session; anything else as a selection of files."""
-        paths = [Path(path).expanduser() for path in paths]
-        missing = [path for path in paths if not path.exists()]
-        if missing:
-            self._warn("Cannot open", "\n".join(f"{path}: no such file or folder" for path in missing))
-            paths = [path for path in paths if path.exists()]
-        if len(paths) == 1 and paths[0].is_dir():
-            self.open_folder(paths[0])
-        elif paths:
-            self._start_indexing(Worker(index_files, paths, self.data_dir, progress_text="Reading headers",
-                                        batch_keyword="found"))
-
-    def open_folder(self, folder: Path) -> None:
-        remember_folder(folder)
-        layout.refresh_recent_menu(self, recent_folders())
-        self._start_indexing(Worker(index_folder, Path(folder), self.data_dir, progress_text="Indexing headers",
-                                    batch_keyword="found"))
-
-    def _start_indexing(self, worker: Worker) -> None:
-        self._close_session()
-        self.case_view.show_note("Reading the study headers…")
-        worker.sigYielded.connect(self._headers_found)
-        worker.sigFinished.connect(self._session_opened)
-        worker.sigErrored.connect(self._indexing_stopped)
-        worker.sigAborted.connect(self._indexing_stopped)
-        self._run_task(worker)
-
-    def _headers_found(self, headers: list[DicomMetadata]) -> None:
-        """List studies as their headers are read, so a folder of thousands shows at once and fills in.
-
-        These rows are provisional (no AI, no restored status yet): the session replaces them when the
-        whole folder is indexed, with the same case numbers unless files are out of path order.
-        """
-        if self.sender() is not self._task or self.session is not None:
-            return  # a batch from an indexing that was cancelled meanwhile
-        first = self.worklist_model.rowCount() + 1
-        cases = [Case.from_metadata(meta, f"Case {number:04d}") for number, meta in enumerate(headers, first)]
-        self.worklist_model.append_rows([self.findings.row(case, None) for case in cases])
-
-    def _indexing_stopped(self) -> None:
-        if self.session is None:  # cancelled or failed: no half list without a session behind it
-            self.worklist_model.set_rows([])
-            self.case_view.show_case(None)
 
     def _session_opened(self, opened: OpenedStudies) -> None:
         self.session = session = opened.session
@@ -400,59 +341,6 @@ class MainWindow(QMainWindow):
         if image_id is not None:
             self.show_case(image_id)
 
-    # -- import / export ---------------------------------------------------------------------------
-    def export_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE,
-                   scope: ExportScope = ExportScope.REVIEWED) -> None:
-        if self.session is not None:
-            self._run_task(Worker(export_csv, list(self.session.cases), Path(path), convention, scope,
-                                  pass_cancel=True, progress_text="Exporting CSV"))
-
-    def export_pngs(self, folder: Path, scope: ExportScope = ExportScope.REVIEWED) -> None:
-        if self.session is not None:
-            self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope,
-                                  pass_cancel=True, progress_text="Exporting PNG masks"))
-
-    def import_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE) -> None:
-        if self.session is not None:
-            worker = Worker(self.session.import_annotations, Path(path), convention,
-                            progress_text="Importing annotations")
-            # The import writes masks on its own thread: an edit or an Accept at the same time could
-            # interleave with it on the same case, so they wait until it is done (a second or two).
-            self.case_view.read_only = True
-            worker.sigDone.connect(lambda: setattr(self.case_view, "read_only", False))
-            self._run_task(worker)
-
-    def _ask_export(self, is_csv: bool) -> None:
-        if self.session is None:
-            return
-        name = self.session.folder.name or "annotations"
-        suggested = Path.home() / (f"{name}-annotations.csv" if is_csv else f"{name}-masks")
-        dialog = ExportDialog("Export annotations" if is_csv else "Export PNG masks", suggested, is_csv, self)
-        if dialog.exec():
-            if is_csv:
-                self.export_csv(dialog.path, dialog.rle_convention, dialog.scope)
-            else:
-                self.export_pngs(dialog.path, dialog.scope)
-
-    def _ask_import(self) -> None:
-        if self.session is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Import annotations", str(Path.home()), "CSV (*.csv)")
-        convention = ask_rle_convention(Path(path), self) if path else None
-        if convention is not None:
-            self.import_csv(Path(path), convention)
-
-    def _task_done(self, result: Any) -> None:
-        summary = getattr(result, "path", None)
-        if hasattr(result, "images"):
-            self.status.showMessage(f"Exported {result.images} images ({result.positive} with lesions) to {summary}")
-        elif hasattr(result, "unknown_ids"):
-            self.status.showMessage(
-                f"Imported {result.positive} masks and {result.negative} negatives from {summary}"
-                + (f"; {len(result.unknown_ids)} ids not in this folder" if result.unknown_ids else "")
-            )
-        self.sigTaskFinished.emit(result)
-
     # -- background work --------------------------------------------------------------------------
     def _run_task(self, worker: Worker) -> None:
         if self._task is not None:
@@ -554,32 +442,11 @@ class MainWindow(QMainWindow):
             case = self.session.case(self.current_id)
             self.model_queue.prioritise([self._job(JobKind.HEATMAP, case)])
 
-    def _ask_folder(self) -> None:
-        recent = recent_folders()
-        folder = QFileDialog.getExistingDirectory(self, "Open folder of DICOMs", str(recent[0] if recent else Path.home()))
-        if folder:
-            self.open_folder(Path(folder))
-
     def _ask_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Use another AI model", str(Path.home()),
                                               "Model weights (*.safetensors *.pth)")
         if path:
             self.use_model(Path(path))
-
-    def _ask_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", str(Path.home()), "DICOM (*.dcm);;All files (*)")
-        if files:
-            self.open_paths([Path(file) for file in files])
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.open_paths(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         layout.save_preferences(self)

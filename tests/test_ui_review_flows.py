@@ -504,3 +504,54 @@ def test_edits_and_statuses_wait_while_an_import_writes_masks(qtbot, make_window
     qtbot.waitUntil(lambda: not window.case_view.read_only)
     paint(window, 600, (500, 600))  # editing works again, on top of the imported mask
     assert case.mask[600, 550] and case.mask.sum() > 50
+
+
+def _predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
+    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
+    import dataclasses
+
+    from pneumoviewer.io.images import load_radiograph
+    from pneumoviewer.model.inference import Predictor
+
+    order = [path.stem for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm"]
+    scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
+    inner = Predictor.cached(random_checkpoint)
+
+    class Scored:
+        checkpoint = inner.checkpoint
+
+        def predict(self, pixels, cancel=None):
+            prediction = inner.predict(pixels, cancel=cancel)
+            return dataclasses.replace(prediction, score=scores[self.current])
+
+    scored = Scored()
+
+    def load_and_remember(path):
+        scored.current = Path(path).stem
+        return load_radiograph(path)
+
+    return scored, load_and_remember, order[-1]
+
+
+def test_until_the_reader_acts_the_screen_follows_the_top_of_the_worklist(qtbot, make_window, study_folder: Path,
+                                                                          random_checkpoint: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumoviewer.io import images
+
+    scored, load_and_remember, likeliest = _predictor_scoring_last_highest(random_checkpoint, study_folder)
+    monkeypatch.setattr(images, "load_radiograph", load_and_remember)  # the AI thread's loads name the study
+    window = make_window(lambda: scored)
+    open_and_wait(qtbot, window, study_folder, reader_starts=False)
+    first = window.current_id
+    assert first != likeliest  # folder order first: no scores yet
+    wait_for_predictions(qtbot, window)
+    qtbot.waitUntil(lambda: window.current_id == likeliest, timeout=WAIT_MS)  # the top, without a key pressed
+    assert window.worklist.selectionModel().selectedRows()[0].row() == 0
+
+    # Once the reader has pressed a key, the case stays where the reader put it.
+    QTest.keyClick(window, Qt.Key.Key_J)
+    chosen = window.current_id
+    QTest.keySequence(window, "Ctrl+P")  # scores arrive again, the list re-sorts
+    wait_for_predictions(qtbot, window)
+    QTest.qWait(2 * window.worklist_model.RESORT_DELAY_MS)
+    assert window.current_id == chosen

@@ -69,10 +69,18 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
         assert not window.pool.running()
 
 
-def open_and_wait(qtbot, window, folder: Path) -> None:
+def open_and_wait(qtbot, window, folder: Path, reader_starts: bool = True) -> None:
+    """Open `folder` and wait for the first case on screen.
+
+    `reader_starts`: press a key at once (H, pan mode), as a reader who starts on the first case does;
+    otherwise the screen follows the top of the worklist while scores arrive, and a test that keeps
+    "the case on screen" would find another one there.
+    """
     with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
         window.open_paths([folder])
     qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.current_id, timeout=WAIT_MS)
+    if reader_starts:
+        QTest.keyClick(window, Qt.Key.Key_H)
 
 
 def wait_for_predictions(qtbot, window) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
@@ -79,6 +79,10 @@ class MainWindow(OpeningMixin, TransfersMixin, QMainWindow):
         self._heatmaps: OrderedDict[str, np.ndarray] = OrderedDict()
         self.findings = Findings()
         self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
+        # Until the reader acts, the case on screen follows the top of the worklist as scores arrive
+        # (likeliest pneumothorax first); any key, click or wheel on the film or the list stops that.
+        self._follow_top = False
+        self._selecting = False  # a selection made by the window, not by a click
         self._row_timer = QTimer(self)
         self._row_timer.setSingleShot(True)
         self._row_timer.setInterval(0)
@@ -120,6 +124,7 @@ class MainWindow(OpeningMixin, TransfersMixin, QMainWindow):
         )
         self.predict_all()
         self._select_proxy_row(max(self.worklist_filter.proxy_row_of(chosen) if chosen else 0, 0))
+        self._follow_top = chosen is None
         self.sigSessionOpened.emit()
 
     def _close_session(self) -> None:
@@ -135,6 +140,7 @@ class MainWindow(OpeningMixin, TransfersMixin, QMainWindow):
             except OSError as error:
                 self._warn("Autosave failed", str(error))
         self.session = None
+        self._follow_top = False
         self._images.clear()
         self._heatmaps.clear()
         self._stale_rows.clear()
@@ -327,16 +333,34 @@ class MainWindow(OpeningMixin, TransfersMixin, QMainWindow):
         if not 0 <= row < self.worklist_filter.rowCount():
             return
         index = self.worklist_filter.index(row, 0)
-        self.worklist.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-        )
+        self._selecting = True
+        try:
+            self.worklist.selectionModel().setCurrentIndex(
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+            )
+        finally:
+            self._selecting = False
         self.worklist.scrollTo(index)
+
+    def _follow_the_top(self) -> None:
+        if self._follow_top and self.worklist_filter.image_id_at(0) not in (None, self.current_id):
+            self._select_proxy_row(0)
+
+    def _reader_acted(self, *_: object) -> None:
+        self._follow_top = False
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel):
+            self._follow_top = False  # the reader is working on the case on screen: leave it there
+        return super().eventFilter(watched, event)
 
     def _selected_image_id(self) -> str | None:
         indexes = self.worklist.selectionModel().selectedRows()
         return self.worklist_filter.image_id_at(indexes[0].row()) if indexes else None
 
     def _selection_changed(self) -> None:
+        if not self._selecting:
+            self._follow_top = False  # a click in the list
         image_id = self._selected_image_id()
         if image_id is not None:
             self.show_case(image_id)
@@ -426,6 +450,13 @@ class MainWindow(OpeningMixin, TransfersMixin, QMainWindow):
         self.canvas.sigWindowChanged.connect(self.status.show_window)
         self.status.sigCancelRequested.connect(self.cancel_work)
         self.worklist.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.worklist_model.layoutChanged.connect(self._follow_the_top)
+        for action in a.values():
+            action.triggered.connect(self._reader_acted)
+        self.panels.status_filter.activated.connect(self._reader_acted)
+        self.worklist.horizontalHeader().sectionClicked.connect(self._reader_acted)
+        for watched in (self.canvas.viewport(), self.worklist.viewport()):
+            watched.installEventFilter(self)
         self.sigSessionCaseChanged.connect(self._case_changed)
         mq = self.model_queue
         mq.sigPredicted.connect(self._predicted)

@@ -9,6 +9,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
@@ -100,3 +101,9 @@ def drag(viewport, points: list[QPoint], button=Qt.MouseButton.LeftButton) -> No
         QTest.mouseMove(viewport, point)
     QTest.qWait(20)
     QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, points[-1])
+
+
+def paint(window, row: int, cols: tuple[int, int]) -> None:
+    """A brush or eraser drag along `row` from column cols[0] to cols[1] (the current mode's tool)."""
+    viewport = window.canvas.viewport()
+    drag(viewport, [viewport_point(window, row, col) for col in np.linspace(*cols, 5)])

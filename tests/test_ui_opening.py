@@ -1,0 +1,227 @@
+"""Opening studies as a user does: the command line, the File menu, recent folders, drops; a large folder
+listing while it is read; the AI queue following the reader; another model chosen from the menu."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ui_driver  # tests/ui_driver.py
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog
+from ui_driver import (
+    NEGATIVES,
+    POSITIVES,
+    WAIT_MS,
+    open_and_wait,
+    paint,
+    wait_for_predictions,
+)
+
+from pneumoviewer.review.case import ReviewStatus
+
+make_window = ui_driver.make_window  # fixtures
+study_folder = ui_driver.study_folder
+
+
+def test_the_command_line_opens_a_folder_or_files(qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  study_folder: Path) -> None:
+    """`pneumoviewer FOLDER` and `pneumoviewer FILE FILE` open the window on them (the real cli.main)."""
+    from pneumoviewer.cli import main
+    from pneumoviewer.ui.main_window import MainWindow
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    opened = []
+
+    def exec_until_opened(self) -> int:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        qtbot.waitUntil(lambda: window.session is not None, timeout=WAIT_MS)
+        opened.append(sorted(case.path.name for case in window.session.cases))
+        window.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", exec_until_opened)
+    files = sorted(path for path in study_folder.rglob("*.dcm") if path.name != "broken.dcm")
+    assert main([str(study_folder)]) == 0
+    assert main([str(files[0]), str(files[1])]) == 0
+    assert opened == [sorted(path.name for path in files), sorted([files[0].name, files[1].name])]
+
+
+def test_file_menu_open_folder_open_files_and_recent_folders(qtbot, make_window, monkeypatch: pytest.MonkeyPatch,
+                                                             study_folder: Path) -> None:
+    window = make_window()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(study_folder))
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        QTest.keySequence(window, "Ctrl+O")
+    assert len(window.session) == POSITIVES + NEGATIVES
+    files = sorted(path for path in study_folder.rglob("*.dcm") if path.name != "broken.dcm")[:2]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args, **kwargs: ([str(f) for f in files], ""))
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        QTest.keySequence(window, "Ctrl+Shift+O")
+    assert len(window.session) == 2
+    recent = window.panels.recent_menu.actions()
+    assert [action.text() for action in recent] == [str(study_folder.resolve())]
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        recent[0].trigger()
+    assert len(window.session) == POSITIVES + NEGATIVES
+
+
+def test_folders_and_files_dropped_on_the_window_open_together(qtbot, make_window, study_folder: Path) -> None:
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = make_window()
+    dropped = [study_folder / "study0", study_folder / "study1", next((study_folder / "study2").glob("*.dcm"))]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in dropped])
+    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        window.dropEvent(event)  # what Qt calls on a drop (offscreen there is no drag-and-drop session)
+    assert event.isAccepted()
+    assert len(window.session) == 3
+    assert window.windowTitle() == f"PneumoViewer — 3 files and folders in {study_folder.resolve()}"
+
+
+def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot, make_window, study_folder: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from pneumoviewer.io import dicom
+
+    read_header, headers_read, go_on = dicom.read_header, [], threading.Event()
+
+    def slow_after_two(path):
+        if len(headers_read) == 2:
+            go_on.wait(30)  # a slow network share, after two studies
+        metadata = read_header(path)
+        headers_read.append(path)
+        return metadata
+
+    monkeypatch.setattr(dicom, "read_header", slow_after_two)
+    window = make_window()
+    window.open_paths([study_folder])
+    model = window.worklist_model
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=WAIT_MS)
+    assert window.session is None and window.status.progress.isVisible()
+    assert [row.display_id for row in model.rows()] == ["Case 0001", "Case 0002"]
+    second = model.rows()[1].image_id
+    table = window.worklist
+    QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     table.visualRect(window.worklist_filter.index(1, 0)).center())
+    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+        go_on.set()
+    assert model.rowCount() == POSITIVES + NEGATIVES
+    assert window.current_id == second  # the row the reader clicked while it was listing
+    assert window.session.case(second).display_id == "Case 0002"
+
+
+def test_the_case_clicked_during_the_sweep_is_predicted_next(qtbot, make_window, study_folder: Path,
+                                                             random_checkpoint: Path) -> None:
+    from pneumoviewer.model.inference import Predictor
+
+    class SlowPredictor:
+        def __init__(self) -> None:
+            self.inner = Predictor.cached(random_checkpoint)
+            self.checkpoint = self.inner.checkpoint
+
+        def predict(self, pixels, cancel=None):
+            time.sleep(0.3)
+            return self.inner.predict(pixels, cancel=cancel)
+
+    window = make_window(SlowPredictor)
+    order: list[str] = []
+    window.model_queue.sigPredicted.connect(lambda image_id, _: order.append(image_id))
+    open_and_wait(qtbot, window, study_folder)
+    qtbot.waitUntil(lambda: len(order) >= 1, timeout=WAIT_MS)
+    table = window.worklist
+    last = window.worklist_filter.rowCount() - 1
+    clicked = window.worklist_filter.image_id_at(last)
+    queued = [job.image_id for job in window.model_queue.pending()]
+    assert clicked in queued and queued.index(clicked) >= 1  # others are ahead of it
+    done_at_click = len(order)
+    QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     table.visualRect(window.worklist_filter.index(last, 0)).center())
+    assert window.current_id == clicked
+    wait_for_predictions(qtbot, window)
+    # Next after the job that was running at the click.
+    assert order.index(clicked) <= done_at_click + 1
+
+
+def _predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
+    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
+    import dataclasses
+
+    from pneumoviewer.io.images import load_radiograph
+    from pneumoviewer.model.inference import Predictor
+
+    order = [path.stem for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm"]
+    scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
+    inner = Predictor.cached(random_checkpoint)
+
+    class Scored:
+        checkpoint = inner.checkpoint
+
+        def predict(self, pixels, cancel=None):
+            prediction = inner.predict(pixels, cancel=cancel)
+            return dataclasses.replace(prediction, score=scores[self.current])
+
+    scored = Scored()
+
+    def load_and_remember(path):
+        scored.current = Path(path).stem
+        return load_radiograph(path)
+
+    return scored, load_and_remember, order[-1]
+
+
+def test_until_the_reader_acts_the_screen_follows_the_top_of_the_worklist(qtbot, make_window, study_folder: Path,
+                                                                          random_checkpoint: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumoviewer.io import images
+
+    scored, load_and_remember, likeliest = _predictor_scoring_last_highest(random_checkpoint, study_folder)
+    monkeypatch.setattr(images, "load_radiograph", load_and_remember)  # the AI thread's loads name the study
+    window = make_window(lambda: scored)
+    open_and_wait(qtbot, window, study_folder, reader_starts=False)
+    first = window.current_id
+    assert first != likeliest  # folder order first: no scores yet
+    wait_for_predictions(qtbot, window)
+    qtbot.waitUntil(lambda: window.current_id == likeliest, timeout=WAIT_MS)  # the top, without a key pressed
+    assert window.worklist.selectionModel().selectedRows()[0].row() == 0
+
+    # Once the reader has pressed a key, the case stays where the reader put it.
+    QTest.keyClick(window, Qt.Key.Key_J)
+    chosen = window.current_id
+    QTest.keySequence(window, "Ctrl+P")  # scores arrive again, the list re-sorts
+    wait_for_predictions(qtbot, window)
+    QTest.qWait(2 * window.worklist_model.RESORT_DELAY_MS)
+    assert window.current_id == chosen
+
+
+def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_window, study_folder: Path,
+                                                                  random_checkpoint: Path, monkeypatch) -> None:
+    def missing_model():
+        raise RuntimeError("resources/models/default.safetensors: the model file is missing")
+
+    window = make_window(missing_model)
+    open_and_wait(qtbot, window, study_folder)
+    qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
+    case = window.session.case(window.current_id)
+    QTest.keyClick(window, Qt.Key.Key_B)
+    paint(window, 300, (300, 400))
+    drawn = case.mask.copy()
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(random_checkpoint), ""))
+    menu = next(action.menu() for action in window.menuBar().actions() if action.text() == "&Worklist")
+    next(action for action in menu.actions() if action.objectName() == "choose_model").trigger()
+    wait_for_predictions(qtbot, window)
+    assert all(row.error is None for row in window.worklist_model.rows())
+    assert window.status.ai_label.text().startswith(f"AI: {random_checkpoint.name}")
+    assert window.status.ai_label.toolTip() == ""  # no longer the red "unavailable" note
+    assert np.array_equal(case.mask, drawn) and case.status is ReviewStatus.CORRECTED
+    QTest.keySequence(window, "Ctrl+Z")  # the undo history survived the model change
+    assert not case.mask.any()

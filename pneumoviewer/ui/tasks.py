@@ -72,7 +72,9 @@ def index_files(paths: list[Path], data_dir: Path | None, progress: ProgressCall
         common = common.parent
     digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
     session = ReviewSession.from_metadata(common / f".selection-{digest}", images, data_dir)
-    kind = "files" if not len(files) < len(paths) else "folders" if not files else "files and folders"
+    if len(paths) == 1:
+        return OpenedStudies(session, unreadable, str(Path(paths[0]).resolve()))
+    kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
     return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {common}")
 
 

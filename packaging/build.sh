@@ -16,6 +16,10 @@ if [ ! -f resources/models/default.safetensors ] && [ $# -eq 0 ]; then
     exit 1
 fi
 "$python" -m PyInstaller --version >/dev/null 2>&1 || "$python" -m pip install -q "pyinstaller>=6"
+if [ -n "$(git status --porcelain -- pneumoviewer resources 2>/dev/null)" ]; then
+    echo "build.sh: warning: uncommitted changes in pneumoviewer/ or resources/ go into this bundle" \
+         "(build releases from a clean checkout)" >&2
+fi
 
 started=$(date +%s)
 nice -n "${NICE:-19}" "$python" -m PyInstaller --noconfirm --clean --log-level WARN \

@@ -392,7 +392,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from pneumoviewer.io.dicom import DicomError, scan_folder
     from pneumoviewer.io.rle import RleConvention
-    from pneumoviewer.review.export import ExportError, ExportScope, cases_to_export, export_csv, export_pngs
+    from pneumoviewer.review.export import (
+        ExportError,
+        ExportScope,
+        cases_to_export,
+        export_csv,
+        export_pngs,
+    )
     from pneumoviewer.review.session import ReviewSession
 
     if args.out is None and args.pngs is None:

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint, save_checkpoint
+from pneumoviewer.model.checkpoint import (
+    CheckpointError,
+    ModelCard,
+    load_checkpoint,
+    save_checkpoint,
+)
 from pneumoviewer.model.network import NetworkConfig, build_network
 
 SMALL = NetworkConfig(input_size=64, decoder_channels=(32, 16, 16, 8, 8))

@@ -11,6 +11,7 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jpeg_lossless import encode_jpeg_lossless  # tests/jpeg_lossless.py
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
@@ -22,7 +23,6 @@ from pneumoviewer.io.dicom import (
     read_header,
     scan_folder,
 )
-from jpeg_lossless import encode_jpeg_lossless  # tests/jpeg_lossless.py
 
 MONOCHROME1_SOURCE_UID = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

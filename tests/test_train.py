@@ -13,7 +13,12 @@ from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.model import data
 from pneumoviewer.model.checkpoint import CheckpointError, load_checkpoint
 from pneumoviewer.model.postprocess import InferenceSettings
-from pneumoviewer.model.train import TrainingOptions, learning_rate_at, segmentation_loss, train
+from pneumoviewer.model.train import (
+    TrainingOptions,
+    learning_rate_at,
+    segmentation_loss,
+    train,
+)
 
 IMAGENET_WEIGHTS = Path("/work/shared/weights/mobilenet_v2-imagenet.safetensors")
 
@@ -79,7 +84,11 @@ def test_augmented_examples_keep_image_and_mask_aligned(small_labels: Path, siim
 
 
 def test_loss_decreases_on_real_examples(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
-    from pneumoviewer.model.network import NetworkConfig, build_network, freeze_encoder_batchnorm
+    from pneumoviewer.model.network import (
+        NetworkConfig,
+        build_network,
+        freeze_encoder_batchnorm,
+    )
 
     torch.manual_seed(0)
     images = data.load_labelled_images(small_labels, siim_dir, "siim")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class ModelCard:
     settings: dict[str, Any] = field(default_factory=dict)  # InferenceSettings.to_dict()
     training: dict[str, Any] = field(default_factory=dict)  # data, split, command, epochs, seed
     metrics: dict[str, Any] = field(default_factory=dict)  # validation figures
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, checkpoint_paths, load_checkpoint
+from pneumoviewer.model.checkpoint import (
+    CheckpointError,
+    ModelCard,
+    checkpoint_paths,
+    load_checkpoint,
+)
 from pneumoviewer.model.network import select_device
 from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess

@@ -24,7 +24,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pneumoviewer.model import data
-from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint, save_checkpoint
+from pneumoviewer.model.checkpoint import (
+    CheckpointError,
+    ModelCard,
+    load_checkpoint,
+    save_checkpoint,
+)
 from pneumoviewer.model.network import (
     NetworkConfig,
     PneumothoraxNet,

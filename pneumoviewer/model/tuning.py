@@ -80,7 +80,7 @@ def evaluate_settings(
     empty = metrics.challenge_score([np.zeros_like(m) for m in validation.masks], list(validation.masks))
     sensitivity, specificity = metrics.sensitivity_specificity(called, truth)
     return {
-        "validation_images": int(len(truth)),
+        "validation_images": len(truth),
         "validation_positives": int(truth.sum()),
         "challenge_score": round(float(score), 4),
         "all_empty_score": round(float(empty), 4),

@@ -13,7 +13,7 @@ import errno
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,7 @@ class SessionStore:
         document = {
             "format": FORMAT_VERSION,
             "folder": str(self.folder.expanduser().resolve()),
-            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "saved": datetime.now(UTC).isoformat(timespec="seconds"),
             "statuses": {image_id: ReviewStatus(status).value for image_id, status in statuses.items()},
         }
         self._write(self.index_path, json.dumps(document, indent=1, sort_keys=True) + "\n")

@@ -23,7 +23,12 @@ import numpy as np
 from skimage.measure import label
 
 from pneumoviewer.review.events import Callbacks
-from pneumoviewer.review.mask_editor import MANUAL_EDITS, DirtyRect, EditKind, MaskEditor
+from pneumoviewer.review.mask_editor import (
+    MANUAL_EDITS,
+    DirtyRect,
+    EditKind,
+    MaskEditor,
+)
 
 if TYPE_CHECKING:
     from pneumoviewer.io.dicom import DicomMetadata

@@ -23,7 +23,11 @@ import numpy as np
 
 from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
 from pneumoviewer.io.rle import RleConvention, RleError, decode
-from pneumoviewer.review.autosave import SessionLoadError, SessionSaveError, SessionStore
+from pneumoviewer.review.autosave import (
+    SessionLoadError,
+    SessionSaveError,
+    SessionStore,
+)
 from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
 from pneumoviewer.review.events import Callbacks
 

@@ -3,7 +3,6 @@ listing while it is read; the AI queue following the reader; another model chose
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from ui_driver import (
     NEGATIVES,
     POSITIVES,
     WAIT_MS,
+    SlowPredictor,
     open_and_wait,
     paint,
     wait_for_predictions,
@@ -121,18 +121,7 @@ def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot
 
 def test_the_case_clicked_during_the_sweep_is_predicted_next(qtbot, make_window, study_folder: Path,
                                                              random_checkpoint: Path) -> None:
-    from pneumoviewer.model.inference import Predictor
-
-    class SlowPredictor:
-        def __init__(self) -> None:
-            self.inner = Predictor.cached(random_checkpoint)
-            self.checkpoint = self.inner.checkpoint
-
-        def predict(self, pixels, cancel=None):
-            time.sleep(0.3)
-            return self.inner.predict(pixels, cancel=cancel)
-
-    window = make_window(SlowPredictor)
+    window = make_window(lambda: SlowPredictor(random_checkpoint, delay_s=0.3))
     order: list[str] = []
     window.model_queue.sigPredicted.connect(lambda image_id, _: order.append(image_id))
     open_and_wait(qtbot, window, study_folder)

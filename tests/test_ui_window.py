@@ -18,6 +18,7 @@ from ui_driver import (
     NEGATIVES,
     POSITIVES,
     WAIT_MS,
+    SlowPredictor,
     drag,
     open_and_wait,
     viewport_point,
@@ -291,22 +292,7 @@ def test_the_ai_failing_to_load_leaves_viewing_and_editing_working(qtbot, make_w
 
 def test_cancel_stops_the_ai_sweep_and_predict_all_resumes_it(qtbot, make_window, study_folder: Path,
                                                               random_checkpoint: Path) -> None:
-    import time
-
-    from pneumoviewer.model.inference import Predictor
-
-    class SlowPredictor:
-        """The real model, slowed down so the sweep is still running when the user cancels."""
-
-        def __init__(self) -> None:
-            self.inner = Predictor.cached(random_checkpoint)
-            self.checkpoint = self.inner.checkpoint
-
-        def predict(self, pixels, cancel=None):
-            time.sleep(0.4)
-            return self.inner.predict(pixels, cancel=cancel)
-
-    window = make_window(SlowPredictor)
+    window = make_window(lambda: SlowPredictor(random_checkpoint, delay_s=0.4))
     open_and_wait(qtbot, window, study_folder)
     with qtbot.waitSignal(window.model_queue.sigPredicted, timeout=WAIT_MS):
         pass

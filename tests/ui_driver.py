@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,21 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
     for window in windows:
         window.close()
         assert not window.pool.running()
+
+
+class SlowPredictor:
+    """A real model slowed down, so an AI sweep is still running when the test acts on it."""
+
+    def __init__(self, checkpoint: Path, delay_s: float) -> None:
+        from pneumoviewer.model.inference import Predictor
+
+        self.inner = Predictor.cached(checkpoint)
+        self.checkpoint = self.inner.checkpoint
+        self.delay_s = delay_s
+
+    def predict(self, pixels, cancel=None):
+        time.sleep(self.delay_s)
+        return self.inner.predict(pixels, cancel=cancel)
 
 
 def open_and_wait(qtbot, window, folder: Path, reader_starts: bool = True) -> None:

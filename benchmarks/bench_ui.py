@@ -46,6 +46,7 @@ from benchmarks.common import (
     peak_rss_mb,
     report,
 )
+from benchmarks.table import busy_since, cpu_ticks
 
 HEARTBEAT_MS = 5
 IDLE_SECONDS = 3
@@ -154,6 +155,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
     app.exec()  # the idle window: what the machine's load alone costs
     idle_gaps, gaps[:], own_gaps[:] = list(gaps), [], []
     started = time.perf_counter()
+    others_before = cpu_ticks()
     clock.restart()
     stepper.start()
     poll.start()
@@ -163,6 +165,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
         timer.stop()
     count = phases["count"]
     predicted = phases["predicted"]
+    others = busy_since(others_before, time.perf_counter() - started) or "none"
     print(f"\n[stall] {count} images from {folder}")
     print(f"  headers indexed after {phases.get('indexed', float('nan')):.2f} s, all predicted after {predicted:.1f} s "
           f"({count / predicted:.2f} images/s)")
@@ -175,10 +178,11 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
     print(f"  longest event-loop stall while the folder is indexed and predicted: {max(gaps):.1f} ms"
           f"   (goal <= 50 ms; idle baseline on this loaded machine {max(idle_gaps):.1f} ms); "
           f"less the waits for a CPU: {max(own_gaps):.1f} ms")
+    print(f"  other processes busy meanwhile (% of one core): {others}")
     window.close()
     return [Figure(f"longest event-loop stall while a folder of {count} is predicted", max(gaps), "ms", STALL_GOAL_MS,
                    f"5 ms heartbeat, stepping cases every 0.4 s; p95 {p95(gaps):.1f} ms, {late} ticks > 50 ms; "
-                   f"idle window's own max {max(idle_gaps):.1f} ms"),
+                   f"idle window's own max {max(idle_gaps):.1f} ms; other processes meanwhile: {others}"),
             Figure("  the same, less the UI thread's waits for a CPU", max(own_gaps), "ms", STALL_GOAL_MS,
                    "what the app itself costs: the kernel's run-queue wait (schedstat) taken out"),
             Figure("  longest stall while the model loads at start-up", max(startup_gaps), "ms", None,

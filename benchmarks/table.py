@@ -87,23 +87,28 @@ def machine_description() -> list[tuple[str, str]]:
     ]
 
 
-def busy_processes(interval: float = 1.0, threshold: float = 10.0) -> str:
-    """Other processes using more than `threshold` % of a core over `interval` seconds (Linux /proc):
-    the benchmarks share the machine with them, so their figures are slower than on an idle one."""
-    before = _cpu_ticks()
+def busy_processes(interval: float = 1.0) -> str:
+    """Other processes busy over the next `interval` seconds: the benchmarks share the machine with
+    them, so their figures are slower than on an idle one."""
+    before = cpu_ticks()
     time.sleep(interval)
-    after = _cpu_ticks()
+    return busy_since(before, interval)
+
+
+def busy_since(before: dict[int, tuple[str, int]], seconds: float, threshold: float = 10.0) -> str:
+    """"name percent, ..." for the other processes that used more than `threshold` % of a core since
+    `before` (a `cpu_ticks()` taken `seconds` ago), busiest first."""
     ticks_per_second = os.sysconf("SC_CLK_TCK")
     busy = []
-    for pid, (name, ticks) in after.items():
-        percent = 100 * (ticks - before.get(pid, (name, ticks))[1]) / ticks_per_second / interval
+    for pid, (name, ticks) in cpu_ticks().items():
+        percent = 100 * (ticks - before.get(pid, (name, 0))[1]) / ticks_per_second / max(seconds, 1e-3)
         if percent >= threshold and pid != os.getpid():
             busy.append((percent, f"{name} {percent:.0f}"))
     return ", ".join(text for _, text in sorted(busy, reverse=True))
 
 
-def _cpu_ticks() -> dict[int, tuple[str, int]]:
-    """pid -> (command line, user + system CPU ticks so far)."""
+def cpu_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (short command line, user + system CPU ticks so far), from Linux /proc (empty elsewhere)."""
     ticks = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

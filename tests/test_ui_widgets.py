@@ -189,7 +189,7 @@ def test_run_app_opens_the_demo_studies_and_returns_the_exit_code(qtbot, monkeyp
     seen = {}
 
     def exec_until_opened(self) -> int:
-        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
         qtbot.waitUntil(lambda: window.session is not None, timeout=30_000)
         seen["cases"] = len(window.session)
         seen["title"] = window.windowTitle()

@@ -58,16 +58,11 @@ class JobResult:
     error: str | None = None  # why this image could not be processed
 
 
-def lower_this_threads_priority(steps: int = 10) -> None:
-    """Let the GUI thread win the CPU over the AI when both want it (Linux: threads have own nice).
-
-    `steps` nicer than the thread already is: an absolute value would give the AI thread no
-    advantage to yield when the whole app runs under `nice -n 10` (as the benchmarks do).
-    """
+def lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let the GUI thread win the CPU over the AI when both want it (Linux: threads have own nice)."""
     if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
         try:
-            thread = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
         except OSError:
             pass  # not permitted here: the AI simply keeps the normal priority
 

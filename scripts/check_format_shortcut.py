@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from pneumoviewer import metrics
-from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.data import find_image_files
+from pneumoviewer.model.data import load_labelled_images
 from pneumoviewer.model.inference import Predictor
 from pneumoviewer.paths import default_model_path
 
@@ -45,18 +43,16 @@ def main() -> None:
     args = parser.parse_args()
 
     predictor = Predictor(args.model)
-    card = json.loads(args.model.with_suffix(".json").read_text())
-    validation_ids = card["training"]["split"]["validation_ids"]
-    positive = {image_id for image_id, encoded in read_annotation_rows(args.labels) if encoded != "-1"}
-    files = find_image_files(args.images)
+    labelled = {image.image_id: image for image in load_labelled_images(args.labels, args.images, source="primary")}
+    validation = [labelled[image_id] for image_id in predictor.card.training["split"]["validation_ids"]]
 
     stored, recompressed = [], []
-    for image_id in tqdm(validation_ids, desc="predicting twice", unit="img"):
-        pixels = load_radiograph(files[image_id]).pixels
+    for image in tqdm(validation, desc="predicting twice", unit="img"):
+        pixels = load_radiograph(image.path).pixels
         stored.append(predictor.predict(pixels).score)
         recompressed.append(predictor.predict(jpeg_round_trip(pixels, args.quality)).score)
     stored_scores, recompressed_scores = np.array(stored), np.array(recompressed)
-    actual = np.array([image_id in positive for image_id in validation_ids])
+    actual = np.array([image.positive for image in validation])
     threshold = predictor.settings.presence_threshold
     change = recompressed_scores - stored_scores
     negatives = ~actual

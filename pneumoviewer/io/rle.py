@@ -13,6 +13,7 @@ Everything is vectorised with numpy: a 1024x1024 mask encodes and decodes in mil
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import Enum
 
 import numpy as np
@@ -99,6 +100,19 @@ def decode(
     column_major = np.arange(offsets.size, dtype=np.int64) + offsets
     mask = np.zeros((rows, columns), dtype=bool)
     mask[column_major % rows, column_major // rows] = True
+    return mask
+
+
+def decode_rows(
+    rows: Iterable[str], shape: tuple[int, int], convention: RleConvention = RleConvention.RELATIVE
+) -> np.ndarray:
+    """The union of an image's RLE rows (one row per annotation; "-1" rows add nothing) as one mask.
+
+    The one way an image's several label rows become its mask; raises RleError like `decode`.
+    """
+    mask = np.zeros(tuple(int(size) for size in shape), dtype=bool)
+    for text in rows:
+        mask |= decode(text, shape, convention)
     return mask
 
 

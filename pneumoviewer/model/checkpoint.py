@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from pneumoviewer.io.atomic import atomic_write_bytes
+from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.network import (
     NORMALISATION_MEAN,
     NORMALISATION_STD,
@@ -28,7 +29,6 @@ from pneumoviewer.model.network import (
 )
 
 CARD_FORMAT_VERSION = 1
-_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 
 class CheckpointError(Exception):
@@ -83,16 +83,6 @@ class ModelCard:
             metrics=dict(values.get("metrics") or {}),
             created=str(values.get("created", "")),
         )
-
-
-def checkpoint_paths(path: Path | str) -> tuple[Path, Path]:
-    """(weights file, card file) for `path` given with or without its suffix."""
-    path = Path(path)
-    if path.suffix in _WEIGHT_SUFFIXES:
-        return path, path.with_suffix(".json")
-    if path.suffix == ".json":
-        return path.with_suffix(".safetensors"), path
-    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, card: ModelCard, half: bool = True) -> tuple[Path, Path]:

@@ -13,6 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import AnnotationError
 from pneumoviewer.io.dicom import scan_folder
 from pneumoviewer.io.rle import decode
@@ -250,6 +251,7 @@ def test_a_read_only_data_folder_raises_a_clear_error(tmp_path: Path, monkeypatc
     with pytest.raises(SessionSaveError, match="read-only") as caught:
         store.save_statuses({"1.2.3.1": ReviewStatus.ACCEPTED})
     assert caught.value.path == store.index_path
+    assert isinstance(caught.value, FileProblem) and isinstance(caught.value, OSError)
     monkeypatch.undo()
     assert store.load_statuses() == {"1.2.3.1": ReviewStatus.REJECTED}
 
@@ -263,6 +265,7 @@ def test_a_corrupt_session_file_is_reported_and_the_folder_still_opens(tmp_path:
     restored = open_session(folder, data)
     assert len(restored.restore_problems) == 1
     assert restored.restore_problems[0].path == session.store.index_path
+    assert isinstance(restored.restore_problems[0], FileProblem) and isinstance(restored.restore_problems[0], ValueError)
     assert restored.cases[1].mask is not None  # the masks still come back
     restored.set_status(restored.cases[2].image_id, ReviewStatus.ACCEPTED)  # a new index is written...
     kept = [path for path in session.store.directory.iterdir() if path.name.startswith("index.json.unreadable")]

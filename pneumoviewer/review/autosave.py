@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import RleConvention, RleError, decode, encode
 from pneumoviewer.paths import user_data_dir
@@ -27,22 +28,12 @@ FORMAT_VERSION = 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
 
 
-class SessionSaveError(OSError):
+class SessionSaveError(FileProblem, OSError):
     """Autosave could not write; the previous session file is intact."""
 
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
-
-class SessionLoadError(ValueError):
+class SessionLoadError(FileProblem, ValueError):
     """An autosave file is unreadable: it is ignored (an unreadable index is set aside, renamed)."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
 
 def session_key(folder: Path) -> str:

@@ -13,7 +13,7 @@ the UI shows it. `save()` saves everything still pending and raises if it cannot
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from pneumoviewer.errors import ProgressCallback
 from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
-from pneumoviewer.io.rle import RleConvention, RleError, decode
+from pneumoviewer.io.rle import RleConvention, RleError, decode_rows
 from pneumoviewer.review.autosave import (
     SessionLoadError,
     SessionSaveError,
@@ -146,7 +147,7 @@ class ReviewSession:
         self,
         path: Path,
         convention: RleConvention = RleConvention.RELATIVE,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ImportSummary:
         """Load a challenge-format CSV as the editable masks (rows of one image are united).
 
@@ -155,20 +156,19 @@ class ReviewSession:
         changing any case. `progress(done, total)` follows the cases being loaded (and autosaved).
         """
         path = Path(path)
-        rows = read_annotation_rows(path)
-        masks: dict[str, np.ndarray] = {}
+        rows_by_image: dict[str, list[str]] = {}
         unknown: dict[str, None] = {}
-        for image_id, encoded in rows:
-            case = self._by_id.get(image_id)
-            if case is None:
+        for image_id, encoded in read_annotation_rows(path):
+            if image_id in self._by_id:
+                rows_by_image.setdefault(image_id, []).append(encoded)
+            else:
                 unknown[image_id] = None
-                continue
+        masks: dict[str, np.ndarray] = {}
+        for image_id, encoded_rows in rows_by_image.items():
             try:
-                mask = decode(encoded, case.shape, convention)
+                masks[image_id] = decode_rows(encoded_rows, self._by_id[image_id].shape, convention)
             except RleError as error:
                 raise AnnotationError(path, 0, f"image {image_id}: {error.reason}") from error
-            previous = masks.get(image_id)
-            masks[image_id] = mask if previous is None else previous | mask
         for done, (image_id, mask) in enumerate(masks.items(), 1):
             self._by_id[image_id].load_mask(mask if mask.any() else None)
             if progress is not None:

@@ -31,13 +31,17 @@ from pneumoviewer.review.autosave import (
 )
 from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
 from pneumoviewer.review.events import Callbacks
+from pneumoviewer.review.prediction_store import FileIdentity, StoredPrediction
 
 if TYPE_CHECKING:
     from pneumoviewer.io.dicom import DicomMetadata
 
 
 class AiResult(Protocol):
-    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction`."""
+    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction`.
+
+    Its `positive` (the model's call) is used when it has one; otherwise a non-empty mask is the call.
+    """
 
     score: float
     mask: np.ndarray
@@ -83,6 +87,11 @@ class ReviewSession:
         self._absent_statuses: dict[str, ReviewStatus] = {}
         # Edits come from the UI thread, imports and predictions from workers: one writer at a time.
         self._save_lock = threading.RLock()
+        # The AI thread stores results while a worker may restore them: one at a time, and apart
+        # from `_save_lock`, so storing a result never holds up the saving of an edit.
+        self._prediction_lock = threading.Lock()
+        self._ai_model_keys: dict[str, str | None] = {}  # image id -> the model of its result this session
+        self._prediction_save_failing = False
         self._restore()
         for case in self.cases:
             case.changed.connect(self._on_case_changed)
@@ -139,9 +148,80 @@ class ReviewSession:
     def set_status(self, image_id: str, status: ReviewStatus) -> None:
         self.case(image_id).set_status(status)
 
-    def apply_prediction(self, image_id: str, prediction: AiResult) -> None:
-        """Store an AI result as it arrives (again after a re-run); edits are never touched."""
-        self.case(image_id).set_ai_result(prediction.score, prediction.mask)
+    def apply_prediction(self, image_id: str, prediction: AiResult, model_key: str | None = None) -> None:
+        """Show an AI result as it arrives (again after a re-run); edits are never touched.
+
+        With `model_key` (`model.identity.model_fingerprint` of the model that made it) the result
+        is also stored, so `restore_predictions` finds it after a restart while the file is the same.
+        """
+        case = self.case(image_id)
+        positive = bool(getattr(prediction, "positive", np.any(prediction.mask)))
+        case.set_ai_result(prediction.score, prediction.mask, positive)
+        with self._prediction_lock:
+            self._ai_model_keys[image_id] = model_key
+            if model_key is None or case.path is None:
+                return
+            try:
+                # The file as it is now: it was read for this prediction a moment ago.
+                identity = FileIdentity.of(case.path)
+            except OSError:
+                return  # gone or unreadable: nothing to key the result by; it is predicted next time
+            entry = StoredPrediction.of(image_id, identity, model_key, prediction.score, positive, prediction.mask)
+            try:
+                self.store.append_prediction(entry)
+            except SessionSaveError as error:
+                if not self._prediction_save_failing:  # once per failing spell, not once per image
+                    self.save_failed.emit(error)
+                self._prediction_save_failing = True
+            else:
+                self._prediction_save_failing = False
+
+    def restore_predictions(self, model_key: str) -> set[str]:
+        """Show the stored AI results of `model_key` whose file is unchanged; returns their image ids.
+
+        Every other case needs the network: no stored result, another model's, a changed file, or a
+        damaged entry (dropped, and named in `restore_problems`). A case that already holds a result
+        of this model from this session keeps it. Reads every stored file's sample (see
+        `FileIdentity`): call it off the GUI thread. Never raises for a bad store.
+        """
+        with self._prediction_lock:
+            journal = self.store.predictions
+            try:
+                contents = journal.read()
+            except OSError as error:
+                self.restore_problems.append(
+                    SessionLoadError(journal.path, f"the stored AI results are unreadable ({error})"))
+                return set()
+            kept = dict(contents.latest)
+            damaged = list(contents.damaged)
+            restored: set[str] = set()
+            for image_id, entry in contents.latest.items():
+                case = self._by_id.get(image_id)
+                if case is None or entry.model_key != model_key or self._ai_model_keys.get(image_id) == model_key:
+                    continue  # kept for an image not found this time, or for when that model is back
+                if case.path is None or entry.shape != case.shape or not entry.file.matches(case.path):
+                    del kept[image_id]  # a changed file: the result can never apply again
+                    continue
+                try:
+                    mask = entry.mask()
+                except RleError as error:
+                    damaged.append(f"{image_id}: its mask is not valid RLE ({error.reason})")
+                    del kept[image_id]
+                    continue
+                case.set_ai_result(entry.score, mask, entry.positive)
+                self._ai_model_keys[image_id] = model_key
+                restored.add(image_id)
+            if damaged:
+                count = "1 stored AI result is" if len(damaged) == 1 else f"{len(damaged)} stored AI results are"
+                more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+                self.restore_problems.append(SessionLoadError(
+                    journal.path, f"{count} damaged and will be predicted again ({damaged[0]}{more})"))
+            if contents.dead_lines or len(kept) < len(contents.latest):
+                try:
+                    journal.rewrite(list(kept.values()))
+                except OSError:
+                    pass  # the dead lines stay and are skipped again next time: nothing is lost
+            return restored
 
     def import_annotations(
         self,

@@ -12,6 +12,8 @@ the UI shows it. `save()` saves everything still pending and raises if it cannot
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +60,27 @@ class ImportSummary:
     positive: int  # cases of this session that received a lesion mask
     negative: int  # cases of this session marked "-1"
     unknown_ids: tuple[str, ...]  # ids in the CSV that are not in this session
+
+
+def session_store_for(paths: Sequence[Path], data_dir: Path | None = None) -> SessionStore:
+    """Where the autosave of what the user opened lives: the one rule, for the app and `pneumoviewer export`.
+
+    One folder has its own session. Anything else (files, several folders, both) is a selection
+    with a session of its own, keyed by the sorted resolved paths picked (in any order, relative or
+    not), so it never overwrites the statuses of a folder's session holding some of the same files.
+    Its `folder` is then `<the picked paths' common folder>/.selection-<digest>`, not a real folder.
+    """
+    paths = [Path(path).expanduser() for path in paths]
+    if not paths:
+        raise ValueError("nothing was opened: a session needs a folder or files")
+    if len(paths) == 1 and paths[0].is_dir():
+        return SessionStore(paths[0], data_dir)
+    resolved = sorted(str(path.resolve()) for path in paths)
+    common = Path(os.path.commonpath(resolved))
+    if common.is_file():
+        common = common.parent
+    digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
+    return SessionStore(common / f".selection-{digest}", data_dir)
 
 
 class ReviewSession:

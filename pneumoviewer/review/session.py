@@ -178,9 +178,8 @@ class ReviewSession:
         is also stored, so `restore_predictions` finds it after a restart while the file is the same.
         """
         case = self.case(image_id)
-        positive = bool(getattr(prediction, "positive", np.any(prediction.mask)))
-        case.set_ai_result(prediction.score, prediction.mask, positive)
-        with self._prediction_lock:
+        with self._prediction_lock:  # so a restore running meanwhile cannot put an older result over it
+            case.set_ai_result(prediction.score, prediction.mask, getattr(prediction, "positive", None))
             self._ai_model_keys[image_id] = model_key
             if model_key is None or case.path is None:
                 return
@@ -189,7 +188,8 @@ class ReviewSession:
                 identity = FileIdentity.of(case.path)
             except OSError:
                 return  # gone or unreadable: nothing to key the result by; it is predicted next time
-            entry = StoredPrediction.of(image_id, identity, model_key, prediction.score, positive, prediction.mask)
+            entry = StoredPrediction.of(image_id, identity, model_key, prediction.score, bool(case.ai_positive),
+                                        prediction.mask)
             try:
                 self.store.append_prediction(entry)
             except SessionSaveError as error:

@@ -1,9 +1,11 @@
-"""A review session: the cases of one opened folder, the worklist order, AI results, autosave.
+"""A review session: the cases of one opened folder or selection, the worklist order, AI results, autosave.
 
 Everything the user does is saved as it happens (see `autosave`): each committed mask edit rewrites
 that case's mask file, each status change the small index. Reopening the same folder (after a
 crash, a SIGKILL or a normal quit) restores statuses and edited masks; undo history is not kept
-across restarts.
+across restarts. AI results given with a model key are stored apart from that work (see
+`prediction_store`); `restore_predictions` puts back those still valid, so only new or changed
+files, or a new model, need the network.
 
 If a save fails (disk full, folder read-only) the edit stays in memory, the case is remembered as
 unsaved and retried on the next save, and `save_failed` is called with the `SessionSaveError`:

@@ -17,7 +17,7 @@ import pytest
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import AnnotationError
-from pneumoviewer.io.dicom import scan_folder
+from pneumoviewer.io.dicom import DicomError, scan_folder
 from pneumoviewer.io.rle import decode
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.autosave import SessionSaveError, SessionStore
@@ -428,3 +428,9 @@ def test_opening_reports_progress_and_each_header_as_found(tmp_path: Path, siim_
     assert sorted(found) == sorted(path.name for path in files + loose) and len(opened.session) == 4
     assert progress[-4:] == [(1, 3), (2, 3), (3, 3), (1, 1)]
     assert opened.title == f"2 files and folders in {tmp_path.resolve()}"
+
+
+def test_opening_a_path_that_does_not_exist_names_it(tmp_path: Path, siim_dir: Path) -> None:
+    files = copy_siim(siim_dir, tmp_path / "study", 1)
+    with pytest.raises(DicomError, match="nowhere.dcm: no such file or folder"):
+        open_studies([files[0], tmp_path / "nowhere.dcm"], tmp_path / "data")

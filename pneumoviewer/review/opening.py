@@ -35,9 +35,13 @@ def open_studies(
     Folders are read as `scan_folder` reads them, files one by one. `progress(done, total)` follows
     each folder's scan, then the files; an exception it raises (a cancel) stops the reading.
     `found(metadata)` is called with each header as it is read. Raises `DicomError` for a picked
-    folder that cannot be listed. Reads every header: call it off the GUI thread.
+    path that does not exist (before reading anything) and for a folder that cannot be listed; a
+    picked file that is not a readable DICOM is listed in `unreadable`. Call it off the GUI thread.
     """
     paths = [Path(path).expanduser() for path in paths]
+    for path in paths:
+        if not path.exists():
+            raise DicomError(path, "no such file or folder")
     store = session_store_for(paths, data_dir)
     if len(paths) == 1 and paths[0].is_dir():
         scan = scan_folder(paths[0], progress=progress, found=found)

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+from pneumoviewer.commands import fail, report
+from pneumoviewer.commands._settings import add_setting_arguments, setting_overrides
+from pneumoviewer.errors import FileProblem
 
-from pneumoviewer.io.annotations import write_annotation_rows
-from pneumoviewer.io.atomic import atomic_write_text
-from pneumoviewer.io.rle import EMPTY, RleConvention, encode_lesions
-from pneumoviewer.model.batch import (
-    Predicted,
-    Skipped,
-    collect_images,
-    fail,
-    latency_summary,
-    open_predictor,
-    predict_files,
-    report_skipped,
-    request_settings,
-)
-from pneumoviewer.model.checkpoint import CheckpointError
-from pneumoviewer.model.overlay import safe_file_stem, write_heat_png, write_overlay_png
+if TYPE_CHECKING:
+    from pneumoviewer.commands import Subparsers
+    from pneumoviewer.commands._batch import Predicted
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.review.case import LesionStats
 
 SCORE_COLUMNS = ("ImageId", "score", "call", "lesions", "area_px", "area_mm2", "file")
 
@@ -40,31 +32,81 @@ class ImageOutcome:
     path: Path
     lesions: list[str]  # RLE, one per connected region; ["-1"] when negative
     score: float
-    area_px: int
-    area_mm2: float | None
+    stats: LesionStats
+
+    @property
+    def positive(self) -> bool:
+        return self.stats.count > 0
 
 
-def run_predict(
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict pneumothorax masks and triage scores for radiographs, headless",
+        description="Run the model on DICOM files or folders (searched recursively; PNG/JPEG files may be "
+        "named directly). Writes the masks in the SIIM-ACR CSV format (ImageId = SOPInstanceUID, one row "
+        "per lesion, -1 = none) and the triage scores, highest first. Unreadable files are reported and "
+        "skipped; the exit status is non-zero only when nothing could be predicted.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM/PNG/JPEG files or folders")
+    parser.add_argument("--out", type=Path, required=True, help="masks CSV to write (ImageId,EncodedPixels)")
+    parser.add_argument("--model", type=Path, help="model weights (.safetensors with its .json card; default: bundled)")
+    parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
+                        help="RLE convention: the challenge's relative starts (default) or 1-based absolute starts")
+    parser.add_argument("--scores", type=Path,
+                        help="scores CSV (ImageId,score,call,lesions,area_px,area_mm2,file; default: OUT-scores.csv)")
+    parser.add_argument("--cam-dir", type=Path, help="write each image's Grad-CAM heat as a grey PNG here")
+    parser.add_argument("--overlay-dir", type=Path, help="write each image with mask outline and heat as a PNG here")
+    add_setting_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pneumoviewer.io.rle import RleConvention
+
+    try:
+        overrides = setting_overrides(args)
+    except ValueError as error:
+        return fail(str(error), status=2)
+    return _predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
+                    scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides)
+
+
+def _predict(
     paths: Sequence[Path],
     out: Path,
-    model: Path | None = None,
-    convention: RleConvention = RleConvention.RELATIVE,
-    scores: Path | None = None,
-    cam_dir: Path | None = None,
-    overlay_dir: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
+    model: Path | None,
+    convention: RleConvention,
+    scores: Path | None,
+    cam_dir: Path | None,
+    overlay_dir: Path | None,
+    overrides: Mapping[str, Any],
 ) -> int:
     """The whole `predict` command; returns the exit status (non-zero only if nothing was predicted)."""
+    from tqdm import tqdm
+
+    from pneumoviewer.commands._batch import (
+        Predicted,
+        collect_images,
+        latency_summary,
+        open_predictor,
+        predict_files,
+        request_settings,
+    )
+    from pneumoviewer.io.annotations import write_annotation_rows
+    from pneumoviewer.io.atomic import atomic_write_text
+    from pneumoviewer.model.checkpoint import CheckpointError
+
     try:
         predictor = open_predictor(model)
-        settings = request_settings(predictor, overrides or {})
+        settings = request_settings(predictor, overrides)
     except CheckpointError as error:
         return fail(str(error))
     except ValueError as error:
         return fail(f"settings: {error}")
     files, skipped = collect_images(paths)
     for problem in skipped:
-        report_skipped(problem)
+        report(problem)
     if not files:
         return fail("no readable images found in " + ", ".join(map(str, paths)))
     scores = scores if scores is not None else out.with_name(out.stem + "-scores.csv")
@@ -77,10 +119,10 @@ def run_predict(
         for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir)):
             progress.update()
             if isinstance(result, Predicted) and result.image_id in first_path:
-                result = Skipped(result.path, f"same ImageId as {first_path[result.image_id]}; not predicted twice")
-            if isinstance(result, Skipped):
+                result = FileProblem(result.path, f"same ImageId as {first_path[result.image_id]}; not predicted twice")
+            if isinstance(result, FileProblem):
                 skipped.append(result)
-                report_skipped(result, progress)
+                report(result, progress)
                 continue
             first_path[result.image_id] = result.path
             outcomes.append(_outcome(result, convention))
@@ -88,7 +130,7 @@ def run_predict(
             try:
                 _write_pictures(result, cam_dir, overlay_dir)
             except OSError as error:  # the prediction still counts; only its picture is missing
-                progress.write(f"pneumoviewer: {error.filename}: picture not written ({error.strerror})", file=sys.stderr)
+                report(f"{error.filename}: picture not written ({error.strerror})", progress)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -102,7 +144,7 @@ def run_predict(
         atomic_write_text(scores, _scores_csv(outcomes))
     except OSError as error:
         return fail(f"{error.filename or out}: could not be written ({error.strerror or error})")
-    positives = sum(outcome.lesions != [EMPTY] for outcome in outcomes)
+    positives = sum(outcome.positive for outcome in outcomes)
     latency = latency_summary(latencies)
     print(
         f"{'Interrupted: partial results. ' if interrupted else ''}"
@@ -116,17 +158,19 @@ def run_predict(
 
 
 def _outcome(result: Predicted, convention: RleConvention) -> ImageOutcome:
+    from pneumoviewer.io.rle import encode_lesions
+    from pneumoviewer.review.case import lesion_stats
+
     mask = result.prediction.mask
-    area_px = int(mask.sum())
-    spacing = result.image.metadata.pixel_spacing_mm
-    area_mm2 = area_px * spacing[0] * spacing[1] if spacing is not None else None
     return ImageOutcome(
-        result.image_id, result.path, encode_lesions(mask, convention),
-        result.prediction.score, area_px, area_mm2,
+        result.image_id, result.path, encode_lesions(mask, convention), result.prediction.score,
+        lesion_stats(mask, result.image.metadata.pixel_spacing_mm),
     )
 
 
 def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path | None) -> None:
+    from pneumoviewer.model.overlay import safe_file_stem, write_heat_png, write_overlay_png
+
     stem = safe_file_stem(result.image_id)
     if cam_dir is not None and result.heat is not None:
         write_heat_png(cam_dir / f"{stem}.png", result.heat)
@@ -141,10 +185,10 @@ def _scores_csv(outcomes: Sequence[ImageOutcome]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SCORE_COLUMNS)
     for outcome in sorted(outcomes, key=lambda o: -o.score):
-        positive = outcome.lesions != [EMPTY]
+        area_mm2 = outcome.stats.area_mm2
         writer.writerow([
-            outcome.image_id, f"{outcome.score:.4f}", "positive" if positive else "negative",
-            len(outcome.lesions) if positive else 0, outcome.area_px,
-            "" if outcome.area_mm2 is None else f"{outcome.area_mm2:.1f}", str(outcome.path),
+            outcome.image_id, f"{outcome.score:.4f}", "positive" if outcome.positive else "negative",
+            outcome.stats.count, outcome.stats.area_px, "" if area_mm2 is None else f"{area_mm2:.1f}",
+            str(outcome.path),
         ])
     return buffer.getvalue()

@@ -58,7 +58,7 @@ def collect_images(paths: Sequence[Path]) -> tuple[list[ImageFile], list[FilePro
         if path.is_dir():
             scan = scan_folder(path)
             found = [ImageFile(header.path, header.sop_instance_uid) for header in scan.images]
-            skipped.extend(FileProblem(error.path, error.reason) for error in scan.unreadable)
+            skipped.extend(scan.unreadable)
         elif path.is_file():
             found = [ImageFile(path, None)]
         else:

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         converted = convert_annotation_file(args.source, args.destination, RleConvention(args.to), (rows, columns))
     except AnnotationError as error:
-        return fail(str(error))
+        return fail(error)
     except OSError as error:
         return fail(f"{args.destination}: cannot be written ({error.strerror})")
     positive = sum(encoded != "-1" for _, encoded in converted)

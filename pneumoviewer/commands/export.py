@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scan = scan_folder(args.folder)
     except DicomError as error:
-        return fail(str(error))
+        return fail(error)
     for problem in scan.unreadable:
         report(f"{problem} (skipped)")
     session = ReviewSession.from_metadata(args.folder, scan.images)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         image = load_radiograph(args.file)
     except DicomError as error:
-        return fail(str(error))
+        return fail(error)
     info = dataclasses.asdict(image.metadata)
     info["path"] = str(info["path"])
     info["transfer_syntax_name"] = _transfer_syntax_name(image.metadata.transfer_syntax)

@@ -1,9 +1,9 @@
 """DICOM radiographs as plain data: header-only metadata, display-ready pixels, folder scans.
 
-Every problem with a file ends as one error type, `DicomError`, naming the file and the
-problem in plain words. Sizes are checked against a sane maximum and against the pixel data
-actually present BEFORE anything is decoded, so a lying header never makes us allocate
-gigabytes or hang.
+Every problem with a file ends as one error type, `DicomError` (a `FileProblem`), naming the
+file and the problem in plain words. Sizes are checked against a sane maximum and against the
+pixel data actually present BEFORE anything is decoded, so a lying header never makes us
+allocate gigabytes or hang.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import JPEGBaseline8Bit
 
+from pneumoviewer.errors import FileProblem, ProgressCallback
+
 # The largest single radiographs (full-field mammography, long-leg stitches) are around
 # 25 megapixels; anything beyond these limits is a damaged or hostile header.
 MAX_SIDE = 12_000
@@ -42,13 +44,8 @@ _WARNINGS_LOCK = threading.Lock()
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-class DicomError(Exception):
+class DicomError(FileProblem):
     """A file that cannot be shown as a radiograph; `reason` says why in plain words."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
 
 def scan_folder(
     folder: str | os.PathLike[str],
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     found: Callable[[DicomMetadata], None] | None = None,
 ) -> FolderScan:
     """Headers of every DICOM image under `folder` (recursive, sorted by path).

@@ -128,13 +128,12 @@ def _evaluate(
     with progress:
         for result in predict_files(predictor, selected, settings):
             progress.update()
-            if isinstance(result, Predicted):
-                result = _score(result, truth_rows[result.image_id], labels)
-            if isinstance(result, FileProblem):
-                skipped.append(result)
-                report(result, progress)
+            scored = _score(result, truth_rows[result.image_id], labels) if isinstance(result, Predicted) else result
+            if isinstance(scored, FileProblem):
+                skipped.append(scored)
+                report(scored, progress)
             else:
-                scores.append(result)
+                scores.append(scored)
     if not scores:
         return fail("no image could be evaluated")
     summary = _summary(scores, predictor, settings.to_dict(), labels, images, ids_file, skipped)

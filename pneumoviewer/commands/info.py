@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     spacing = info["pixel_spacing_mm"]
+    syntax = info["transfer_syntax"]
     lines = {
         "File": info["path"],
         "SOP Instance UID": info["sop_instance_uid"],
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         "Size": f"{info['rows']} rows x {info['columns']} columns",
         "Pixel spacing": f"{spacing[0]:g} x {spacing[1]:g} mm (row x column)" if spacing else None,
         "Photometric": info["photometric"] + (" (displayed inverted)" if image.invert else ""),
-        "Transfer syntax": f"{info['transfer_syntax_name']} ({info['transfer_syntax']})" if info["transfer_syntax"] else None,
+        "Transfer syntax": f"{info['transfer_syntax_name']} ({syntax})" if syntax else None,
         "Bits stored": info["bits_stored"],
         "Default window": f"center {image.window[0]:g}, width {image.window[1]:g}",
     }

@@ -177,7 +177,8 @@ def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path |
     if overlay_dir is not None:
         call = "pneumothorax" if result.prediction.mask.any() else "no pneumothorax"
         caption = f"AI score {result.prediction.score:.2f}: {call}\n{result.image_id}"
-        write_overlay_png(overlay_dir / f"{stem}.png", result.image.pixels, result.prediction.mask, result.heat, caption)
+        write_overlay_png(overlay_dir / f"{stem}.png", result.image.pixels, result.prediction.mask, result.heat,
+                          caption)
 
 
 def _scores_csv(outcomes: Sequence[ImageOutcome]) -> str:

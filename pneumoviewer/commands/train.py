@@ -27,7 +27,8 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--extra-labels", type=Path, help="train-rle.csv of extra training-only images")
     parser.add_argument("--extra-images", type=Path, help="folder holding the extra images")
     parser.add_argument("--encoder-weights", type=Path,
-                        help="ImageNet MobileNetV2 weights (.safetensors, torchvision layout) to start the encoder from")
+                        help="ImageNet MobileNetV2 weights (.safetensors, torchvision layout) to start the encoder "
+                        "from")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)

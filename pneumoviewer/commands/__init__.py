@@ -1,9 +1,10 @@
 """The CLI's commands, one module each, and the one way a command reports a problem.
 
 Every command module has `register(subparsers)`, which adds its subparser with `handler=run`,
-and `run(args) -> int`, which does the work and returns the exit status. A module imports only
-the standard library at the top: `pneumoviewer --help` builds every parser, so the heavy imports
-(numpy, torch, Qt) wait inside `run`. The GUI is the default command (`gui.register_default`).
+and `run(args) -> int`, which does the work and returns the exit status. At the top a module
+imports only the standard library, this package and `pneumoviewer.errors`: `pneumoviewer --help`
+builds every parser, so the heavy imports (numpy, torch, Qt) wait inside `run` (tests/test_rooms.py
+checks). The GUI is the default command (`gui.register_default`).
 """
 
 from __future__ import annotations

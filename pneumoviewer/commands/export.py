@@ -1,4 +1,5 @@
-"""`pneumoviewer export FOLDER`: a folder's reviewed annotations (as the app saved them) to CSV/PNGs."""
+"""`pneumoviewer export PATH…`: the reviewed annotations of what the app opened (a folder or a selection of
+files), as the app autosaved them, to CSV/PNGs."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ if TYPE_CHECKING:
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a folder's reviewed annotations (as saved by the app) to a SIIM-ACR CSV and/or PNG masks",
-        description="Read the review session the app autosaved for FOLDER (statuses and corrected masks) and "
+        help="export the reviewed annotations of a folder or selection (as saved by the app) to a SIIM-ACR CSV "
+        "and/or PNG masks",
+        description="Read the review session the app autosaved for PATH (a folder, or the same files and folders "
+        "that were opened together, in any order: statuses and corrected masks) and "
         "write it as a challenge-format CSV (ImageId, EncodedPixels; one row per lesion, -1 = none or rejected) "
         "and/or one 0/255 PNG mask per image. Reviewed cases only, unless --all.",
     )
-    parser.add_argument("folder", type=Path, metavar="FOLDER", help="the folder of DICOMs that was reviewed")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="the folder of DICOMs that was reviewed, or the files and folders opened together")
     parser.add_argument("--out", type=Path, help="annotation CSV to write")
     parser.add_argument("--pngs", type=Path, metavar="DIR", help="folder for one PNG mask per image")
     parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
@@ -32,7 +36,7 @@ def register(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pneumoviewer.io.dicom import DicomError, scan_folder
+    from pneumoviewer.io.dicom import DicomError
     from pneumoviewer.io.rle import RleConvention
     from pneumoviewer.review.export import (
         ExportError,
@@ -41,22 +45,22 @@ def run(args: argparse.Namespace) -> int:
         export_csv,
         export_pngs,
     )
-    from pneumoviewer.review.session import ReviewSession
+    from pneumoviewer.review.opening import open_studies
 
     if args.out is None and args.pngs is None:
         return fail("export: give --out CSV and/or --pngs DIR", status=2)
     try:
-        scan = scan_folder(args.folder)
+        opened = open_studies(args.paths)
     except DicomError as error:
         return fail(error)
-    for problem in scan.unreadable:
+    for problem in opened.unreadable:
         report(f"{problem} (skipped)")
-    session = ReviewSession.from_metadata(args.folder, scan.images)
+    session = opened.session
     for restore_problem in session.restore_problems:
         report(str(restore_problem))
     scope = ExportScope.ALL if args.all else ExportScope.REVIEWED
     counts = ", ".join(f"{count} {status.value}" for status, count in session.status_counts().items() if count)
-    print(f"{args.folder}: {len(session)} images ({counts or 'none'})")
+    print(f"{opened.title}: {len(session)} images ({counts or 'none'})")
     try:
         if args.out is not None:
             with tqdm(total=len(cases_to_export(session.cases, scope)), desc="CSV", unit="image") as bar:

@@ -5,6 +5,8 @@
   share of negative images).
 - `presence_confusion`, `sensitivity_specificity`: is a pneumothorax called on the image.
 - `roc_auc`: how well a presence score ranks positive images above negative ones.
+- `segmentation_figures`: all of the above for one run of a model over labelled images, under the
+  names every report uses (the evaluate command and the model card's validation figures).
 
 Arguments always come prediction first, truth second.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +100,62 @@ def roc_auc(scores: Sequence[float], actual: Sequence[bool]) -> float:
     ranks = (group_end - (tie_sizes - 1) / 2.0)[tie_group]
     positive_rank_sum = float(ranks[present].sum())
     return (positive_rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+
+
+@dataclass(frozen=True)
+class SegmentationFigures:
+    """What a model scores on labelled images; `to_dict()` gives the names every report uses."""
+
+    images: int
+    positive_images: int  # images whose truth mask is non-empty
+    challenge_score: float  # mean per-image Dice (empty on empty = 1)
+    all_empty_score: float  # the same for "no pneumothorax" everywhere: the share of negative images
+    gain_over_all_empty: float  # challenge_score - all_empty_score
+    mean_dice_on_positive_images: float  # NaN without positive images
+    roc_auc: float  # of the triage scores; NaN with a single class
+    sensitivity: float
+    specificity: float
+    confusion: PresenceConfusion
+
+    def to_dict(self, digits: int | None = None) -> dict[str, Any]:
+        """Plain values (confusion as a nested dict); floats rounded to `digits` when given."""
+        values = asdict(self)
+        if digits is not None:
+            values = {key: round(value, digits) if isinstance(value, float) else value for key, value in values.items()}
+        return values
+
+
+def segmentation_figures(
+    dice_scores: Sequence[float], called: Sequence[bool], scores: Sequence[float], actual: Sequence[bool]
+) -> SegmentationFigures:
+    """The figures of one run over labelled images, from per-image results.
+
+    Per image: `dice_scores` is `dice(predicted mask, truth mask)`, `called` the model's positive call
+    (`Prediction.positive`), `scores` its triage score, `actual` whether the truth mask is non-empty.
+    Per-image values rather than masks, so a run over thousands of full-size images needs no memory
+    for their masks.
+    """
+    dice_values = np.asarray(dice_scores, dtype=np.float64).ravel()
+    calls, present = _paired_flags(called, actual)
+    if dice_values.shape != present.shape:
+        raise ValueError(f"{dice_values.size} Dice scores for {present.size} images")
+    if present.size == 0:
+        raise ValueError("no images to score")
+    confusion = presence_confusion(calls, present)
+    challenge = float(dice_values.mean())
+    all_empty = float(np.mean(~present))  # an empty mask scores 1 on a negative image, 0 on a positive one
+    return SegmentationFigures(
+        images=int(present.size),
+        positive_images=int(np.count_nonzero(present)),
+        challenge_score=challenge,
+        all_empty_score=all_empty,
+        gain_over_all_empty=challenge - all_empty,
+        mean_dice_on_positive_images=float(dice_values[present].mean()) if present.any() else math.nan,
+        roc_auc=roc_auc(scores, present),
+        sensitivity=confusion.sensitivity,
+        specificity=confusion.specificity,
+        confusion=confusion,
+    )
 
 
 def _paired_flags(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pneumoviewer.model.inference import Predictor, resize_to_input
+from pneumoviewer.model.inference import Predictor
+from pneumoviewer.model.pipeline import resize_pixels
 from pneumoviewer.model.postprocess import postprocess
 
 DEFAULT_LAYER = "unet.decoder.blocks.0"
@@ -46,8 +47,8 @@ def grad_cam(
         target_mask = np.asarray(target_mask, dtype=bool)
         if target_mask.shape != np.shape(pixels):
             raise ValueError(f"target mask shape {target_mask.shape} differs from the image's {np.shape(pixels)}")
-        target = resize_to_input(torch.from_numpy(target_mask.astype(np.float32))[None, None], predictor.input_size)
-        target = target[0, 0] >= 0.5
+        # Resized as the training cache resizes label masks, so the region means the same to the network.
+        target = torch.from_numpy(resize_pixels(target_mask.astype(np.float32), predictor.input_size) >= 0.5)
     else:
         target = None
     with predictor.lock:
@@ -106,8 +107,7 @@ def _explained_region(
         if predictor is not None:
             probability = torch.sigmoid(mask_logits).float().cpu().numpy()
             presence = None if presence_logits is None else float(torch.sigmoid(presence_logits.detach()).flatten()[0])
-            mask, _ = postprocess(probability, presence, predictor.settings)
-            target = torch.from_numpy(mask)
+            target = torch.from_numpy(postprocess(probability, presence, predictor.settings).mask)
         else:
             target = mask_logits > 0
     target = target.to(mask_logits.device)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.network import (
@@ -31,13 +32,8 @@ from pneumoviewer.model.network import (
 CARD_FORMAT_VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(FileProblem):
     """A model file that cannot be used; `str()` names the file and the problem."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def default_normalisation() -> dict[str, Any]:

@@ -5,6 +5,8 @@ mode, positives and negatives sampled equally, BCE + Dice on the mask (Dice over
 only: it is undefined on empty masks) plus BCE on the presence head, AdamW with warm-up and cosine
 decay, one checkpoint per epoch (`last`, resumable) and the best epoch by tuned validation score
 (`best`). Validation images come from the primary (DICOM) labels only, never from the extra set.
+Examples and validation predictions go through `pneumoviewer.model.pipeline` with the card's input
+settings, exactly as the app prepares an image and runs the network.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pneumoviewer.model import data
 from pneumoviewer.model.checkpoint import (
     CheckpointError,
     ModelCard,
@@ -36,10 +37,11 @@ from pneumoviewer.model.network import (
     build_network,
     freeze_encoder_batchnorm,
     load_imagenet_encoder,
-    normalise,
     select_device,
 )
-from pneumoviewer.model.tuning import ValidationSet, tune_settings
+from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
+from pneumoviewer.training import data
+from pneumoviewer.training.tuning import ValidationSet, tune_settings
 
 _STATE_FILE = "last-state.pt"
 
@@ -130,7 +132,8 @@ def train(options: TrainingOptions) -> Path:
         },
     )
 
-    dataset = data.RadiographDataset(train_pixels, train_masks, data.training_augmentation(options.seed))
+    spec = InputSpec.from_card(card)
+    dataset = data.RadiographDataset(train_pixels, train_masks, spec, data.training_augmentation(options.seed))
     weights = data.balanced_sample_weights([image.positive for image in train_images])
     for epoch in range(start_epoch, options.epochs):
         started = time.monotonic()
@@ -143,7 +146,8 @@ def train(options: TrainingOptions) -> Path:
         train_loss = _train_one_epoch(
             model, loader, optimizer, device, options, epoch * steps_per_epoch, total_steps, f"epoch {epoch + 1}/{options.epochs}"
         )
-        probabilities, presence = predict_maps(model, validation.pixels, device, options.batch_size)
+        probabilities, presence = predict_maps(model, validation.pixels, spec, device, tta=False,
+                                               batch_size=options.batch_size)
         settings, figures = tune_settings(validation, probabilities, presence, quick=True)
         figures = {"epoch": epoch + 1, "train_loss": round(train_loss, 4),
                    "minutes": round((time.monotonic() - started) / 60, 2), **figures}
@@ -178,11 +182,10 @@ def finalise(
     if ship not in ("last", "best"):
         raise ValueError(f"ship must be 'last' or 'best', not {ship!r}")
     model, card = load_checkpoint(out / ship, device=device)
-    probabilities, presence = predict_maps(model, validation.pixels, device, batch_size)
-    mirrored, mirrored_presence = predict_maps(model, validation.pixels[:, :, ::-1].copy(), device, batch_size)
+    spec = InputSpec.from_card(card)
     candidates = {
-        False: tune_settings(validation, probabilities, presence),
-        True: tune_settings(validation, (probabilities + mirrored[:, :, ::-1]) / 2, (presence + mirrored_presence) / 2),
+        tta: tune_settings(validation, *predict_maps(model, validation.pixels, spec, device, tta, batch_size))
+        for tta in (False, True)
     }
     tta = candidates[True][1]["challenge_score_crossfit"] > candidates[False][1]["challenge_score_crossfit"]
     settings, figures = candidates[tta]
@@ -205,17 +208,20 @@ def finalise(
 
 
 def predict_maps(
-    model: PneumothoraxNet, pixels: np.ndarray, device: torch.device, batch_size: int = 16
+    model: PneumothoraxNet, pixels: np.ndarray, spec: InputSpec, device: torch.device, tta: bool,
+    batch_size: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probability maps (float32 [N,S,S]) and presence probabilities ([N]) for uint8 cached pixels."""
+    """Probability maps (float32 [N,S,S]) and presence probabilities ([N]) for uint8 cached pixels.
+
+    Through `prepare_batch` and `run_network`, as `Predictor` runs the network (with flip TTA if `tta`).
+    """
     model.eval()
     maps, presence = [], []
-    with torch.no_grad():
-        for start in range(0, len(pixels), batch_size):
-            batch = normalise(pixels[start:start + batch_size].astype(np.float32) / 255.0)[:, None].to(device)
-            mask_logits, presence_logits = model(batch)
-            maps.append(torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy())
-            presence.append(torch.sigmoid(presence_logits).float().cpu().numpy())
+    for start in range(0, len(pixels), batch_size):
+        batch = prepare_batch(data.dequantise(pixels[start:start + batch_size]), spec)
+        mask_probability, presence_probability = run_network(model, batch, tta, device=device)
+        maps.append(mask_probability.numpy())
+        presence.append(presence_probability.numpy())
     return np.concatenate(maps), np.concatenate(presence)
 
 

@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+Flags = Sequence[bool] | np.ndarray  # one True/False per image
+Values = Sequence[float] | np.ndarray  # one number per image
+
 
 def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Dice overlap of two masks of the same shape; 1.0 when both are empty."""
@@ -38,7 +41,7 @@ def challenge_score(predicted: Sequence[np.ndarray], truth: Sequence[np.ndarray]
         raise ValueError(f"{len(predicted)} predicted masks for {len(truth)} true masks")
     if len(truth) == 0:
         raise ValueError("no images to score")
-    return float(np.mean([dice(p, t) for p, t in zip(predicted, truth)]))
+    return float(np.mean([dice(p, t) for p, t in zip(predicted, truth, strict=True)]))
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class PresenceConfusion:
         return _ratio(self.true_negative, self.true_negative + self.false_positive)
 
 
-def presence_confusion(predicted: Sequence[bool], actual: Sequence[bool]) -> PresenceConfusion:
+def presence_confusion(predicted: Flags, actual: Flags) -> PresenceConfusion:
     """Confusion counts of per-image presence calls against the truth."""
     called, present = _paired_flags(predicted, actual)
     return PresenceConfusion(
@@ -72,13 +75,13 @@ def presence_confusion(predicted: Sequence[bool], actual: Sequence[bool]) -> Pre
     )
 
 
-def sensitivity_specificity(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[float, float]:
+def sensitivity_specificity(predicted: Flags, actual: Flags) -> tuple[float, float]:
     """(sensitivity, specificity) of presence calls; see `PresenceConfusion`."""
     confusion = presence_confusion(predicted, actual)
     return confusion.sensitivity, confusion.specificity
 
 
-def roc_auc(scores: Sequence[float], actual: Sequence[bool]) -> float:
+def roc_auc(scores: Values, actual: Flags) -> float:
     """Area under the ROC curve of presence scores, equal to sklearn's `roc_auc_score`.
 
     Computed as the Mann-Whitney statistic with tied scores given their average rank, which
@@ -126,7 +129,7 @@ class SegmentationFigures:
 
 
 def segmentation_figures(
-    dice_scores: Sequence[float], called: Sequence[bool], scores: Sequence[float], actual: Sequence[bool]
+    dice_scores: Values, called: Flags, scores: Values, actual: Flags
 ) -> SegmentationFigures:
     """The figures of one run over labelled images, from per-image results.
 
@@ -158,7 +161,7 @@ def segmentation_figures(
     )
 
 
-def _paired_flags(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+def _paired_flags(predicted: Flags, actual: Flags) -> tuple[np.ndarray, np.ndarray]:
     called = np.asarray(predicted, dtype=bool).ravel()
     present = np.asarray(actual, dtype=bool).ravel()
     if called.shape != present.shape:

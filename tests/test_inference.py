@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from pneumoviewer.errors import Cancelled
 from pneumoviewer.model import inference, onnx_runtime
 from pneumoviewer.model.checkpoint import CheckpointError
-from pneumoviewer.errors import Cancelled
 from pneumoviewer.model.inference import Prediction, Predictor
 from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess

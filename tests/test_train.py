@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pneumoviewer.cli import main
-from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.errors import FileProblem
+from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint
 from pneumoviewer.model.network import NetworkConfig
 from pneumoviewer.model.pipeline import InputSpec

@@ -17,6 +17,8 @@ as fine, already fuses the 1/16 skip features, and is still upstream of the mask
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -75,7 +77,7 @@ def class_activation_map(
     captured: list[torch.Tensor] = []
 
     def keep_activation(_module: nn.Module, _inputs: object, output: object) -> None:
-        captured.append(output[-1] if isinstance(output, (list, tuple)) else output)
+        captured.append(cast(torch.Tensor, output[-1] if isinstance(output, (list, tuple)) else output))
 
     handle = layer.register_forward_hook(keep_activation)
     try:

@@ -91,7 +91,8 @@ class Predictor:
     def cached(cls, checkpoint: Path) -> Predictor:
         """A predictor for `checkpoint`, shared with earlier callers unless its files changed since."""
         path = Path(checkpoint).resolve()
-        key = (path, *(file.stat().st_mtime_ns if file.exists() else -1 for file in checkpoint_paths(path)))
+        weights_file, card_file = checkpoint_paths(path)
+        key = (path, _modified_ns(weights_file), _modified_ns(card_file))
         with _CACHE_LOCK:
             predictor = _CACHE.get(key)
             if predictor is None:
@@ -180,8 +181,13 @@ class Predictor:
 def upsample_probability(probability: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     """(S, S) probabilities -> float32 numpy array of `shape` (bilinear), clipped to [0, 1]."""
     if tuple(probability.shape) != tuple(shape):
-        probability = F.interpolate(probability[None, None], size=tuple(shape), mode="bilinear", align_corners=False)[0, 0]
+        resized = F.interpolate(probability[None, None], size=tuple(shape), mode="bilinear", align_corners=False)
+        probability = resized[0, 0]
     return probability.clamp(0.0, 1.0).numpy().astype(np.float32, copy=False)
+
+
+def _modified_ns(file: Path) -> int:
+    return file.stat().st_mtime_ns if file.exists() else -1
 
 
 _CACHE: dict[tuple[Path, int, int], Predictor] = {}  # (file, weights mtime, card mtime)

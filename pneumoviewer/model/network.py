@@ -60,7 +60,7 @@ class PneumothoraxNet(nn.Module):
         import segmentation_models_pytorch as smp
 
         self.config = config
-        aux_params = dict(classes=1, dropout=config.presence_dropout) if config.presence_head else None
+        aux_params = {"classes": 1, "dropout": config.presence_dropout} if config.presence_head else None
         self.unet = smp.Unet(
             encoder_name=config.encoder,
             encoder_weights=None,

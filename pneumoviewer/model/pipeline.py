@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from pneumoviewer.model.checkpoint import ModelCard
 
-# Any callable like `PneumothoraxNet` or `OnnxNetwork`: (B, C, S, S) -> (mask logits (B, 1, S, S), presence logits (B,)).
+# A callable like `PneumothoraxNet` or `OnnxNetwork`: (B, C, S, S) -> (mask logits (B, 1, S, S), presence logits (B,)).
 Network = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -55,8 +55,7 @@ def resize_to_input(image: torch.Tensor, size: int) -> torch.Tensor:
 
 def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     """One HxW array (pixels in [0, 1], or a 0/1 mask) -> float32 size x size, by `resize_to_input`."""
-    image = torch.from_numpy(np.ascontiguousarray(_grey_image(pixels), dtype=np.float32))[None, None]
-    return resize_to_input(image, size)[0, 0].numpy()
+    return _as_tensor(pixels, size)[0, 0].numpy()
 
 
 def prepare_batch(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec) -> torch.Tensor:
@@ -64,10 +63,7 @@ def prepare_batch(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec) ->
 
     Images already at the input size (the training cache, dequantised) are only normalised.
     """
-    resized = [
-        resize_to_input(torch.from_numpy(np.ascontiguousarray(_grey_image(pixels), dtype=np.float32))[None, None], spec.size)
-        for pixels in images
-    ]
+    resized = [_as_tensor(pixels, spec.size) for pixels in images]
     if not resized:
         raise ValueError("no images to prepare")
     batch = (torch.cat(resized) - spec.mean) / spec.std
@@ -101,8 +97,9 @@ def _probabilities(network: Network, batch: torch.Tensor) -> tuple[torch.Tensor,
     return torch.sigmoid(mask_logits[:, 0]), torch.sigmoid(presence_logits.reshape(len(batch)))
 
 
-def _grey_image(pixels: np.ndarray) -> np.ndarray:
+def _as_tensor(pixels: np.ndarray, size: int) -> torch.Tensor:
+    """One HxW array -> float32 (1, 1, size, size) by `resize_to_input`."""
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or min(pixels.shape) < 2:
         raise ValueError(f"expected a 2-D grey image, got an array of shape {pixels.shape}")
-    return pixels
+    return resize_to_input(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None], size)

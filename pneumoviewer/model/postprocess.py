@@ -68,7 +68,10 @@ class InferenceSettings:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown inference setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-        converted = {name: _convert_setting(name, known[name].type, value) for name, value in values.items()}
+        # Annotations are strings here (`from __future__ import annotations`): "bool", "int", "float".
+        converted: dict[str, Any] = {
+            name: _convert_setting(name, str(known[name].type), value) for name, value in values.items()
+        }
         return cls(**converted)
 
 

@@ -55,7 +55,7 @@ class TrainingDataError(FileProblem):
 
 def find_image_files(folder: Path) -> dict[str, Path]:
     """`<ImageId>.dcm|.png|.jpg|.jpeg` files under `folder` (recursive), keyed by ImageId."""
-    files = {}
+    files: dict[str, Path] = {}
     for path in sorted(Path(folder).rglob("*")):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.name.startswith("."):
             files.setdefault(path.stem, path)

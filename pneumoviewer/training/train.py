@@ -99,7 +99,7 @@ def train(options: TrainingOptions) -> Path:
     if options.encoder_weights is not None:
         load_imagenet_encoder(model, options.encoder_weights)
     # channels_last: faster depthwise convolutions on CPU (oneDNN); no effect on the results.
-    model.to(device, memory_format=torch.channels_last)
+    model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
     steps_per_epoch = options.steps_per_epoch or max(1, len(train_images) // options.batch_size)
     total_steps = steps_per_epoch * options.epochs
@@ -133,18 +133,20 @@ def train(options: TrainingOptions) -> Path:
     )
 
     spec = InputSpec.from_card(card)
-    dataset = data.RadiographDataset(train_pixels, train_masks, spec, data.training_augmentation(options.seed))
+    augmentation = data.training_augmentation(options.seed)
+    dataset = data.RadiographDataset(train_pixels, train_masks, spec, augmentation)
     weights = data.balanced_sample_weights([image.positive for image in train_images])
     for epoch in range(start_epoch, options.epochs):
         started = time.monotonic()
-        dataset.augmentation.set_random_seed(options.seed + epoch)
+        augmentation.set_random_seed(options.seed + epoch)
         sampler = torch.utils.data.WeightedRandomSampler(
-            weights, steps_per_epoch * options.batch_size, replacement=True,
+            weights.tolist(), steps_per_epoch * options.batch_size, replacement=True,
             generator=torch.Generator().manual_seed(options.seed + epoch),
         )
         loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, sampler=sampler, drop_last=True)
         train_loss = _train_one_epoch(
-            model, loader, optimizer, device, options, epoch * steps_per_epoch, total_steps, f"epoch {epoch + 1}/{options.epochs}"
+            model, loader, optimizer, device, options, epoch * steps_per_epoch, total_steps,
+            f"epoch {epoch + 1}/{options.epochs}",
         )
         probabilities, presence = predict_maps(model, validation.pixels, spec, device, tta=False,
                                                batch_size=options.batch_size)
@@ -266,7 +268,8 @@ def _train_one_epoch(
     bar = tqdm(loader, desc=description, disable=not options.progress, unit="batch", mininterval=10)
     for offset, (images, masks, presence) in enumerate(bar):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(first_step + offset, total_steps, options.learning_rate, options.warmup_steps)
+            step = first_step + offset
+            group["lr"] = learning_rate_at(step, total_steps, options.learning_rate, options.warmup_steps)
         images = images.to(device, memory_format=torch.channels_last)
         masks, presence = masks.to(device), presence.to(device)
         with torch.autocast(device.type, enabled=use_amp):
@@ -295,7 +298,7 @@ def _restore(
     try:
         state = torch.load(state_path, map_location=device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - torch.load and load_state_dict fail in many ways on a damaged file
         raise CheckpointError(state_path, f"training state is damaged ({type(err).__name__}: {err})") from None
     training = last_card.training
     commands = list(training.get("commands", [training["command"]] if "command" in training else []))

@@ -53,7 +53,7 @@ class ValidationSet:
 
     @property
     def positive(self) -> np.ndarray:
-        return self.masks.reshape(len(self.masks), -1).any(axis=1)
+        return np.asarray(self.masks.reshape(len(self.masks), -1).any(axis=1), dtype=bool)
 
 
 def tune_settings(
@@ -76,9 +76,11 @@ def evaluate_settings(
 ) -> dict[str, Any]:
     """`metrics.segmentation_figures` of `settings` (via `postprocess`), plus the presence head's own AUC."""
     truth = validation.positive
-    outputs: list[PostProcessed] = [postprocess(p, float(h), settings) for p, h in zip(probabilities, presence)]
+    outputs: list[PostProcessed] = [
+        postprocess(p, float(h), settings) for p, h in zip(probabilities, presence, strict=True)
+    ]
     figures = metrics.segmentation_figures(
-        [metrics.dice(output.mask, mask) for output, mask in zip(outputs, validation.masks)],
+        [metrics.dice(output.mask, mask) for output, mask in zip(outputs, validation.masks, strict=True)],
         [output.positive for output in outputs],
         [output.score for output in outputs],
         truth,

@@ -109,7 +109,7 @@ def roc_auc(scores: Values, actual: Flags) -> float:
 class SegmentationFigures:
     """What a model scores on labelled images; `to_dict()` gives the names every report uses."""
 
-    images: int
+    images_evaluated: int
     positive_images: int  # images whose truth mask is non-empty
     challenge_score: float  # mean per-image Dice (empty on empty = 1)
     all_empty_score: float  # the same for "no pneumothorax" everywhere: the share of negative images
@@ -148,7 +148,7 @@ def segmentation_figures(
     challenge = float(dice_values.mean())
     all_empty = float(np.mean(~present))  # an empty mask scores 1 on a negative image, 0 on a positive one
     return SegmentationFigures(
-        images=int(present.size),
+        images_evaluated=int(present.size),
         positive_images=int(np.count_nonzero(present)),
         challenge_score=challenge,
         all_empty_score=all_empty,

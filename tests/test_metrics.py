@@ -75,7 +75,7 @@ def test_segmentation_figures_on_real_labels_shifted(siim_labels_csv: Path) -> N
     actual = [bool(mask.any()) for mask in truth]
     scores = [float(c) + 0.01 * index for index, c in enumerate(called)]
     figures = segmentation_figures([dice(p, t) for p, t in zip(predicted, truth)], called, scores, actual)
-    assert figures.images == 200 and figures.positive_images == sum(actual)
+    assert figures.images_evaluated == 200 and figures.positive_images == sum(actual)
     assert figures.challenge_score == pytest.approx(challenge_score(predicted, truth))
     assert figures.all_empty_score == pytest.approx(challenge_score([np.zeros_like(t) for t in truth], truth))
     assert figures.gain_over_all_empty == pytest.approx(figures.challenge_score - figures.all_empty_score)

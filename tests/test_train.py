@@ -125,7 +125,7 @@ def test_train_writes_model_card_and_resumes(small_labels: Path, siim_dir: Path,
     assert model_path == out / "model"
     assert card.network.input_size == 64
     InferenceSettings.from_dict(card.settings)  # the tuned settings are valid inference settings
-    assert card.metrics["images"] == 2 and card.metrics["positive_images"] == 1
+    assert card.metrics["images_evaluated"] == 2 and card.metrics["positive_images"] == 1
     assert card.metrics["all_empty_score"] == pytest.approx(0.5)
     assert len(card.training["split"]["validation_ids"]) == 2
     assert [entry["epoch"] for entry in card.training["history"]] == [1]

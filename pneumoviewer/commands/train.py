@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pneumoviewer.commands import fail
+from pneumoviewer.errors import FileProblem
 
 if TYPE_CHECKING:
     from pneumoviewer.commands import Subparsers
@@ -47,11 +48,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pneumoviewer.io.annotations import AnnotationError
-    from pneumoviewer.io.dicom import DicomError
-    from pneumoviewer.model.checkpoint import CheckpointError
-    from pneumoviewer.model.data import TrainingDataError
-    from pneumoviewer.model.train import TrainingOptions, train
+    from pneumoviewer.training.train import TrainingOptions, train
 
     options = TrainingOptions(
         labels=args.labels, images=args.images, out=args.out, extra_labels=args.extra_labels,
@@ -62,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         model = train(options)
-    except (AnnotationError, DicomError, CheckpointError, TrainingDataError) as error:
-        return fail(str(error))
+    except FileProblem as error:  # labels, images, checkpoints: each names its file
+        return fail(error)
     except FileNotFoundError as error:
         return fail(f"{error.filename}: file not found")
     print(f"model written to {model}.safetensors (+ .json card)")

@@ -236,20 +236,3 @@ def test_a_result_of_this_session_is_never_replaced_by_an_older_stored_one(study
     later = open_study(study, data)
     assert later.restore_predictions(MODEL) == set(predictions)
     assert later.case(fresh.image_id).ai_score == pytest.approx(0.01)  # the fresh result is the stored one now
-
-
-def test_without_a_call_of_its_own_a_non_empty_mask_is_the_call(study: Path, tmp_path: Path) -> None:
-    session = open_study(study, tmp_path / "data")
-
-    class Scored:  # a prediction from before `Prediction.positive`
-        def __init__(self, mask: np.ndarray) -> None:
-            self.score, self.mask = 0.3, mask
-
-    first, second = session.cases[:2]
-    session.apply_prediction(first.image_id, Scored(lesion(first.shape, 100, 100)), MODEL)
-    session.apply_prediction(second.image_id, Scored(np.zeros(second.shape, dtype=bool)), MODEL)
-    assert first.ai_positive is True and second.ai_positive is False
-    session.close()
-    reopened = open_study(study, tmp_path / "data")
-    reopened.restore_predictions(MODEL)
-    assert reopened.case(first.image_id).ai_positive is True and reopened.case(second.image_id).ai_positive is False

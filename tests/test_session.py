@@ -44,7 +44,7 @@ def draw(case: Case, row: float, col: float, radius: float = 6, value: bool = Tr
 
 class FakePrediction:
     def __init__(self, score: float, mask: np.ndarray) -> None:
-        self.score, self.mask = score, mask
+        self.score, self.mask, self.positive = score, mask, bool(mask.any())
 
 
 def blob(center: tuple[int, int], radius: int) -> np.ndarray:
@@ -80,11 +80,11 @@ def test_erasing_on_a_rejected_case_keeps_it_rejected_and_undo_never_changes_sta
 def test_accepting_adopts_the_ai_mask_as_one_undo_step_and_starting_from_ai_is_not_a_correction() -> None:
     first, second = make_cases(2)
     ai_mask = blob((100, 100), 30)
-    first.set_ai_result(0.9, ai_mask)
+    first.set_ai_result(0.9, ai_mask, True)
     first.set_status(ReviewStatus.ACCEPTED)
     assert np.array_equal(first.mask, ai_mask) and first.status is ReviewStatus.ACCEPTED
     assert first.editor.undo_depth == 1
-    second.set_ai_result(0.8, ai_mask)
+    second.set_ai_result(0.8, ai_mask, True)
     second.start_from_ai()
     assert second.status is ReviewStatus.UNREVIEWED and np.array_equal(second.mask, ai_mask)
 
@@ -98,10 +98,10 @@ def test_a_rejected_case_exports_empty_whatever_its_mask() -> None:
 
 def test_rerunning_the_ai_keeps_the_edited_mask_and_its_undo_history() -> None:
     case = make_cases(1)[0]
-    case.set_ai_result(0.4, blob((60, 60), 10))
+    case.set_ai_result(0.4, blob((60, 60), 10), True)
     draw(case, 150, 150)
     edited = case.mask.copy()
-    case.set_ai_result(0.7, blob((200, 60), 20))
+    case.set_ai_result(0.7, blob((200, 60), 20), True)
     assert np.array_equal(case.mask, edited) and case.ai_score == 0.7
     assert np.array_equal(case.ai_mask, blob((200, 60), 20))
     case.editor.undo()
@@ -183,7 +183,7 @@ def test_everything_comes_back_after_a_crash(tmp_path: Path) -> None:
     draw(first, 50, 50)
     first.editor.fill(200, 10)  # a second step on the same case
     third.set_status(ReviewStatus.REJECTED)
-    second.set_ai_result(0.9, blob((80, 80), 25))
+    second.set_ai_result(0.9, blob((80, 80), 25), True)
     second.set_status(ReviewStatus.ACCEPTED)
     expected = {case.image_id: (case.status, case.mask.copy() if case.mask is not None else None) for case in session}
     del session  # a crash: no close(), no save()

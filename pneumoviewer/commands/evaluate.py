@@ -184,7 +184,7 @@ def _score(result: Predicted, encodings: list[str], labels: Path) -> ImageScore 
         return FileProblem(result.path, f"its label in {labels} does not fit a {mask.shape[1]}x{mask.shape[0]} "
                            f"image ({error.reason})")
     return ImageScore(
-        result.image_id, result.prediction.score, bool(truth.any()), bool(mask.any()),
+        result.image_id, result.prediction.score, bool(truth.any()), result.prediction.positive,
         metrics.dice(mask, truth), sum(v for k, v in result.timings.items() if k != "cam"),
     )
 
@@ -193,17 +193,13 @@ def _summary(
     scores: list[ImageScore], predictor: Predictor, settings: dict[str, Any], labels: Path, images: Path,
     ids_file: Path | None, skipped: list[FileProblem],
 ) -> dict[str, Any]:
-    import numpy as np
-
     from pneumoviewer import metrics
     from pneumoviewer.commands._batch import latency_summary
 
-    truth = [s.truth_positive for s in scores]
-    called = [s.called_positive for s in scores]
-    confusion = metrics.presence_confusion(called, truth)
-    positive_dice = [s.dice for s in scores if s.truth_positive]
-    challenge = float(np.mean([s.dice for s in scores]))
-    baseline = float(np.mean([not t for t in truth]))  # Dice of an empty mask: 1 on negatives, 0 on positives
+    figures = metrics.segmentation_figures(
+        [s.dice for s in scores], [s.called_positive for s in scores], [s.score for s in scores],
+        [s.truth_positive for s in scores],
+    )
     return {
         "model": str(predictor.checkpoint),
         "runtime": predictor.runtime,
@@ -211,16 +207,7 @@ def _summary(
         "labels": str(labels),
         "images": str(images),
         "ids_file": None if ids_file is None else str(ids_file),
-        "images_evaluated": len(scores),
-        "positive_images": int(sum(truth)),
-        "challenge_score": challenge,
-        "all_empty_baseline": baseline,
-        "improvement_over_baseline": challenge - baseline,
-        "mean_dice_on_positive_images": float(np.mean(positive_dice)) if positive_dice else math.nan,
-        "confusion": asdict(confusion),
-        "sensitivity": confusion.sensitivity,
-        "specificity": confusion.specificity,
-        "roc_auc": metrics.roc_auc([s.score for s in scores], truth),
+        **figures.to_dict(),
         "latency": {**latency_summary([s.seconds for s in scores]), "model_load_s": predictor.load_seconds},
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
         "per_image": [asdict(s) for s in scores],
@@ -237,7 +224,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
          f"model {Path(summary['model']).name} ({summary['runtime']}), TTA {tta}"),
         "",
         f"{'':34}{'model':>9}{'all-empty':>11}",
-        f"{'challenge score (mean Dice)':34}{summary['challenge_score']:>9.4f}{summary['all_empty_baseline']:>11.4f}",
+        f"{'challenge score (mean Dice)':34}{summary['challenge_score']:>9.4f}{summary['all_empty_score']:>11.4f}",
         f"{'mean Dice on positive images':34}{summary['mean_dice_on_positive_images']:>9.4f}{0.0:>11.4f}",
         "",
         f"{'presence calls':22}{'truth +':>9}{'truth -':>9}",

@@ -32,11 +32,8 @@ class ImageOutcome:
     path: Path
     lesions: list[str]  # RLE, one per connected region; ["-1"] when negative
     score: float
+    positive: bool  # the model's call (`Prediction.positive`)
     stats: LesionStats
-
-    @property
-    def positive(self) -> bool:
-        return self.stats.count > 0
 
 
 def register(subparsers: Subparsers) -> None:
@@ -164,7 +161,7 @@ def _outcome(result: Predicted, convention: RleConvention) -> ImageOutcome:
     mask = result.prediction.mask
     return ImageOutcome(
         result.image_id, result.path, encode_lesions(mask, convention), result.prediction.score,
-        lesion_stats(mask, result.image.metadata.pixel_spacing_mm),
+        result.prediction.positive, lesion_stats(mask, result.image.metadata.pixel_spacing_mm),
     )
 
 
@@ -175,7 +172,7 @@ def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path |
     if cam_dir is not None and result.heat is not None:
         write_heat_png(cam_dir / f"{stem}.png", result.heat)
     if overlay_dir is not None:
-        call = "pneumothorax" if result.prediction.mask.any() else "no pneumothorax"
+        call = "pneumothorax" if result.prediction.positive else "no pneumothorax"
         caption = f"AI score {result.prediction.score:.2f}: {call}\n{result.image_id}"
         write_overlay_png(overlay_dir / f"{stem}.png", result.image.pixels, result.prediction.mask, result.heat,
                           caption)

@@ -133,11 +133,8 @@ class Case:
                 bool).reshape(box_shape)
         return mask
 
-    def set_ai_result(self, score: float, mask: np.ndarray, positive: bool | None = None) -> None:
-        """Store (or replace) the AI score, mask and call; edits and their history are untouched.
-
-        `positive` is the model's call; without one, a non-empty mask is the call.
-        """
+    def set_ai_result(self, score: float, mask: np.ndarray, positive: bool) -> None:
+        """Store (or replace) the AI score, mask and call (`Prediction.positive`); edits and their history stay."""
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != self.shape:
             raise ValueError(f"{self.image_id}: AI mask shape {mask.shape} differs from the image {self.shape}")
@@ -149,7 +146,7 @@ class Case:
             self._ai_bits = np.packbits(mask[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1].reshape(-1))
         else:
             self._ai_box, self._ai_bits = None, np.zeros(0, dtype=np.uint8)
-        self.ai_positive = bool(rows.size) if positive is None else bool(positive)
+        self.ai_positive = bool(positive)
         self.changed.emit(self, CaseChange.AI)
 
     def ai_lesions(self) -> LesionStats | None:

@@ -42,13 +42,11 @@ if TYPE_CHECKING:
 
 
 class AiResult(Protocol):
-    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction`.
-
-    Its `positive` (the model's call) is used when it has one; otherwise a non-empty mask is the call.
-    """
+    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction` (`positive` is the call)."""
 
     score: float
     mask: np.ndarray
+    positive: bool
 
 
 class WorklistOrder(str, Enum):
@@ -181,7 +179,7 @@ class ReviewSession:
         """
         case = self.case(image_id)
         with self._prediction_lock:  # so a restore running meanwhile cannot put an older result over it
-            case.set_ai_result(prediction.score, prediction.mask, getattr(prediction, "positive", None))
+            case.set_ai_result(prediction.score, prediction.mask, prediction.positive)
             self._ai_model_keys[image_id] = model_key
             if model_key is None or case.path is None:
                 return

@@ -14,6 +14,7 @@ the UI shows it. `save()` saves everything still pending and raises if it cannot
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -240,10 +241,8 @@ class ReviewSession:
                 self.restore_problems.append(SessionLoadError(
                     journal.path, f"{count} damaged and will be predicted again ({damaged[0]}{more})"))
             if contents.dead_lines or len(kept) < len(contents.latest):
-                try:
+                with contextlib.suppress(OSError):  # the dead lines stay, skipped again next time: nothing lost
                     journal.rewrite(list(kept.values()))
-                except OSError:
-                    pass  # the dead lines stay and are skipped again next time: nothing is lost
             return restored
 
     def import_annotations(

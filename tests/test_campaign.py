@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -116,3 +118,29 @@ def test_status_reports_progress_and_eta(tmp_path: Path) -> None:
     assert entry["state"] == "stopped (training)" and entry["eta_hours"] == 1.5  # 3 steps left x 0.5 h
     text = campaign.format_status(report)
     assert "epoch 2/3 step 1/2" in text and "checkpoint 10 min ago" in text and "ETA 1.5 h" in text
+
+
+def test_gpu_fold_script_trains_two_folds_from_a_pack(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
+    """The GPU script, here on the CPU: a 64 px pack, folds 0 and 1 of 4, two steps each."""
+    from pneumoviewer.training import data
+    from pneumoviewer.training.pack import write_pack
+
+    images = data.load_labelled_images(small_labels, siim_dir, "primary")
+    pack = write_pack(tmp_path / "pack.npz", images, 64, tmp_path / "cache", codec="png", progress=False)
+    script = campaign.REPO_ROOT / "scripts" / "gpu_train_folds.sh"
+    environment = {**os.environ, "FOLDS": "4", "FOLD_LIST": "0 1", "PYTHON": sys.executable,
+                   "BUNDLE": str(tmp_path / "bundle")}
+    result = subprocess.run(
+        [str(script), str(pack), str(tmp_path / "gpu"), "--epochs", "1", "--steps-per-epoch", "2",
+         "--batch-size", "2", "--threads", "1"],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "device: cpu" in result.stdout
+    for fold in (0, 1):
+        card = json.loads((tmp_path / "gpu" / f"fold{fold}" / "model.json").read_text())
+        assert card["training"]["split"]["fold"] == fold and card["training"]["split"]["folds"] == 4
+        assert (tmp_path / "gpu" / f"fold{fold}" / "oof.npz").is_file()
+    bundled = subprocess.run(f"cat {tmp_path}/bundle/folds.tar.part-* | tar -tf -", shell=True,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert "fold1/model.safetensors" in bundled and "campaign.jsonl" in bundled

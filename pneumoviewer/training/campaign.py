@@ -193,6 +193,15 @@ def start_in_background(protocol: Path, root: Path) -> int:
             ["nice", "-n", "19", sys.executable, str(script), "run", "--protocol", str(protocol), "--root", str(root)],
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
+    # Two starts at once both pass the check above; only one gets the lock, the other exits: say which.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CampaignBusy(f"the campaign did not start (status {process.returncode}, see {root / 'campaign.out'}):"
+                               f" {lock_holder(root) or 'no holder'}")
+        if (lock_holder(root) or "").startswith(f"pid {process.pid} "):
+            return process.pid
+        time.sleep(0.2)
     return process.pid
 
 

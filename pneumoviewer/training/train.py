@@ -54,6 +54,7 @@ from pneumoviewer.training import data
 from pneumoviewer.training.pack import read_pack
 from pneumoviewer.training.predictions import write_predictions
 from pneumoviewer.training.state import (
+    STATE_FILE,
     AugmentationRandom,
     TrainingState,
     load_state,
@@ -155,6 +156,9 @@ def train(options: TrainingOptions) -> Path:
     dataset = data.RadiographDataset(train_pixels, train_masks, spec, augmentation)
     weights = data.balanced_sample_weights([image.positive for image in train_images])
     progress = _Progress(out, options, steps_per_epoch)
+    if loaded is not None:  # status shows the checkpoint this run resumed from until the next one
+        progress.checkpointed_at = {"epoch": state.epoch, "step": state.step,
+                                    "time": round((out / STATE_FILE).stat().st_mtime, 1)}
 
     def checkpoint(phase: str, augmentation_random: AugmentationRandom) -> None:
         progress.account(state)

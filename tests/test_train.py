@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,11 @@ from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint
 from pneumoviewer.model.network import NetworkConfig
 from pneumoviewer.model.pipeline import InputSpec
-from pneumoviewer.model.postprocess import InferenceSettings
+from pneumoviewer.model.postprocess import InferenceSettings, presence_score
 from pneumoviewer.training import data
+from pneumoviewer.training import train as train_module
+from pneumoviewer.training.pack import read_pack, write_pack
+from pneumoviewer.training.state import STATE_FILE
 from pneumoviewer.training.train import (
     TrainingOptions,
     learning_rate_at,
@@ -39,7 +43,7 @@ def small_labels(siim_labels_csv: Path, tmp_path_factory: pytest.TempPathFactory
     return path
 
 
-def _options(small_labels: Path, siim_dir: Path, out: Path, cache: Path, **overrides) -> TrainingOptions:
+def _options(small_labels: Path | None, siim_dir: Path | None, out: Path, cache: Path, **overrides) -> TrainingOptions:
     values = dict(
         labels=small_labels, images=siim_dir, out=out, cache_dir=cache, input_size=64, batch_size=2,
         steps_per_epoch=2, epochs=1, warmup_steps=1, validation_fraction=0.25, threads=1, progress=False,
@@ -143,9 +147,124 @@ def test_train_writes_model_card_and_resumes(small_labels: Path, siim_dir: Path,
     assert resumed.training["split"] == card.training["split"]
 
 
-def test_resume_without_a_finished_epoch_is_refused(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="nothing to resume"):
-        train(_options(small_labels, siim_dir, tmp_path / "empty", tmp_path / "cache", resume=True))
+def test_resume_on_an_empty_folder_starts_fresh(
+    small_labels: Path, siim_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "campaign.jsonl"
+    options = _options(small_labels, siim_dir, tmp_path / "empty", tmp_path / "cache", resume=True, log_file=log)
+    model_path = train(options)
+    assert "nothing to resume" in capsys.readouterr().out and model_path.with_suffix(".json").is_file()
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [event["event"] for event in events] == ["started", "epoch", "finished"]
+    assert events[1]["run"] == "empty" and "roc_auc" in events[1] and "challenge_score" in events[2]
+
+
+def test_interrupted_mid_epoch_and_resumed_gives_the_same_weights(
+    small_labels: Path, siim_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed inside epoch 2 (state saved every step), resumed: bit-identical to the uninterrupted run.
+
+    Both runs draw the same batches, augmentations and dropout masks and do the same float operations
+    on the same thread count, so equality is exact on the CPU (on CUDA, atomics make it approximate).
+    """
+    settings = {"epochs": 2, "steps_per_epoch": 3, "checkpoint_minutes": 0.0, "validation_fraction": 0.25}
+    train(_options(small_labels, siim_dir, tmp_path / "whole", tmp_path / "cache", **settings))
+
+    calls = {"count": 0}
+    real_loss = train_module.segmentation_loss
+
+    def loss_then_killed(*args: torch.Tensor) -> torch.Tensor:
+        calls["count"] += 1
+        if calls["count"] == 5:  # epoch 2, step 2: the state holds epoch 1 + 1 step
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(train_module, "segmentation_loss", loss_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(_options(small_labels, siim_dir, tmp_path / "split", tmp_path / "cache", **settings))
+    saved = torch.load(tmp_path / "split" / STATE_FILE, weights_only=True)
+    assert (saved["epoch"], saved["step"]) == (1, 1)
+    progress = json.loads((tmp_path / "split" / "progress.json").read_text())
+    assert progress["checkpoint"]["epoch"] == 1 and progress["checkpoint"]["step"] == 1
+    monkeypatch.setattr(train_module, "segmentation_loss", real_loss)
+    train(_options(small_labels, siim_dir, tmp_path / "split", tmp_path / "cache", resume=True, **settings))
+
+    whole, split = (load_checkpoint(tmp_path / name / "last")[0].state_dict() for name in ("whole", "split"))
+    assert all(torch.equal(whole[name], split[name]) for name in whole)
+    _, whole_card = load_checkpoint(tmp_path / "whole" / "model")
+    _, split_card = load_checkpoint(tmp_path / "split" / "model")
+    losses = [[e["train_loss"] for e in card.training["history"]] for card in (whole_card, split_card)]
+    assert losses[0] == losses[1]
+    assert len(split_card.training["commands"]) == 2
+
+
+def test_resume_refuses_the_state_of_a_different_run(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_options(small_labels, siim_dir, out, tmp_path / "cache"))
+    with pytest.raises(CheckpointError, match="different run.*batch_size 2 -> 4"):
+        train(_options(small_labels, siim_dir, out, tmp_path / "cache", batch_size=4, resume=True))
+    (out / STATE_FILE).write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="damaged"):
+        train(_options(small_labels, siim_dir, out, tmp_path / "cache", resume=True))
+
+
+def test_folds_are_stratified_disjoint_seeded_and_cover_every_image(siim_labels_csv: Path, siim_dir: Path) -> None:
+    images = data.load_labelled_images(siim_labels_csv, siim_dir, source="siim")
+    validations = [data.split_folds(images, 5, fold, seed=2019)[1] for fold in range(5)]
+    ids = [image.image_id for fold in validations for image in fold]
+    assert sorted(ids) == sorted(image.image_id for image in images)  # each image validates exactly once
+    assert {sum(image.positive for image in fold) for fold in validations} <= {44, 45}  # 222 positives
+    assert {len(fold) for fold in validations} <= {214, 215, 216}
+    train_images, validation = data.split_folds(images, 5, 2, seed=2019)
+    assert not {i.image_id for i in train_images} & {i.image_id for i in validation}
+    assert len(train_images) + len(validation) == len(images)
+    shuffled = list(reversed(images))  # file order does not matter, the seed does
+    assert {i.image_id for i in data.split_folds(shuffled, 5, 2, seed=2019)[1]} == {i.image_id for i in validation}
+    assert {i.image_id for i in data.split_folds(images, 5, 2, seed=7)[1]} != {i.image_id for i in validation}
+    with pytest.raises(ValueError):
+        data.split_folds(images, 5, 5, seed=2019)
+
+
+def test_fold_run_writes_out_of_fold_predictions_and_records_the_fold(
+    small_labels: Path, siim_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fold1"
+    _, card = load_checkpoint(train(_options(small_labels, siim_dir, out, tmp_path / "cache", folds=4, fold=1)))
+    split = card.training["split"]
+    assert (split["folds"], split["fold"]) == (4, 1) and "4-fold" in split["rule"]
+    images = data.load_labelled_images(small_labels, siim_dir, "siim")
+    expected = [i.image_id for i in data.split_folds(images, 4, 1, seed=2019)[1]]
+    assert split["validation_ids"] == expected
+    with np.load(out / "oof.npz") as oof:
+        assert list(oof["image_ids"]) == expected and int(oof["fold"]) == 1 and int(oof["folds"]) == 4
+        assert oof["maps"].shape == (2, 64, 64) and oof["maps"].dtype == np.float16
+        assert oof["maps_tta"].shape == (2, 64, 64) and oof["masks"].shape == (2, 64, 64)
+        assert list(oof["positive"]) == [bool(m.any()) for m in oof["masks"]] and oof["positive"].sum() == 1
+        assert oof["top_probability"].shape == (2, len(oof["top_pixel_counts"]))
+        assert np.all((oof["presence"] >= 0) & (oof["presence"] <= 1))
+        # the stored inputs give the card's triage scores: top_probability column for 1000 px at 1024²
+        column = list(oof["top_pixel_counts"]).index(1000)
+        maps = oof["maps"].astype(np.float32)
+        expected_top = [presence_score(m, None, InferenceSettings(presence_min_pixels=1000)) for m in maps]
+        assert oof["top_probability"][:, column] == pytest.approx(expected_top, abs=1e-3)
+
+
+def test_pack_round_trip_and_training_from_it(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
+    images = data.load_labelled_images(small_labels, siim_dir, "primary")
+    pixels, masks = data.load_examples(images, 64, tmp_path / "cache", progress=False)
+    lossless = read_pack(write_pack(tmp_path / "png.npz", images, 64, tmp_path / "cache", codec="png", progress=False))
+    assert np.array_equal(lossless.pixels, pixels) and np.array_equal(lossless.masks, masks)
+    def labels(items: list[data.LabelledImage]) -> list[tuple]:
+        return [(i.image_id, i.rle_rows, i.positive) for i in items]
+
+    assert labels(lossless.images) == labels(images)
+    lossy = read_pack(write_pack(tmp_path / "jpeg.npz", images, 64, tmp_path / "cache", codec="jpeg90", progress=False))
+    assert np.abs(lossy.pixels.astype(int) - pixels).mean() < 3 and np.array_equal(lossy.masks, masks)
+    packed = _options(None, None, tmp_path / "packed", tmp_path / "unused", pack=tmp_path / "png.npz", folds=4, fold=0)
+    _, card = load_checkpoint(train(packed))
+    assert card.training["data"]["pack"] == str(tmp_path / "png.npz") and card.training["split"]["fold"] == 0
+    with pytest.raises(data.TrainingDataError, match="at 64 px, not 96"):
+        train(_options(None, None, tmp_path / "x", tmp_path / "unused", pack=tmp_path / "png.npz", input_size=96))
 
 
 def test_cli_reports_missing_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ rounding of the cache).
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pneumoviewer.io import rle
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.pipeline import InputSpec, prepare_batch, resize_pixels
+from pneumoviewer.training.state import AugmentationRandom
 
 IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg")
 # Bump when the decode/resize recipe changes, so stale cache files are never reused.
@@ -92,6 +94,31 @@ def split_validation(
         ids = sorted(image.image_id for image in images if image.positive == positive)
         count = round(len(ids) * fraction)
         validation_ids.update(generator.permutation(ids)[:count].tolist())
+    return _partition(images, validation_ids)
+
+
+def split_folds(
+    images: Sequence[LabelledImage], folds: int, fold: int, seed: int
+) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    """(train, validation) for fold `fold` (0-based) of a seeded `folds`-fold split, stratified, by image.
+
+    The rule: positives and negatives separately, their ids sorted, permuted by
+    `np.random.default_rng(seed)` (positives first, then negatives, from one generator), then dealt
+    round-robin: the j-th id of the permutation goes to fold j mod `folds`. Every image is in exactly
+    one fold, each fold holds the same share of positives to within one image, and the folds depend
+    only on the ids, their labels and the seed (not on file order or paths).
+    """
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} of {folds}: need folds >= 2 and 0 <= fold < folds")
+    generator = np.random.default_rng(seed)
+    validation_ids: set[str] = set()
+    for positive in (True, False):
+        ids = generator.permutation(sorted(image.image_id for image in images if image.positive == positive))
+        validation_ids.update(ids[fold::folds].tolist())
+    return _partition(images, validation_ids)
+
+
+def _partition(images: Sequence[LabelledImage], validation_ids: set[str]) -> tuple[list[LabelledImage], list[LabelledImage]]:
     train = [image for image in images if image.image_id not in validation_ids]
     validation = [image for image in images if image.image_id in validation_ids]
     return train, validation
@@ -167,6 +194,17 @@ def training_augmentation(seed: int) -> A.Compose:
         ],
         seed=seed,
     )
+
+
+def seed_augmentation(augmentation: A.Compose, seed: int) -> AugmentationRandom:
+    """Seed `augmentation` with ONE numpy/Python generator pair shared by all its transforms, and return it.
+
+    A single pair (rather than albumentations' one per transform) is what makes the augmentation
+    stream checkpointable: saving and restoring these two generators continues it exactly.
+    """
+    shared = AugmentationRandom(np.random.default_rng(seed), random.Random(seed))
+    augmentation.set_random_state(shared.numpy, shared.python)
+    return shared
 
 
 class RadiographDataset(torch.utils.data.Dataset):

@@ -3,20 +3,29 @@
 Recipe (see `TrainingOptions`): ImageNet MobileNetV2 encoder with its folded BatchNorm kept in eval
 mode, positives and negatives sampled equally, BCE + Dice on the mask (Dice over positive images
 only: it is undefined on empty masks) plus BCE on the presence head, AdamW with warm-up and cosine
-decay, one checkpoint per epoch (`last`, resumable) and the best epoch by tuned validation score
-(`best`). Validation images come from the primary (DICOM) labels only, never from the extra set.
+decay, one checkpoint per epoch (`last`) and the best epoch by tuned validation score (`best`).
+The resumable state (`training.state`) is saved every `checkpoint_minutes` and after every epoch,
+and `--resume` continues mid-epoch on exactly the batches, augmentations and dropout it would have
+drawn. Validation images come from the primary (DICOM) labels only, never from the extra set:
+a seeded fraction, or one fold of a k-fold split (`data.split_folds`), whose held-out predictions
+are written to `<out>/oof.npz` (`training.predictions`).
 Examples and validation predictions go through `pneumoviewer.model.pipeline` with the card's input
 settings, exactly as the app prepares an image and runs the network.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import os
 import random
 import shlex
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +34,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.model.checkpoint import (
-    CheckpointError,
     ModelCard,
+    load_card,
     load_checkpoint,
     save_checkpoint,
 )
@@ -41,18 +51,32 @@ from pneumoviewer.model.network import (
 )
 from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
 from pneumoviewer.training import data
+from pneumoviewer.training.pack import read_pack
+from pneumoviewer.training.predictions import write_predictions
+from pneumoviewer.training.state import (
+    STATE_FILE,
+    AugmentationRandom,
+    TrainingState,
+    load_state,
+    restore_random,
+    restore_training,
+    save_state,
+)
 from pneumoviewer.training.tuning import ValidationSet, tune_settings
 
-_STATE_FILE = "last-state.pt"
-
+PROGRESS_FILE = "progress.json"
+# The shipped model's figures in the campaign log's "finished" line.
+_FINISHED_FIGURES = ("challenge_score", "challenge_score_crossfit", "all_empty_score", "roc_auc",
+                     "roc_auc_presence_head", "shipped_epoch")
 
 @dataclass
 class TrainingOptions:
-    labels: Path
-    images: Path
+    labels: Path | None  # primary labels and images; both None when `pack` is given
+    images: Path | None
     out: Path
     extra_labels: Path | None = None
     extra_images: Path | None = None
+    pack: Path | None = None  # an image pack (`training.pack`) instead of labels, images and cache
     encoder_weights: Path | None = None
     epochs: int = 8
     input_size: int = 256
@@ -61,38 +85,34 @@ class TrainingOptions:
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     validation_fraction: float = 0.25
+    folds: int | None = None  # k-fold cross-validation: fold `fold` of `folds` validates (see `data.split_folds`)
+    fold: int = 0
     seed: int = 2019
     steps_per_epoch: int | None = None  # default: one pass over the training images
     cache_dir: Path | None = None  # default: <out>/cache
     threads: int | None = None
-    resume: bool = False
+    resume: bool = False  # continue from <out>/last-state.pt, mid-epoch; a fresh start when there is none
+    checkpoint_minutes: float = 5.0  # the training state is saved at least this often (and after every epoch)
+    log_file: Path | None = None  # append one JSON line per start, epoch and finish (the campaign log)
     ship: str = "last"  # which epoch becomes <out>/model: "last" or "best" (see `finalise`)
     progress: bool = True
     command: str = field(default_factory=lambda: shlex.join(["pneumoviewer", *sys.argv[1:]]))
 
 
 def train(options: TrainingOptions) -> Path:
-    """Train (or resume), then `finalise`; returns the shippable checkpoint `<out>/model`."""
+    """Train (or resume, mid-epoch), then `finalise`; returns the shippable checkpoint `<out>/model`."""
     _seed_everything(options.seed)
     device = select_device(options.threads)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(options.cache_dir) if options.cache_dir else out / "cache"
-
-    primary = data.load_labelled_images(options.labels, options.images, source="primary")
-    train_images, validation_images = data.split_validation(primary, options.validation_fraction, options.seed)
-    if options.extra_labels is not None:
-        if options.extra_images is None:
-            raise data.TrainingDataError(Path(options.extra_labels), "extra labels given without --extra-images")
-        train_images += data.load_labelled_images(options.extra_labels, options.extra_images, source="extra")
+    primary, extra, examples = _labelled_data(options, out)
+    train_images, validation_images, split = _split(primary, options)
+    train_images += extra
     if not train_images or not validation_images:
-        raise data.TrainingDataError(Path(options.labels), "too few labelled images for a training/validation split")
+        raise data.TrainingDataError(_primary_source(options), "too few labelled images for a training/validation split")
 
-    train_pixels, train_masks = data.load_examples(train_images, options.input_size, cache_dir, options.progress)
-    validation_pixels, validation_masks = data.load_examples(
-        validation_images, options.input_size, cache_dir, options.progress
-    )
-    validation = ValidationSet(validation_pixels, validation_masks)
+    train_pixels, train_masks = examples(train_images)
+    validation = ValidationSet(*examples(validation_images))
 
     config = NetworkConfig(input_size=options.input_size)
     model = build_network(config)
@@ -101,33 +121,32 @@ def train(options: TrainingOptions) -> Path:
     # channels_last: faster depthwise convolutions on CPU (oneDNN); no effect on the results.
     model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     steps_per_epoch = options.steps_per_epoch or max(1, len(train_images) // options.batch_size)
     total_steps = steps_per_epoch * options.epochs
 
-    history: list[dict[str, Any]] = []
-    commands = [options.command]
-    start_epoch, best_score = 0, -math.inf
-    if options.resume:
-        start_epoch, best_score, history, earlier_commands = _restore(out, model, optimizer, device)
-        commands = earlier_commands + commands
+    run = {"seed": options.seed, "batch_size": options.batch_size, "steps_per_epoch": steps_per_epoch,
+           "input_size": options.input_size, "split": split["rule"], "train_images": len(train_images)}
+    state = TrainingState(run=run, commands=[options.command])
+    loaded = load_state(out, run, device) if options.resume else None
+    payload: dict[str, Any] | None = None
+    if loaded is not None:
+        state, payload = loaded
+        restore_training(payload, model, optimizer, scaler)
+        state.commands.append(options.command)
+        _report(options, out, "resumed", epoch=state.epoch, step=state.step,
+                message=f"resuming {out} after epoch {state.epoch}, step {state.step} of the next")
+    else:
+        _report(options, out, "started", epochs=options.epochs, steps_per_epoch=steps_per_epoch,
+                message=("nothing to resume in " if options.resume else "training in ") + f"{out}: starting fresh")
 
     card = ModelCard(
         network=config,
         training={
-            "data": {
-                "primary": {"labels": str(options.labels), "images": str(options.images), "count": len(primary)},
-                "extra": None if options.extra_labels is None else
-                {"labels": str(options.extra_labels), "images": str(options.extra_images)},
-                "train_images": len(train_images),
-                "train_positives": sum(image.positive for image in train_images),
-            },
-            "split": {
-                "rule": f"seeded ({options.seed}) stratified {options.validation_fraction:.0%} of the primary labels",
-                "validation_ids": [image.image_id for image in validation_images],
-            },
+            "data": _data_record(options, primary, extra, train_images),
+            "split": {**split, "validation_ids": [image.image_id for image in validation_images]},
             "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()
-                       if k not in ("progress", "command", "resume")},
-            "commands": commands,  # in order; a resumed run lists every invocation
+                       if k not in ("progress", "command", "resume", "log_file", "checkpoint_minutes")},
             "seed": options.seed,
         },
     )
@@ -136,42 +155,66 @@ def train(options: TrainingOptions) -> Path:
     augmentation = data.training_augmentation(options.seed)
     dataset = data.RadiographDataset(train_pixels, train_masks, spec, augmentation)
     weights = data.balanced_sample_weights([image.positive for image in train_images])
-    for epoch in range(start_epoch, options.epochs):
-        started = time.monotonic()
-        augmentation.set_random_seed(options.seed + epoch)
-        sampler = torch.utils.data.WeightedRandomSampler(
+    progress = _Progress(out, options, steps_per_epoch)
+    if loaded is not None:  # status shows the checkpoint this run resumed from until the next one
+        progress.checkpointed_at = {"epoch": state.epoch, "step": state.step,
+                                    "time": round((out / STATE_FILE).stat().st_mtime, 1)}
+
+    def checkpoint(phase: str, augmentation_random: AugmentationRandom) -> None:
+        progress.account(state)
+        save_state(out, state, model, optimizer, scaler, augmentation_random)
+        progress.write(state, options.epochs, phase, checkpointed=True)
+
+    for epoch in range(state.epoch, options.epochs):
+        augmentation_random = data.seed_augmentation(augmentation, options.seed + epoch)
+        if payload is not None:  # the first epoch after a resume continues every random stream
+            restore_random(payload, augmentation_random if state.step > 0 else None)
+            payload = None
+        order = list(torch.utils.data.WeightedRandomSampler(
             weights.tolist(), steps_per_epoch * options.batch_size, replacement=True,
             generator=torch.Generator().manual_seed(options.seed + epoch),
+        ))
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=options.batch_size, sampler=order[state.step * options.batch_size:], drop_last=True,
+            generator=torch.Generator().manual_seed(options.seed + epoch),  # keeps the global stream for dropout
         )
-        loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, sampler=sampler, drop_last=True)
-        train_loss = _train_one_epoch(
-            model, loader, optimizer, device, options, epoch * steps_per_epoch, total_steps,
-            f"epoch {epoch + 1}/{options.epochs}",
-        )
+
+        _train_steps(model, loader, optimizer, scaler, device, options, state, steps_per_epoch, total_steps,
+                     progress, functools.partial(checkpoint, "training", augmentation_random), f"epoch {epoch + 1}/{options.epochs}")
+        checkpoint("validating", augmentation_random)  # a kill during validation costs the validation only
+
         probabilities, presence = predict_maps(model, validation.pixels, spec, device, tta=False,
                                                batch_size=options.batch_size)
         settings, figures = tune_settings(validation, probabilities, presence, quick=True)
-        figures = {"epoch": epoch + 1, "train_loss": round(train_loss, 4),
-                   "minutes": round((time.monotonic() - started) / 60, 2), **figures}
-        history.append(figures)
-        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
-
-        card.training["epochs"] = epoch + 1
-        card.training["history"] = history
+        progress.account(state)
+        figures = {"epoch": epoch + 1, "train_loss": round(float(np.mean(state.epoch_losses)), 4),
+                   "minutes": round(state.epoch_seconds / 60, 2), **figures}
+        state.history.append(figures)
+        card.training.update(epochs=epoch + 1, history=state.history, commands=state.commands)
         card.settings, card.metrics = settings.to_dict(), figures
         save_checkpoint(out / "last", model, card, half=False)
-        if figures["challenge_score"] > best_score:
-            best_score = figures["challenge_score"]
+        if figures["challenge_score"] > state.best_score:
+            state.best_score = figures["challenge_score"]
             save_checkpoint(out / "best", model, card, half=False)
-        torch.save(
-            {"epoch": epoch + 1, "best_score": best_score, "optimizer": optimizer.state_dict()}, out / _STATE_FILE
-        )
-    return finalise(out, validation, device, options.batch_size, ship=options.ship, commands=commands)
+        state.epoch, state.step, state.epoch_losses, state.epoch_seconds = epoch + 1, 0, [], 0.0
+        checkpoint("training" if epoch + 1 < options.epochs else "finalising", augmentation_random)
+        _report(options, out, "epoch", message=f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in figures.items()),
+                **figures)
+
+    model_path = finalise(out, validation, device, options.batch_size, ship=options.ship, commands=state.commands,
+                          validation_ids=[image.image_id for image in validation_images],
+                          fold=split["fold"], folds=split["folds"])
+    shipped = load_card(model_path).metrics
+    progress.write(state, options.epochs, "finished")
+    _report(options, out, "finished", message=f"finished {out}: model {model_path}",
+            **{key: shipped.get(key) for key in _FINISHED_FIGURES})
+    return model_path
 
 
 def finalise(
     out: Path, validation: ValidationSet, device: torch.device, batch_size: int = 16, ship: str = "last",
-    commands: list[str] | None = None,
+    commands: list[str] | None = None, validation_ids: Sequence[str] | None = None,
+    fold: int | None = None, folds: int | None = None,
 ) -> Path:
     """Tune the shipped epoch's settings on the full grid and write the shippable `<out>/model` (fp16).
 
@@ -179,16 +222,19 @@ def finalise(
     validation score: with a few dozen validation positives that ranking is mostly noise). Settings are
     tuned with and without horizontal-flip TTA; TTA is kept when it raises the cross-fitted challenge
     score (tuned on one half of the split, scored on the other). `commands`, when given, replaces the
-    card's record of the invocations that made the model. Returns `<out>/model`.
+    card's record of the invocations that made the model. With `validation_ids` (the ids of
+    `validation`, in order) the shipped epoch's held-out predictions, with and without TTA, are
+    written to `<out>/oof.npz` (`training.predictions`). Returns `<out>/model`.
     """
     if ship not in ("last", "best"):
         raise ValueError(f"ship must be 'last' or 'best', not {ship!r}")
     model, card = load_checkpoint(out / ship, device=device)
     spec = InputSpec.from_card(card)
-    candidates = {
-        tta: tune_settings(validation, *predict_maps(model, validation.pixels, spec, device, tta, batch_size))
-        for tta in (False, True)
-    }
+    predictions = {tta: predict_maps(model, validation.pixels, spec, device, tta, batch_size) for tta in (False, True)}
+    if validation_ids is not None:
+        write_predictions(out, validation_ids, validation.masks, predictions[False], predictions[True],
+                          fold=fold, folds=folds, epoch=card.training.get("epochs"))
+    candidates = {tta: tune_settings(validation, *predictions[tta]) for tta in (False, True)}
     tta = candidates[True][1]["challenge_score_crossfit"] > candidates[False][1]["challenge_score_crossfit"]
     settings, figures = candidates[tta]
     size = card.network.input_size
@@ -250,26 +296,32 @@ def learning_rate_at(step: int, total_steps: int, peak: float, warmup_steps: int
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _train_one_epoch(
+def _train_steps(
     model: PneumothoraxNet,
     loader: torch.utils.data.DataLoader,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
     device: torch.device,
     options: TrainingOptions,
-    first_step: int,
+    state: TrainingState,
+    steps_per_epoch: int,
     total_steps: int,
+    progress: _Progress,
+    checkpoint: Callable[[], None],
     description: str,
-) -> float:
+) -> None:
+    """The rest of the current epoch's steps (from `state.step`), saving the state when `progress` says it is due."""
     model.train()
     freeze_encoder_batchnorm(model)
     use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    losses = []
-    bar = tqdm(loader, desc=description, disable=not options.progress, unit="batch", mininterval=10)
-    for offset, (images, masks, presence) in enumerate(bar):
+    bar = tqdm(loader, desc=description, disable=not options.progress, unit="batch", mininterval=10,
+               initial=state.step, total=steps_per_epoch)
+    for images, masks, presence in bar:
+        step_started = time.monotonic()
         for group in optimizer.param_groups:
-            step = first_step + offset
-            group["lr"] = learning_rate_at(step, total_steps, options.learning_rate, options.warmup_steps)
+            group["lr"] = learning_rate_at(
+                state.epoch * steps_per_epoch + state.step, total_steps, options.learning_rate, options.warmup_steps
+            )
         images = images.to(device, memory_format=torch.channels_last)
         masks, presence = masks.to(device), presence.to(device)
         with torch.autocast(device.type, enabled=use_amp):
@@ -279,30 +331,131 @@ def _train_one_epoch(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-    return float(np.mean(losses))
+        state.epoch_losses.append(loss.item())
+        state.step += 1
+        progress.stepped(time.monotonic() - step_started)
+        bar.set_postfix(loss=f"{np.mean(state.epoch_losses[-20:]):.3f}")
+        if progress.checkpoint_due():
+            checkpoint()
+        elif progress.report_due():
+            progress.write(state, options.epochs, "training")
 
 
-def _restore(
-    out: Path, model: PneumothoraxNet, optimizer: torch.optim.Optimizer, device: torch.device
-) -> tuple[int, float, list[dict[str, Any]], list[str]]:
-    """Restore weights and optimizer state; returns the epoch count, best score, history and commands."""
-    state_path = out / _STATE_FILE
-    if not state_path.is_file():
-        raise CheckpointError(state_path, "nothing to resume: no finished epoch in this output folder")
-    last_model, last_card = load_checkpoint(out / "last", device=device)
-    if last_card.network != model.config:
-        raise CheckpointError(out / "last.json", "the checkpoint's network differs from the requested one")
-    model.load_state_dict(last_model.state_dict())
-    try:
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-    except Exception as err:  # noqa: BLE001 - torch.load and load_state_dict fail in many ways on a damaged file
-        raise CheckpointError(state_path, f"training state is damaged ({type(err).__name__}: {err})") from None
-    training = last_card.training
-    commands = list(training.get("commands", [training["command"]] if "command" in training else []))
-    return int(state["epoch"]), float(state["best_score"]), list(training.get("history", [])), commands
+class _Progress:
+    """Times the run, decides when a checkpoint is due, and writes `<out>/progress.json` for `campaign status`."""
+
+    _REPORT_SECONDS = 30.0
+
+    def __init__(self, out: Path, options: TrainingOptions, steps_per_epoch: int) -> None:
+        self.file = out / PROGRESS_FILE
+        self.options = options
+        self.steps_per_epoch = steps_per_epoch
+        self.segment_started = self.last_checkpoint = self.last_report = time.monotonic()
+        self.steps = 0
+        self.step_seconds = 0.0
+        self.checkpointed_at: dict[str, Any] | None = None
+
+    def stepped(self, seconds: float) -> None:
+        self.steps += 1
+        self.step_seconds += seconds
+
+    def checkpoint_due(self) -> bool:
+        return time.monotonic() - self.last_checkpoint >= self.options.checkpoint_minutes * 60
+
+    def report_due(self) -> bool:
+        return time.monotonic() - self.last_report >= self._REPORT_SECONDS
+
+    def account(self, state: TrainingState) -> None:
+        """Add the time since the last call to the epoch's seconds (kept in the state across interruptions)."""
+        now = time.monotonic()
+        state.epoch_seconds += now - self.segment_started
+        self.segment_started = now
+
+    def write(self, state: TrainingState, epochs: int, phase: str, checkpointed: bool = False) -> None:
+        now = time.monotonic()
+        self.last_report = now
+        if checkpointed:
+            self.last_checkpoint = now
+            self.checkpointed_at = {"epoch": state.epoch, "step": state.step, "time": round(time.time(), 1)}
+        values = {
+            "run": self.file.parent.name, "out": str(self.file.parent), "pid": os.getpid(), "phase": phase,
+            "epoch": state.epoch, "step": state.step, "epochs": epochs, "steps_per_epoch": self.steps_per_epoch,
+            "seconds_per_step": round(self.step_seconds / self.steps, 3) if self.steps else None,
+            "recent_loss": round(float(np.mean(state.epoch_losses[-20:])), 4) if state.epoch_losses else None,
+            "last_epoch": state.history[-1] if state.history else None,
+            "checkpoint": self.checkpointed_at, "updated": round(time.time(), 1),
+        }
+        atomic_write_text(self.file, json.dumps(values) + "\n")
+
+
+def _report(options: TrainingOptions, out: Path, event: str, message: str, **values: Any) -> None:
+    """Print `message`, and append the event as one JSON line to the campaign log when there is one."""
+    print(message, flush=True)
+    if options.log_file is not None:
+        line = {"time": datetime.now().isoformat(timespec="seconds"), "event": event, "run": out.name,
+                "out": str(out), **values}
+        Path(options.log_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(options.log_file, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+
+
+def _labelled_data(
+    options: TrainingOptions, out: Path
+) -> tuple[list[data.LabelledImage], list[data.LabelledImage], Callable[[Sequence[data.LabelledImage]], tuple[np.ndarray, np.ndarray]]]:
+    """(primary images, extra images, their examples' loader), from the data folders or from a pack."""
+    if options.pack is not None:
+        images = read_pack(options.pack)
+        if images.size != options.input_size:
+            raise data.TrainingDataError(Path(options.pack), f"this pack is at {images.size} px, not {options.input_size}")
+        return images.by_source("primary"), images.by_source("extra"), images.examples
+    if options.labels is None or options.images is None:
+        raise ValueError("give the primary labels and images, or a pack")
+    primary = data.load_labelled_images(options.labels, options.images, source="primary")
+    extra: list[data.LabelledImage] = []
+    if options.extra_labels is not None:
+        if options.extra_images is None:
+            raise data.TrainingDataError(Path(options.extra_labels), "extra labels given without --extra-images")
+        extra = data.load_labelled_images(options.extra_labels, options.extra_images, source="extra")
+    cache_dir = Path(options.cache_dir) if options.cache_dir else out / "cache"
+
+    def examples(images: Sequence[data.LabelledImage]) -> tuple[np.ndarray, np.ndarray]:
+        return data.load_examples(images, options.input_size, cache_dir, options.progress)
+
+    return primary, extra, examples
+
+
+def _split(
+    primary: list[data.LabelledImage], options: TrainingOptions
+) -> tuple[list[data.LabelledImage], list[data.LabelledImage], dict[str, Any]]:
+    """(train, validation, the split's card record) of the primary images: k-fold or a fraction."""
+    if options.folds:
+        train_images, validation_images = data.split_folds(primary, options.folds, options.fold, options.seed)
+        rule = (f"seeded ({options.seed}) stratified {options.folds}-fold split of the primary labels by image "
+                f"(data.split_folds), fold {options.fold} validates")
+        return train_images, validation_images, {"rule": rule, "folds": options.folds, "fold": options.fold}
+    train_images, validation_images = data.split_validation(primary, options.validation_fraction, options.seed)
+    rule = f"seeded ({options.seed}) stratified {options.validation_fraction:.0%} of the primary labels"
+    return train_images, validation_images, {"rule": rule, "folds": None, "fold": None}
+
+
+def _data_record(
+    options: TrainingOptions, primary: list[data.LabelledImage], extra: list[data.LabelledImage],
+    train_images: list[data.LabelledImage],
+) -> dict[str, Any]:
+    if options.pack is not None:
+        sources: dict[str, Any] = {"pack": str(options.pack), "primary_count": len(primary), "extra_count": len(extra)}
+    else:
+        sources = {
+            "primary": {"labels": str(options.labels), "images": str(options.images), "count": len(primary)},
+            "extra": None if options.extra_labels is None else
+            {"labels": str(options.extra_labels), "images": str(options.extra_images), "count": len(extra)},
+        }
+    return {**sources, "train_images": len(train_images),
+            "train_positives": sum(image.positive for image in train_images)}
+
+
+def _primary_source(options: TrainingOptions) -> Path:
+    return Path(options.pack if options.pack is not None else options.labels or ".")
 
 
 def _seed_everything(seed: int) -> None:

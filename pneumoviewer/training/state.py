@@ -1,0 +1,148 @@
+"""The resumable training state: one file, `<out>/last-state.pt`, rewritten atomically every few minutes.
+
+It holds everything a run needs to continue exactly where it stopped, mid-epoch included: the weights,
+the optimizer (and AMP scaler), how many epochs and steps within the current epoch are done, the
+losses and seconds of the epoch so far, the history and commands, and the random streams (torch's
+global generator for dropout, numpy's and Python's, and the augmentation's own pair). The epoch's
+sampler order is not stored: it is redrawn from the seed and the steps already done are skipped.
+The file is written to a temporary name and renamed (`io.atomic`), so a kill mid-save leaves the
+previous state. Only tensors and plain Python values are stored, so it loads with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pneumoviewer.io.atomic import atomic_write_bytes
+from pneumoviewer.model.checkpoint import CheckpointError
+
+STATE_FILE = "last-state.pt"
+_FORMAT = 2
+
+
+@dataclass
+class AugmentationRandom:
+    """The one numpy/Python generator pair every augmentation transform draws from (see `data.seed_augmentation`)."""
+
+    numpy: np.random.Generator
+    python: random.Random
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands; `epoch` epochs are finished and `step` steps of the next one are done."""
+
+    run: dict[str, Any]  # what must not change on resume: seed, split, batch size, steps per epoch, input size
+    epoch: int = 0
+    step: int = 0
+    best_score: float = -float("inf")
+    history: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    epoch_seconds: float = 0.0
+
+
+def save_state(
+    out: Path, state: TrainingState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler, augmentation_random: AugmentationRandom,
+) -> None:
+    """Write `<out>/last-state.pt` atomically."""
+    payload = {
+        "format": _FORMAT,
+        "run": state.run,
+        "epoch": state.epoch,
+        "step": state.step,
+        "best_score": state.best_score,
+        "history": state.history,
+        "commands": state.commands,
+        "epoch_losses": state.epoch_losses,
+        "epoch_seconds": state.epoch_seconds,
+        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "random": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": _numpy_legacy_state(),
+            "python": random.getstate(),
+            "augmentation_numpy": augmentation_random.numpy.bit_generator.state,
+            "augmentation_python": augmentation_random.python.getstate(),
+        },
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(Path(out) / STATE_FILE, buffer.getvalue())
+
+
+def load_state(out: Path, run: dict[str, Any], device: torch.device) -> tuple[TrainingState, dict[str, Any]] | None:
+    """The saved state and its raw payload, or None when `out` holds none (a fresh start).
+
+    Raises `CheckpointError` naming the file when it is damaged or was made by a different run
+    (another seed, split, batch size, steps per epoch or input size).
+    """
+    path = Path(out) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a damaged file
+        raise CheckpointError(path, f"training state is damaged ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise CheckpointError(path, "training state of an older format: it cannot be resumed mid-epoch")
+    differences = {key: (payload["run"].get(key), value) for key, value in run.items() if payload["run"].get(key) != value}
+    if differences:
+        described = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(differences.items()))
+        raise CheckpointError(path, f"made by a different run ({described}); use another --out or the same settings")
+    state = TrainingState(
+        run=dict(payload["run"]), epoch=int(payload["epoch"]), step=int(payload["step"]),
+        best_score=float(payload["best_score"]), history=list(payload["history"]),
+        commands=list(payload["commands"]), epoch_losses=[float(x) for x in payload["epoch_losses"]],
+        epoch_seconds=float(payload["epoch_seconds"]),
+    )
+    return state, payload
+
+
+def restore_training(
+    payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> None:
+    """Load the weights, the optimizer and the AMP scaler of a loaded state into the live objects."""
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if payload["scaler"]:
+        scaler.load_state_dict(payload["scaler"])
+
+
+def restore_random(payload: dict[str, Any], augmentation_random: AugmentationRandom | None) -> None:
+    """Put the random streams back where they were when the state was saved.
+
+    The augmentation pair is restored in place (the transforms keep their references) when given;
+    pass None at an epoch's start, where the augmentation is freshly seeded for the epoch.
+    """
+    streams = payload["random"]
+    torch.set_rng_state(streams["torch"].cpu())
+    if streams["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([state.cpu() for state in streams["cuda"]])
+    kind, keys, position, has_gauss, cached_gaussian = streams["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    random.setstate(_as_tuple(streams["python"]))
+    if augmentation_random is not None:
+        augmentation_random.numpy.bit_generator.state = streams["augmentation_numpy"]
+        augmentation_random.python.setstate(_as_tuple(streams["augmentation_python"]))
+
+
+def _numpy_legacy_state() -> tuple[str, torch.Tensor, int, int, float]:
+    """`np.random.get_state()` with its key array as a tensor (numpy arrays do not load with weights_only)."""
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return str(kind), torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)
+
+
+def _as_tuple(value: Any) -> Any:
+    """Python's `random` state is nested tuples; undo any tuple -> list conversion on the way through torch."""
+    return tuple(_as_tuple(item) for item in value) if isinstance(value, (list, tuple)) else value

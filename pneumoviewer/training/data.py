@@ -118,7 +118,9 @@ def split_folds(
     return _partition(images, validation_ids)
 
 
-def _partition(images: Sequence[LabelledImage], validation_ids: set[str]) -> tuple[list[LabelledImage], list[LabelledImage]]:
+def _partition(
+    images: Sequence[LabelledImage], validation_ids: set[str]
+) -> tuple[list[LabelledImage], list[LabelledImage]]:
     train = [image for image in images if image.image_id not in validation_ids]
     validation = [image for image in images if image.image_id in validation_ids]
     return train, validation

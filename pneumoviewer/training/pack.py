@@ -56,7 +56,9 @@ def write_pack(
     """
     encode_args = _encoder(codec)
     pixels, masks = load_examples(images, size, cache_dir, progress)
-    encoded = [np.frombuffer(cv2.imencode(encode_args[0], image, encode_args[1])[1], dtype=np.uint8) for image in pixels]
+    encoded = [
+        np.frombuffer(cv2.imencode(encode_args[0], image, encode_args[1])[1], dtype=np.uint8) for image in pixels
+    ]
     offsets = np.cumsum([0] + [len(item) for item in encoded]).astype(np.int64)
     buffer = io.BytesIO()
     np.savez_compressed(  # the padded label strings and bit-packed masks shrink to almost nothing

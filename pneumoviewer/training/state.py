@@ -96,7 +96,8 @@ def load_state(out: Path, run: dict[str, Any], device: torch.device) -> tuple[Tr
         raise CheckpointError(path, f"training state is damaged ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise CheckpointError(path, "training state of an older format: it cannot be resumed mid-epoch")
-    differences = {key: (payload["run"].get(key), value) for key, value in run.items() if payload["run"].get(key) != value}
+    stored = payload["run"]
+    differences = {key: (stored.get(key), value) for key, value in run.items() if stored.get(key) != value}
     if differences:
         described = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(differences.items()))
         raise CheckpointError(path, f"made by a different run ({described}); use another --out or the same settings")
@@ -139,7 +140,9 @@ def restore_random(payload: dict[str, Any], augmentation_random: AugmentationRan
 
 def _numpy_legacy_state() -> tuple[str, torch.Tensor, int, int, float]:
     """`np.random.get_state()` with its key array as a tensor (numpy arrays do not load with weights_only)."""
-    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)  # legacy=True: the (kind, keys, position, has_gauss, cached) tuple
+    kind, keys, position, has_gauss, cached_gaussian = state
     return str(kind), torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)
 
 

@@ -109,7 +109,9 @@ def train(options: TrainingOptions) -> Path:
     train_images, validation_images, split = _split(primary, options)
     train_images += extra
     if not train_images or not validation_images:
-        raise data.TrainingDataError(_primary_source(options), "too few labelled images for a training/validation split")
+        raise data.TrainingDataError(
+            _primary_source(options), "too few labelled images for a training/validation split"
+        )
 
     train_pixels, train_masks = examples(train_images)
     validation = ValidationSet(*examples(validation_images))
@@ -180,7 +182,8 @@ def train(options: TrainingOptions) -> Path:
         )
 
         _train_steps(model, loader, optimizer, scaler, device, options, state, steps_per_epoch, total_steps,
-                     progress, functools.partial(checkpoint, "training", augmentation_random), f"epoch {epoch + 1}/{options.epochs}")
+                     progress, functools.partial(checkpoint, "training", augmentation_random),
+                     f"epoch {epoch + 1}/{options.epochs}")
         checkpoint("validating", augmentation_random)  # a kill during validation costs the validation only
 
         probabilities, presence = predict_maps(model, validation.pixels, spec, device, tta=False,
@@ -198,7 +201,8 @@ def train(options: TrainingOptions) -> Path:
             save_checkpoint(out / "best", model, card, half=False)
         state.epoch, state.step, state.epoch_losses, state.epoch_seconds = epoch + 1, 0, [], 0.0
         checkpoint("training" if epoch + 1 < options.epochs else "finalising", augmentation_random)
-        _report(options, out, "epoch", message=f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in figures.items()),
+        summary = ", ".join(f"{k} {v}" for k, v in figures.items())
+        _report(options, out, "epoch", message=f"epoch {epoch + 1}: {summary}",
                 **figures)
 
     model_path = finalise(out, validation, device, options.batch_size, ship=options.ship, commands=state.commands,
@@ -401,12 +405,17 @@ def _report(options: TrainingOptions, out: Path, event: str, message: str, **val
 
 def _labelled_data(
     options: TrainingOptions, out: Path
-) -> tuple[list[data.LabelledImage], list[data.LabelledImage], Callable[[Sequence[data.LabelledImage]], tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[
+    list[data.LabelledImage], list[data.LabelledImage],
+    Callable[[Sequence[data.LabelledImage]], tuple[np.ndarray, np.ndarray]],
+]:
     """(primary images, extra images, their examples' loader), from the data folders or from a pack."""
     if options.pack is not None:
         images = read_pack(options.pack)
         if images.size != options.input_size:
-            raise data.TrainingDataError(Path(options.pack), f"this pack is at {images.size} px, not {options.input_size}")
+            raise data.TrainingDataError(
+                Path(options.pack), f"this pack is at {images.size} px, not {options.input_size}"
+            )
         return images.by_source("primary"), images.by_source("extra"), images.examples
     if options.labels is None or options.images is None:
         raise ValueError("give the primary labels and images, or a pack")

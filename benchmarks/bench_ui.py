@@ -110,7 +110,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
     window.setProperty("quiet", True)
     window.resize(1600, 1000)
     phases: dict[str, object] = {}
-    window.model_queue.sigModelReady.connect(lambda description: (phases.update(model=description), app.exit(0)))
+    window.controller.model_queue.sigModelReady.connect(lambda description, _refused: (phases.update(model=description), app.exit(0)))
     window.show()  # starts loading the model in the background, as at every start
     gaps: list[float] = []
     own_gaps: list[float] = []  # the same, less the time this thread waited for a CPU meanwhile
@@ -137,7 +137,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
         return bool(rows) and all(row.score is not None or row.error for row in rows)
 
     def check() -> None:
-        if "indexed" not in phases and window.session is not None:
+        if "indexed" not in phases and window.controller.session is not None:
             phases["indexed"] = time.perf_counter() - started
         if all_predicted():
             phases["predicted"] = time.perf_counter() - started
@@ -159,7 +159,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
     clock.restart()
     stepper.start()
     poll.start()
-    window.open_paths([folder])
+    window.controller.open_paths([folder])
     app.exec()
     for timer in (heartbeat, stepper, poll):
         timer.stop()

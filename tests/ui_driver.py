@@ -68,7 +68,7 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
     yield make
     for window in windows:
         window.close()
-        assert not window.pool.running()
+        assert not window.controller.pool.running()
 
 
 class SlowPredictor:
@@ -93,9 +93,9 @@ def open_and_wait(qtbot, window, folder: Path, reader_starts: bool = True) -> No
     otherwise the screen follows the top of the worklist while scores arrive, and a test that keeps
     "the case on screen" would find another one there.
     """
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
-        window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.current_id, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
+        window.controller.open_paths([folder])
+    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.controller.current_id, timeout=WAIT_MS)
     if reader_starts:
         QTest.keyClick(window, Qt.Key.Key_H)
 

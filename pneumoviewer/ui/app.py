@@ -53,7 +53,7 @@ def run_app(paths: list[str], demo: bool) -> int:
     window.resize(1600, 1000)
     window.show()
     if demo:
-        window.open_paths([demo_dir()])
+        window.controller.open_paths([demo_dir()])
     elif paths:
-        window.open_paths([Path(path) for path in paths])
+        window.controller.open_paths([Path(path) for path in paths])
     return app.exec()

@@ -43,12 +43,23 @@ class AiFinding:
 
     prediction: Any  # pneumoviewer.model.inference.Prediction
     lesions: LesionStats
+    model_key: str | None = None  # model_fingerprint of the model that made it (None: not a checkpoint file)
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    """What a predictor factory may return instead of a bare predictor: the model it loaded and, when
+    that is not the one asked for (a chosen file was refused, the bundled one took its place), why."""
+
+    predictor: Any
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
 class ModelLoaded:
     description: str  # which model, how long it took to load
     card: dict[str, Any]  # the model card (what it is, how it was trained, validation figures)
+    refused: str | None = None  # why the model asked for was not used (the bundled one was)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,19 @@ def lower_this_threads_priority(niceness: int = 10) -> None:
             pass  # not permitted here: the AI simply keeps the normal priority
 
 
+def _model_key(predictor: Any) -> str | None:
+    """The fingerprint stored with this predictor's results (None for a predictor without a checkpoint file)."""
+    from pneumoviewer.model.identity import model_fingerprint
+
+    checkpoint = getattr(predictor, "checkpoint", None)
+    if checkpoint is None:
+        return None
+    try:
+        return model_fingerprint(checkpoint)
+    except OSError:
+        return None
+
+
 def default_predictor() -> Any:
     from pneumoviewer.model.inference import Predictor
 
@@ -78,7 +102,7 @@ class ModelQueue(QObject):
     sigHeatmap = Signal(str, object)  # image_id, float32 HxW in [0, 1]
     sigJobFailed = Signal(str, str)  # image_id, reason
     sigModelFailed = Signal(str)  # the model itself cannot be loaded
-    sigModelReady = Signal(str)  # which model is loaded
+    sigModelReady = Signal(str, str)  # which model is loaded; why the chosen one was refused ("" when it was not)
     sigProgress = Signal(int, int, str)  # done, total, description
     sigRunningChanged = Signal(bool)
 
@@ -95,7 +119,9 @@ class ModelQueue(QObject):
         self._done = 0
         self.model_error: str | None = None
         self.model_card: dict[str, Any] | None = None
-        self._predictor: Any = None  # loaded on the worker thread, reused by every later run
+        # Loaded on the worker thread and reused by every later run; only that thread reads them.
+        self._predictor: Any = None
+        self._model_key: str | None = None
 
     @property
     def running(self) -> bool:
@@ -126,6 +152,7 @@ class ModelQueue(QObject):
         self.cancel()
         self._predictor_factory = predictor_factory
         self._predictor = None  # a running worker keeps its own reference until it stops
+        self._model_key = None
         self.model_error = None
         self.model_card = None
 
@@ -169,17 +196,20 @@ class ModelQueue(QObject):
             yield Progress(0, 0, "Loading the AI model…")
             started = time.perf_counter()
             factory = self._predictor_factory
-            loaded_predictor = factory()
+            chosen = factory()
             if factory is not self._predictor_factory:  # another model was chosen meanwhile: the next worker loads it
                 return 0
-            self._predictor = loaded_predictor
+            if not isinstance(chosen, ChosenModel):
+                chosen = ChosenModel(chosen)
+            self._predictor = chosen.predictor
+            self._model_key = _model_key(chosen.predictor)
             name = Path(getattr(self._predictor, "checkpoint", "model")).name
             card = getattr(self._predictor, "card", None)
             loaded = ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s",
                                  {"file": str(getattr(self._predictor, "checkpoint", name)),
-                                  **(card.to_dict() if card is not None else {})})
+                                  **(card.to_dict() if card is not None else {})}, chosen.refused)
             yield Progress(0, 0, "AI model loaded", loaded)
-        predictor = self._predictor
+        predictor, model_key = self._predictor, self._model_key
         from pneumoviewer.io.images import load_radiograph
         from pneumoviewer.model.cam import grad_cam
 
@@ -192,7 +222,7 @@ class ModelQueue(QObject):
                 pixels = load_radiograph(job.path).pixels
                 if job.kind is JobKind.PREDICT:
                     prediction = predictor.predict(pixels, cancel=cancel)
-                    value = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm))
+                    value = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm), model_key)
                 else:
                     value = grad_cam(predictor, pixels)
                 result = JobResult(job, value)
@@ -207,7 +237,7 @@ class ModelQueue(QObject):
     def _deliver(self, result: JobResult | ModelLoaded) -> None:
         if isinstance(result, ModelLoaded):
             self.model_card = result.card
-            self.sigModelReady.emit(result.description)
+            self.sigModelReady.emit(result.description, result.refused or "")
             return
         job = result.job
         if result.error is not None:

@@ -27,6 +27,7 @@ class OpenedStudies:
     session: ReviewSession
     unreadable: list[DicomError]
     title: str
+    restored: frozenset[str] = frozenset()  # image ids whose stored AI result was reused (no network run)
 
 
 @dataclass(frozen=True)

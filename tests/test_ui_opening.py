@@ -18,6 +18,7 @@ from ui_driver import (
     SlowPredictor,
     open_and_wait,
     paint,
+    predictor_scoring_last_highest,
     wait_for_predictions,
 )
 
@@ -140,39 +141,12 @@ def test_the_case_clicked_during_the_sweep_is_predicted_next(qtbot, make_window,
     assert order.index(clicked) <= done_at_click + 1
 
 
-def _predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
-    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
-    import dataclasses
-
-    from pneumoviewer.io.images import load_radiograph
-    from pneumoviewer.model.inference import Predictor
-
-    order = [path.stem for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm"]
-    scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
-    inner = Predictor.cached(random_checkpoint)
-
-    class Scored:
-        checkpoint = inner.checkpoint
-
-        def predict(self, pixels, cancel=None):
-            prediction = inner.predict(pixels, cancel=cancel)
-            return dataclasses.replace(prediction, score=scores[self.current])
-
-    scored = Scored()
-
-    def load_and_remember(path):
-        scored.current = Path(path).stem
-        return load_radiograph(path)
-
-    return scored, load_and_remember, order[-1]
-
-
 def test_until_the_reader_acts_the_screen_follows_the_top_of_the_worklist(qtbot, make_window, study_folder: Path,
                                                                           random_checkpoint: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from pneumoviewer.io import images
 
-    scored, load_and_remember, likeliest = _predictor_scoring_last_highest(random_checkpoint, study_folder)
+    scored, load_and_remember, likeliest = predictor_scoring_last_highest(random_checkpoint, study_folder)
     monkeypatch.setattr(images, "load_radiograph", load_and_remember)  # the AI thread's loads name the study
     window = make_window(lambda: scored)
     open_and_wait(qtbot, window, study_folder, reader_starts=False)

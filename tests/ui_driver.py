@@ -71,6 +71,29 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
         assert not window.controller.pool.running()
 
 
+@pytest.fixture
+def make_controller(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Factory for review controllers with no window, sharing one autosave folder; all closed at the end."""
+    from pneumoviewer.model.inference import Predictor
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.controller import ReviewController
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    application()
+    controllers = []
+
+    def make(predictor_factory=None, model_checkpoint: Path | None = None) -> ReviewController:
+        controller = ReviewController(predictor_factory or (lambda: Predictor.cached(random_checkpoint)),
+                                      tmp_path / "sessions", model_checkpoint)
+        controllers.append(controller)
+        return controller
+
+    yield make
+    for controller in controllers:
+        controller.close()
+        assert not controller.pool.running()
+
+
 class SlowPredictor:
     """A real model slowed down, so an AI sweep is still running when the test acts on it."""
 
@@ -84,6 +107,33 @@ class SlowPredictor:
     def predict(self, pixels, cancel=None):
         time.sleep(self.delay_s)
         return self.inner.predict(pixels, cancel=cancel)
+
+
+def predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
+    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
+    import dataclasses
+
+    from pneumoviewer.io.images import load_radiograph
+    from pneumoviewer.model.inference import Predictor
+
+    order = [path.stem for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm"]
+    scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
+    inner = Predictor.cached(random_checkpoint)
+
+    class Scored:
+        checkpoint = inner.checkpoint
+
+        def predict(self, pixels, cancel=None):
+            prediction = inner.predict(pixels, cancel=cancel)
+            return dataclasses.replace(prediction, score=scores[self.current])
+
+    scored = Scored()
+
+    def load_and_remember(path):
+        scored.current = Path(path).stem
+        return load_radiograph(path)
+
+    return scored, load_and_remember, order[-1]
 
 
 def open_and_wait(qtbot, window, folder: Path, reader_starts: bool = True) -> None:

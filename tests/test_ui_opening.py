@@ -188,3 +188,55 @@ def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_wi
     assert np.array_equal(case.mask, drawn) and case.status is ReviewStatus.CORRECTED
     QTest.keySequence(window, "Ctrl+Z")  # the undo history survived the model change
     assert not case.mask.any()
+
+
+def test_a_reopened_folder_reuses_its_ai_results_and_runs_the_network_only_on_what_is_new(
+    qtbot, make_window, study_folder: Path, siim_dir: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Predictions live in the session store under the model's fingerprint: a restart shows the sorted
+    worklist at once, predicts only a file added since, and everything again under another model."""
+    import shutil
+
+    from pneumoviewer.model.inference import Predictor
+    from pneumoviewer.ui.worklist import SCORE_COLUMN, SORT_ROLE
+
+    folder = tmp_path / "studies"
+    shutil.copytree(study_folder, folder)
+    first = make_window()
+    open_and_wait(qtbot, first, folder)
+    wait_for_predictions(qtbot, first)
+    scores = {row.image_id: row.score for row in first.worklist_model.rows()}
+    first.close()
+
+    added = next(path for path in sorted((siim_dir / "dicom-images").rglob("*.dcm")) if path.stem not in scores)
+    shutil.copyfile(added, folder / added.name)
+    second = make_window()
+    runs: list[str] = []
+    second.controller.model_queue.sigPredicted.connect(lambda image_id, _: runs.append(image_id))
+    opened_rows = []
+    second.controller.sigSessionOpened.connect(lambda: opened_rows.extend(second.worklist_model.rows()))
+    open_and_wait(qtbot, second, folder)
+    assert {row.image_id: row.score for row in opened_rows if row.image_id in scores} == scores  # at once
+    proxy = second.worklist_filter
+    shown = [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
+    assert shown[:len(scores)] == sorted(scores.values(), reverse=True)  # sorted, the new file last (no score)
+    wait_for_predictions(qtbot, second)
+    assert runs == [added.stem]  # the network ran on the new file only
+
+    # Another model (the same weights with another card: another fingerprint): every case again.
+    other = tmp_path / "other.safetensors"
+    shutil.copyfile(random_checkpoint, other)
+    other.with_suffix(".json").write_text(random_checkpoint.with_suffix(".json").read_text() + "\n")
+    runs.clear()
+    second.controller.use_model(other)
+    qtbot.waitUntil(lambda: len(set(runs)) == len(scores) + 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not second.controller.model_queue.running, timeout=WAIT_MS)
+    second.close()
+
+    third = make_window(lambda: Predictor.cached(other), other)  # reopened with that model: nothing to run
+    runs_third: list[str] = []
+    third.controller.model_queue.sigPredicted.connect(lambda image_id, _: runs_third.append(image_id))
+    open_and_wait(qtbot, third, folder)
+    qtbot.waitUntil(lambda: third.controller.model_queue.model_key is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not third.controller.model_queue.running, timeout=WAIT_MS)
+    assert runs_third == [] and all(row.score is not None for row in third.worklist_model.rows())

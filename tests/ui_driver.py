@@ -50,11 +50,11 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
     application()
     windows = []
 
-    def make(predictor_factory=None) -> MainWindow:
-        window = MainWindow(
-            predictor_factory=predictor_factory or (lambda: Predictor.cached(random_checkpoint)),
-            data_dir=tmp_path / "sessions",
-        )
+    def make(predictor_factory=None, model_checkpoint: Path | None = None) -> MainWindow:
+        """A window on `predictor_factory` (default: the random model, whose stored results it reuses)."""
+        if predictor_factory is None:
+            predictor_factory, model_checkpoint = (lambda: Predictor.cached(random_checkpoint)), random_checkpoint
+        window = MainWindow(predictor_factory, tmp_path / "sessions", model_checkpoint)
         window.setProperty("quiet", True)
         qtbot.addWidget(window)
         window.resize(1400, 900)

@@ -90,6 +90,7 @@ class ReviewController(QObject):
         # (likeliest pneumothorax first); any key, click or wheel on the film or the list stops that.
         self.follow_top = False
         self.importing = False  # an import writes masks on its own thread
+        self._restored_under: str | None = None  # the model key of AI results reused when the session opened
         self._task: Worker | None = None
         self._loader: Worker | None = None
         self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
@@ -121,13 +122,13 @@ class ReviewController(QObject):
         if len(paths) == 1 and paths[0].is_dir():
             self.open_folder(paths[0])
         elif paths:
-            self._start_indexing(Worker(tasks.index_files, paths, self.data_dir, progress_text="Reading headers",
-                                        batch_keyword="found"))
+            self._start_indexing(Worker(tasks.index_files, paths, self.data_dir, self.model_checkpoint,
+                                        progress_text="Reading headers", batch_keyword="found"))
 
     def open_folder(self, folder: Path) -> None:
         remember_folder(folder)
         self.sigRecentFolders.emit(recent_folders())
-        self._start_indexing(Worker(tasks.index_folder, Path(folder), self.data_dir,
+        self._start_indexing(Worker(tasks.index_folder, Path(folder), self.data_dir, self.model_checkpoint,
                                     progress_text="Indexing headers", batch_keyword="found"))
 
     def _start_indexing(self, worker: Worker) -> None:
@@ -166,6 +167,13 @@ class ReviewController(QObject):
         session.save_failed.connect(self._forward_save_failure)
         self.sigTitleChanged.emit(opened.title)
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
+        restored = opened.restored.lesions if opened.restored is not None else {}
+        loaded_key = self.model_queue.model_key
+        if restored and loaded_key is not None and loaded_key != opened.restored.model_key:
+            restored = {}  # stored by another model than the one loaded meanwhile: predicted again below
+        self._restored_under = opened.restored.model_key if restored else None
+        for image_id, lesions in restored.items():
+            self.findings.record_restored(image_id, lesions)
         picked = self.current_id  # a provisional row the reader already picked
         self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
@@ -174,11 +182,14 @@ class ReviewController(QObject):
         if session.restore_problems:
             self._warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
         self._update_counter()
-        restored = session.done_count
+        reviewed = session.done_count
         self.sigMessage.emit(
-            f"{len(session)} images" + (f", {restored} reviewed cases restored" if restored else ""), 8000
+            f"{len(session)} images" + (f", {reviewed} reviewed cases restored" if reviewed else "")
+            + (f", {len(restored)} AI results reused" if restored else ""), 8000
         )
-        self.predict_all()
+        # The network runs only on what has no stored result: new or changed files, or another model.
+        self.model_queue.enqueue([self._job(JobKind.PREDICT, case) for case in session.worklist()
+                                  if case.image_id not in restored])
         self.current_id = None
         shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
         shown = shown or self.worklist_filter.image_id_at(0)
@@ -209,6 +220,7 @@ class ReviewController(QObject):
             except OSError as error:
                 self._warn("Autosave failed", str(error))
         self.session = None
+        self._restored_under = None
         self.follow_top = False
         self.images.clear()
         self.heatmaps.clear()
@@ -352,6 +364,7 @@ class ReviewController(QObject):
             return ChosenModel(predictor, None if problem is None else str(problem))
 
         self.model_checkpoint = checkpoint
+        self._restored_under = None  # every case is predicted again below
         self.model_queue.use_model(chosen_or_bundled)
         self.heatmaps.clear()
         if self.current_id is not None:
@@ -371,7 +384,7 @@ class ReviewController(QObject):
         if self.session is None or self.worklist_model.row(image_id) is None:
             return  # a result for a session that was closed meanwhile
         self.findings.record_prediction(image_id, finding)
-        self.session.apply_prediction(image_id, finding.prediction)
+        self.session.apply_prediction(image_id, finding.prediction, finding.model_key)
 
     @Slot(str, object)
     def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
@@ -393,6 +406,9 @@ class ReviewController(QObject):
         else:  # the chosen model was refused and the bundled one took its place: a lasting red note
             self.sigAiState.emit(f"AI: {description} (bundled; the chosen model was not used)", refused)
             self._warn("Model not used", f"{refused}\nThe bundled model is used instead.")
+        if self._restored_under is not None and self.model_queue.model_key != self._restored_under:
+            self._restored_under = None  # the results reused at opening came from another model than this one
+            self.predict_all()
         threshold = ((self.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
         self.findings.presence_threshold = None if threshold is None else float(threshold)
         self.findings.model_problem = None

@@ -77,6 +77,12 @@ class Findings:
         self._timings[image_id] = dict(finding.prediction.timings)
         self._ai_lesions[image_id] = finding.lesions
 
+    def record_restored(self, image_id: str, lesions: LesionStats) -> None:
+        """An AI result reused from the session store (measured off the GUI thread; no timings)."""
+        self._ai_failures.pop(image_id, None)
+        self._timings.pop(image_id, None)
+        self._ai_lesions[image_id] = lesions
+
     def forget_mask(self, image_id: str) -> None:
         """The reader's mask changed: measure it again when next asked."""
         self._mask_lesions.pop(image_id, None)
@@ -103,7 +109,7 @@ class Findings:
         return WorklistRow(
             image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
             view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
-            score=case.ai_score, area_cm2=self.row_area(case) if case.has_mask_pixels else None,
+            score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
             status=case.status.value, error=ai_error,
         )
 

@@ -60,6 +60,7 @@ class ModelLoaded:
     description: str  # which model, how long it took to load
     card: dict[str, Any]  # the model card (what it is, how it was trained, validation figures)
     refused: str | None = None  # why the model asked for was not used (the bundled one was)
+    model_key: str | None = None  # its fingerprint, stored with its results
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ModelQueue(QObject):
         self._done = 0
         self.model_error: str | None = None
         self.model_card: dict[str, Any] | None = None
+        self.model_key: str | None = None  # the loaded model's fingerprint (GUI thread's copy, set on delivery)
         # Loaded on the worker thread and reused by every later run; only that thread reads them.
         self._predictor: Any = None
         self._model_key: str | None = None
@@ -155,6 +157,7 @@ class ModelQueue(QObject):
         self._model_key = None
         self.model_error = None
         self.model_card = None
+        self.model_key = None
 
     def warm_up(self) -> None:
         """Load the model now (in the worker), so the first prediction does not wait for torch."""
@@ -207,7 +210,7 @@ class ModelQueue(QObject):
             card = getattr(self._predictor, "card", None)
             loaded = ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s",
                                  {"file": str(getattr(self._predictor, "checkpoint", name)),
-                                  **(card.to_dict() if card is not None else {})}, chosen.refused)
+                                  **(card.to_dict() if card is not None else {})}, chosen.refused, self._model_key)
             yield Progress(0, 0, "AI model loaded", loaded)
         predictor, model_key = self._predictor, self._model_key
         from pneumoviewer.io.images import load_radiograph
@@ -237,6 +240,7 @@ class ModelQueue(QObject):
     def _deliver(self, result: JobResult | ModelLoaded) -> None:
         if isinstance(result, ModelLoaded):
             self.model_card = result.card
+            self.model_key = result.model_key
             self.sigModelReady.emit(result.description, result.refused or "")
             return
         job = result.job

@@ -1,4 +1,4 @@
-"""What the window's workers run: thin calls into the core that must stay off the GUI thread."""
+"""What the controller's workers run: thin calls into the core that must stay off the GUI thread."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pneumoviewer.io.dicom import (
     scan_folder,
 )
 from pneumoviewer.io.images import load_radiograph
+from pneumoviewer.model.identity import model_fingerprint
+from pneumoviewer.review.case import LesionStats, lesion_stats
 from pneumoviewer.review.session import ReviewSession
 
 ProgressCallback = Callable[[int, int], None]
@@ -23,11 +25,34 @@ FoundCallback = Callable[[DicomMetadata], None]  # each header as it is read (ca
 
 
 @dataclass(frozen=True)
+class RestoredPredictions:
+    """AI results reused from the session store instead of running the network again."""
+
+    model_key: str  # the fingerprint of the model they were stored under
+    lesions: dict[str, LesionStats]  # image id -> the AI mask's lesions, measured here, off the GUI thread
+
+
+@dataclass(frozen=True)
 class OpenedStudies:
     session: ReviewSession
     unreadable: list[DicomError]
     title: str
-    restored: frozenset[str] = frozenset()  # image ids whose stored AI result was reused (no network run)
+    restored: RestoredPredictions | None = None
+
+
+def restore_predictions(session: ReviewSession, model_checkpoint: Path | None) -> RestoredPredictions | None:
+    """Apply the results stored for this session under `model_checkpoint`'s fingerprint (None: nothing
+    to look for, or that model's files cannot be read; then every case is predicted)."""
+    if model_checkpoint is None:
+        return None
+    try:
+        model_key = model_fingerprint(model_checkpoint)
+    except OSError:
+        return None
+    restored = session.restore_predictions(model_key)
+    lesions = {image_id: lesion_stats(session.case(image_id).ai_mask, session.case(image_id).pixel_spacing_mm)
+               for image_id in restored}
+    return RestoredPredictions(model_key, lesions)
 
 
 @dataclass(frozen=True)
@@ -36,16 +61,17 @@ class LoadedImage:
     image: DicomImage
 
 
-def index_folder(folder: Path, data_dir: Path | None, progress: ProgressCallback,
+def index_folder(folder: Path, data_dir: Path | None, model_checkpoint: Path | None, progress: ProgressCallback,
                  found: FoundCallback | None = None) -> OpenedStudies:
-    """Read every header under `folder` (no pixels) and restore its autosaved session."""
+    """Read every header under `folder` (no pixels), restore its autosaved session and the AI results
+    stored for it under `model_checkpoint`."""
     scan = scan_folder(folder, progress=progress, found=found)
     session = ReviewSession.from_metadata(folder, scan.images, data_dir)
-    return OpenedStudies(session, scan.unreadable, str(folder))
+    return OpenedStudies(session, scan.unreadable, str(folder), restore_predictions(session, model_checkpoint))
 
 
-def index_files(paths: list[Path], data_dir: Path | None, progress: ProgressCallback,
-                found: FoundCallback | None = None) -> OpenedStudies:
+def index_files(paths: list[Path], data_dir: Path | None, model_checkpoint: Path | None,
+                progress: ProgressCallback, found: FoundCallback | None = None) -> OpenedStudies:
     """Headers of a hand-picked selection: files, and folders read as `scan_folder` reads them.
 
     A selection gets its own autosave (keyed by what was picked) so it never overwrites the
@@ -73,10 +99,11 @@ def index_files(paths: list[Path], data_dir: Path | None, progress: ProgressCall
         common = common.parent
     digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
     session = ReviewSession.from_metadata(common / f".selection-{digest}", images, data_dir)
+    restored = restore_predictions(session, model_checkpoint)
     if len(paths) == 1:
-        return OpenedStudies(session, unreadable, str(Path(paths[0]).resolve()))
+        return OpenedStudies(session, unreadable, str(Path(paths[0]).resolve()), restored)
     kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
-    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {common}")
+    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {common}", restored)
 
 
 def load_image(image_id: str, path: Path) -> LoadedImage:

@@ -6,15 +6,19 @@ rectangles and this view redraws exactly those. Status rules live in `Case`, not
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
-from pneumoviewer.io.dicom import DicomImage
-from pneumoviewer.review.case import Case, CaseChange
-from pneumoviewer.review.mask_editor import DirtyRect, MaskEditor
 from pneumoviewer.ui.image_view import ImageCanvas
 from pneumoviewer.ui.tools import Mode
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.io.dicom import DicomImage
+    from pneumoviewer.review.case import Case, CaseChange
+    from pneumoviewer.review.mask_editor import DirtyRect, MaskEditor
 
 
 class CaseView(QWidget):
@@ -154,6 +158,8 @@ class CaseView(QWidget):
 
     def case_changed(self, case: Case, change: CaseChange) -> None:
         """A case changed (an edit, the AI, an import): redraw what changed if it is the one on screen."""
+        from pneumoviewer.review.case import CaseChange  # imported by then: a session exists
+
         if case is not self.case or not self._on_canvas():
             return
         if change is CaseChange.AI:

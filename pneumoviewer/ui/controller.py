@@ -14,16 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.paths import default_model_path
-from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
-from pneumoviewer.review.export import ExportScope, export_csv, export_pngs
-from pneumoviewer.review.session import ReviewSession
 from pneumoviewer.ui import tasks
 from pneumoviewer.ui.findings import Findings, case_fields, counter_text
 from pneumoviewer.ui.lru_cache import LruCache
@@ -31,6 +27,12 @@ from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJo
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
 from pneumoviewer.ui.workers import Worker, WorkerPool
 from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
+    from pneumoviewer.review.export import ExportScope
+    from pneumoviewer.review.session import ReviewSession
 
 IMAGE_CACHE_SIZE = 6  # decoded images kept: the last few cases viewed and the next one
 HEATMAP_CACHE_SIZE = 12
@@ -147,6 +149,8 @@ class ReviewController(QObject):
         These rows are provisional (no AI, no restored status yet): the session replaces them when the
         whole folder is indexed, with the same case numbers unless files are out of path order.
         """
+        from pneumoviewer.review.case import Case  # imported by the indexing worker that sent these
+
         if self.sender() is not self._task or self.session is not None:
             return  # a batch from an indexing that was cancelled meanwhile
         first = self.worklist_model.rowCount() + 1
@@ -331,6 +335,8 @@ class ReviewController(QObject):
 
     @Slot(object)
     def set_status(self, status: ReviewStatus | str) -> None:
+        from pneumoviewer.review.case import ReviewStatus
+
         if self.importing:
             self.sigMessage.emit("Annotations are being imported: review again in a moment", 4000)
         elif self.session is not None and self.current_id is not None:
@@ -442,6 +448,8 @@ class ReviewController(QObject):
     # -- case changes (edits, statuses, AI) -----------------------------------------------------------
     @Slot(object, object)
     def _case_changed(self, case: Case, change: CaseChange) -> None:
+        from pneumoviewer.review.case import CaseChange
+
         self.sigCaseChanged.emit(case, change)
         if change is CaseChange.MASK:
             self.findings.forget_mask(case.image_id)
@@ -474,22 +482,31 @@ class ReviewController(QObject):
         self.sigCounter.emit(counter_text(self.session))
 
     # -- annotation files in and out ------------------------------------------------------------------
-    def export_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE,
-                   scope: ExportScope = ExportScope.REVIEWED) -> None:
-        """Write the reviewed (or all) cases' masks as a challenge-format CSV, in a worker."""
+    def export_csv(self, path: Path, convention: RleConvention | None = None, scope: ExportScope | None = None) -> None:
+        """Write the cases' masks as a challenge-format CSV, in a worker (default: relative RLE, reviewed cases)."""
+        from pneumoviewer.io.rle import RleConvention
+        from pneumoviewer.review.export import ExportScope, export_csv
+
         if self.session is not None:
-            self._run_task(Worker(export_csv, list(self.session.cases), Path(path), convention, scope,
+            self._run_task(Worker(export_csv, list(self.session.cases), Path(path),
+                                  convention or RleConvention.RELATIVE, scope or ExportScope.REVIEWED,
                                   pass_cancel=True, progress_text="Exporting CSV"))
 
-    def export_pngs(self, folder: Path, scope: ExportScope = ExportScope.REVIEWED) -> None:
+    def export_pngs(self, folder: Path, scope: ExportScope | None = None) -> None:
+        """One PNG mask per case, in a worker (default: the reviewed cases)."""
+        from pneumoviewer.review.export import ExportScope, export_pngs
+
         if self.session is not None:
-            self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope,
+            self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope or ExportScope.REVIEWED,
                                   pass_cancel=True, progress_text="Exporting PNG masks"))
 
-    def import_csv(self, path: Path, convention: RleConvention = RleConvention.RELATIVE) -> None:
+    def import_csv(self, path: Path, convention: RleConvention | None = None) -> None:
+        """Load a challenge-format CSV as the editable masks, in a worker (default: relative RLE)."""
+        from pneumoviewer.io.rle import RleConvention
+
         if self.session is None:
             return
-        worker = Worker(self.session.import_annotations, Path(path), convention,
+        worker = Worker(self.session.import_annotations, Path(path), convention or RleConvention.RELATIVE,
                         progress_text="Importing annotations")
         # The import writes masks on its own thread: an edit or an Accept at the same time could
         # interleave with it on the same case, so they wait until it is done (a second or two).

@@ -8,11 +8,14 @@ here after each committed edit.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pneumoviewer.review.case import Case, LesionStats, ReviewStatus
-from pneumoviewer.review.session import ReviewSession
-from pneumoviewer.ui.model_queue import AiFinding
 from pneumoviewer.ui.worklist import WorklistRow
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.review.case import Case, LesionStats
+    from pneumoviewer.review.session import ReviewSession
+    from pneumoviewer.ui.model_queue import AiFinding
 
 
 def format_area(stats: LesionStats | None) -> str:
@@ -49,10 +52,10 @@ def _date(value: str) -> str:
 def counter_text(session: ReviewSession | None) -> str:
     if session is None:
         return ""
-    counts = session.status_counts()
+    counts = {status.value: count for status, count in session.status_counts().items()}
     return (
-        f"Done {session.done_count} / {len(session)}  ·  accepted {counts[ReviewStatus.ACCEPTED]}  "
-        f"corrected {counts[ReviewStatus.CORRECTED]}  rejected {counts[ReviewStatus.REJECTED]}"
+        f"Done {session.done_count} / {len(session)}  ·  accepted {counts['accepted']}  "
+        f"corrected {counts['corrected']}  rejected {counts['rejected']}"
     )
 
 

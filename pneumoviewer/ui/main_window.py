@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
@@ -20,7 +20,6 @@ from pneumoviewer.ui import layout, preferences
 from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView
 from pneumoviewer.ui.controller import ReviewController
-from pneumoviewer.ui.dialogs import ExportDialog, ModelCardDialog, ShortcutsDialog, ask_rle_convention
 from pneumoviewer.ui.info_panel import InfoPanel
 from pneumoviewer.ui.model_queue import default_predictor
 from pneumoviewer.ui.status_bar import StatusBar
@@ -51,6 +50,7 @@ class MainWindow(QMainWindow):
         self._connect_view()
         self._connect_controller()
         self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
+        self._model_loading = False
         self._docks_fitted = preferences.restore_preferences(self, self.tools, self.actions["toggle_ai_contour"])
 
     def showEvent(self, event) -> None:
@@ -58,8 +58,15 @@ class MainWindow(QMainWindow):
         if not self._docks_fitted:
             self._docks_fitted = True
             layout.fit_docks(self, self.panels.worklist_dock, self.worklist)
-        # Loading the model holds the GIL for a moment: better at start-up than mid-review.
-        self.controller.warm_up()
+
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.Paint and not self._model_loading:
+            # The model loads once the window is on screen (loading it first would delay the window),
+            # and before the reader needs it: then the first prediction does not wait for torch.
+            self._model_loading = True
+            QTimer.singleShot(0, self.controller.warm_up)
+        return handled
 
     # -- widgets -> controller ------------------------------------------------------------------------
     def _connect_view(self) -> None:
@@ -95,10 +102,8 @@ class MainWindow(QMainWindow):
         a["toggle_edit"].toggled.connect(canvas.edit_item.setVisible)
         a["toggle_heatmap"].toggled.connect(canvas.set_heatmap_visible)
         a["toggle_heatmap"].toggled.connect(c.set_heatmaps_wanted)
-        a["shortcuts"].triggered.connect(lambda: ShortcutsDialog(self).exec())
-        a["about_model"].triggered.connect(
-            lambda: ModelCardDialog(c.model_queue.model_card, c.model_queue.model_error, self).exec()
-        )
+        a["shortcuts"].triggered.connect(self._show_shortcuts)
+        a["about_model"].triggered.connect(self._show_model_card)
         for control, item in ((self.tools.ai_overlay, canvas.ai_item), (self.tools.edit_overlay, canvas.edit_item),
                               (self.tools.heatmap_overlay, canvas.heatmap_item)):
             control.sigOpacityChanged.connect(item.setOpacity)
@@ -173,7 +178,17 @@ class MainWindow(QMainWindow):
         if not self.property("quiet"):  # tests set "quiet" so no modal box waits for a click
             QMessageBox.warning(self, title, text)
 
-    # -- dialogs and drops ----------------------------------------------------------------------------
+    # -- dialogs and drops (dialogs.py is imported when first asked for: it needs the review stack) --------
+    def _show_shortcuts(self) -> None:
+        from pneumoviewer.ui.dialogs import ShortcutsDialog
+
+        ShortcutsDialog(self).exec()
+
+    def _show_model_card(self) -> None:
+        from pneumoviewer.ui.dialogs import ModelCardDialog
+
+        ModelCardDialog(self.controller.model_queue.model_card, self.controller.model_queue.model_error, self).exec()
+
     def _ask_folder(self) -> None:
         recent = preferences.recent_folders()
         folder = QFileDialog.getExistingDirectory(self, "Open folder of DICOMs", str(recent[0] if recent else Path.home()))
@@ -192,6 +207,8 @@ class MainWindow(QMainWindow):
             self.controller.use_model(Path(path))
 
     def _ask_export(self, is_csv: bool) -> None:
+        from pneumoviewer.ui.dialogs import ExportDialog
+
         session = self.controller.session
         if session is None:
             return
@@ -205,6 +222,8 @@ class MainWindow(QMainWindow):
                 self.controller.export_pngs(dialog.path, dialog.scope)
 
     def _ask_import(self) -> None:
+        from pneumoviewer.ui.dialogs import ask_rle_convention
+
         if self.controller.session is None:
             return
         path, _ = QFileDialog.getOpenFileName(self, "Import annotations", str(Path.home()), "CSV (*.csv)")

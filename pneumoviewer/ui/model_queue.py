@@ -7,21 +7,27 @@ order given (the worklist order). torch is imported only inside the worker, neve
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import importlib.util
 import os
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from pneumoviewer.review.case import LesionStats, lesion_stats
 from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
+
+if TYPE_CHECKING:
+    from pneumoviewer.review.case import LesionStats
 
 
 class JobKind(Enum):
@@ -77,6 +83,56 @@ def lower_this_threads_priority(niceness: int = 10) -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
         except OSError:
             pass  # not permitted here: the AI simply keeps the normal priority
+
+
+def preload_torch_libraries() -> None:
+    """Load torch's native libraries with libc's dlopen, which ctypes calls with the GIL released.
+
+    `import torch` loads them itself, but from inside an import, holding the GIL for the whole
+    dlopen (relocating half a gigabyte of code: a quarter of a second here), so the window froze.
+    Once loaded, they cost `import torch` nothing. Linux only; elsewhere torch loads them as usual.
+    """
+    spec = importlib.util.find_spec("torch")  # finds the package without importing it
+    if not sys.platform.startswith("linux") or spec is None or spec.origin is None:
+        return
+    package = Path(spec.origin).parent
+    dlopen = ctypes.CDLL(None).dlopen
+    dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+    # In the order and with the flags torch uses: its global dependencies first, then its extension.
+    for library, flags in ((package / "lib" / "libtorch_global_deps.so", os.RTLD_NOW | os.RTLD_GLOBAL),
+                           *((path, os.RTLD_NOW) for path in package.glob("_C.*.so"))):
+        if library.is_file():
+            dlopen(bytes(library), flags)
+
+
+@contextmanager
+def garbage_collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the model loads, then what survived is frozen (`gc.freeze`).
+
+    Importing torch and its companions creates about a million objects; each full collection that
+    triggers holds the GIL for 0.1-0.2 s, which were the window's freezes while the model loaded.
+    Those objects live as long as the app: frozen, later collections (during a sweep) skip them.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+def _load_model(factory: Callable[[], Any]) -> ChosenModel:
+    """AI thread: the model, and everything a job needs, loaded without holding up the window."""
+    with garbage_collection_paused():
+        preload_torch_libraries()
+        chosen = factory()
+        # What every job runs, imported in this same pause (pydicom, scikit-image, Grad-CAM).
+        import pneumoviewer.io.images
+        import pneumoviewer.model.cam
+        import pneumoviewer.review.case  # noqa: F401
+    return chosen if isinstance(chosen, ChosenModel) else ChosenModel(chosen)
 
 
 def _model_key(predictor: Any) -> str | None:
@@ -199,11 +255,9 @@ class ModelQueue(QObject):
             yield Progress(0, 0, "Loading the AI model…")
             started = time.perf_counter()
             factory = self._predictor_factory
-            chosen = factory()
+            chosen = _load_model(factory)
             if factory is not self._predictor_factory:  # another model was chosen meanwhile: the next worker loads it
                 return 0
-            if not isinstance(chosen, ChosenModel):
-                chosen = ChosenModel(chosen)
             self._predictor = chosen.predictor
             self._model_key = _model_key(chosen.predictor)
             name = Path(getattr(self._predictor, "checkpoint", "model")).name
@@ -215,6 +269,7 @@ class ModelQueue(QObject):
         predictor, model_key = self._predictor, self._model_key
         from pneumoviewer.io.images import load_radiograph
         from pneumoviewer.model.cam import grad_cam
+        from pneumoviewer.review.case import lesion_stats
 
         done = 0
         while True:

@@ -1,4 +1,8 @@
-"""What the controller's workers run: thin calls into the core that must stay off the GUI thread."""
+"""What the controller's workers run: thin calls into the core that must stay off the GUI thread.
+
+The core (pydicom, scikit-image, SciPy: most of a second to import) is imported inside these
+functions, on the worker that first needs it, so the window paints before any of it is loaded.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pneumoviewer.io.dicom import (
-    DicomError,
-    DicomImage,
-    DicomMetadata,
-    read_header,
-    scan_folder,
-)
-from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.identity import model_fingerprint
-from pneumoviewer.review.case import LesionStats, lesion_stats
-from pneumoviewer.review.session import ReviewSession
+if TYPE_CHECKING:
+    from pneumoviewer.io.dicom import DicomError, DicomImage, DicomMetadata
+    from pneumoviewer.review.case import LesionStats
+    from pneumoviewer.review.session import ReviewSession
 
 ProgressCallback = Callable[[int, int], None]
-FoundCallback = Callable[[DicomMetadata], None]  # each header as it is read (called on the worker thread)
+FoundCallback = Callable[["DicomMetadata"], None]  # each header as it is read (called on the worker thread)
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,9 @@ class OpenedStudies:
 def restore_predictions(session: ReviewSession, model_checkpoint: Path | None) -> RestoredPredictions | None:
     """Apply the results stored for this session under `model_checkpoint`'s fingerprint (None: nothing
     to look for, or that model's files cannot be read; then every case is predicted)."""
+    from pneumoviewer.model.identity import model_fingerprint
+    from pneumoviewer.review.case import lesion_stats
+
     if model_checkpoint is None:
         return None
     try:
@@ -65,6 +66,9 @@ def index_folder(folder: Path, data_dir: Path | None, model_checkpoint: Path | N
                  found: FoundCallback | None = None) -> OpenedStudies:
     """Read every header under `folder` (no pixels), restore its autosaved session and the AI results
     stored for it under `model_checkpoint`."""
+    from pneumoviewer.io.dicom import scan_folder
+    from pneumoviewer.review.session import ReviewSession
+
     scan = scan_folder(folder, progress=progress, found=found)
     session = ReviewSession.from_metadata(folder, scan.images, data_dir)
     return OpenedStudies(session, scan.unreadable, str(folder), restore_predictions(session, model_checkpoint))
@@ -78,6 +82,9 @@ def index_files(paths: list[Path], data_dir: Path | None, model_checkpoint: Path
     statuses of a session on a whole folder that holds some of the same files. Folders are
     expanded here, on the worker thread: listing a large tree must not hold up the window.
     """
+    from pneumoviewer.io.dicom import DicomError, read_header, scan_folder
+    from pneumoviewer.review.session import ReviewSession
+
     images, unreadable = [], []
     files = [Path(path) for path in paths if not Path(path).is_dir()]
     for folder in (Path(path) for path in paths if Path(path).is_dir()):
@@ -107,4 +114,6 @@ def index_files(paths: list[Path], data_dir: Path | None, model_checkpoint: Path
 
 
 def load_image(image_id: str, path: Path) -> LoadedImage:
+    from pneumoviewer.io.images import load_radiograph
+
     return LoadedImage(image_id, load_radiograph(path))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
-from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.paths import demo_dir
@@ -59,14 +59,13 @@ class MainWindow(QMainWindow):
             self._docks_fitted = True
             layout.fit_docks(self, self.panels.worklist_dock, self.worklist)
 
-    def event(self, event: QEvent) -> bool:
-        handled = super().event(event)
-        if event.type() == QEvent.Type.Paint and not self._model_loading:
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if not self._model_loading:
             # The model loads once the window is on screen (loading it first would delay the window),
             # and before the reader needs it: then the first prediction does not wait for torch.
             self._model_loading = True
             QTimer.singleShot(0, self.controller.warm_up)
-        return handled
 
     # -- widgets -> controller ------------------------------------------------------------------------
     def _connect_view(self) -> None:

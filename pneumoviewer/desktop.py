@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.paths import ICON_SIZES, icon_path, resources_dir
 
 DESKTOP_FILE_NAME = "pneumoviewer.desktop"
@@ -26,13 +27,8 @@ ICON_NAME = "pneumoviewer"
 _EXEC_RESERVED = frozenset(" \t\n\"'\\><~|&;$*?#()`")
 
 
-class DesktopInstallError(Exception):
+class DesktopInstallError(FileProblem):
     """The launcher could not be installed or removed; `path` names the file involved."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@
   share of negative images).
 - `presence_confusion`, `sensitivity_specificity`: is a pneumothorax called on the image.
 - `roc_auc`: how well a presence score ranks positive images above negative ones.
+- `segmentation_figures`: all of the above for one run of a model over labelled images, under the
+  names every report uses (the evaluate command and the model card's validation figures).
 
 Arguments always come prediction first, truth second.
 """
@@ -13,9 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+
+Flags = Sequence[bool] | np.ndarray  # one True/False per image
+Values = Sequence[float] | np.ndarray  # one number per image
 
 
 def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -35,7 +41,7 @@ def challenge_score(predicted: Sequence[np.ndarray], truth: Sequence[np.ndarray]
         raise ValueError(f"{len(predicted)} predicted masks for {len(truth)} true masks")
     if len(truth) == 0:
         raise ValueError("no images to score")
-    return float(np.mean([dice(p, t) for p, t in zip(predicted, truth)]))
+    return float(np.mean([dice(p, t) for p, t in zip(predicted, truth, strict=True)]))
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class PresenceConfusion:
         return _ratio(self.true_negative, self.true_negative + self.false_positive)
 
 
-def presence_confusion(predicted: Sequence[bool], actual: Sequence[bool]) -> PresenceConfusion:
+def presence_confusion(predicted: Flags, actual: Flags) -> PresenceConfusion:
     """Confusion counts of per-image presence calls against the truth."""
     called, present = _paired_flags(predicted, actual)
     return PresenceConfusion(
@@ -69,13 +75,13 @@ def presence_confusion(predicted: Sequence[bool], actual: Sequence[bool]) -> Pre
     )
 
 
-def sensitivity_specificity(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[float, float]:
+def sensitivity_specificity(predicted: Flags, actual: Flags) -> tuple[float, float]:
     """(sensitivity, specificity) of presence calls; see `PresenceConfusion`."""
     confusion = presence_confusion(predicted, actual)
     return confusion.sensitivity, confusion.specificity
 
 
-def roc_auc(scores: Sequence[float], actual: Sequence[bool]) -> float:
+def roc_auc(scores: Values, actual: Flags) -> float:
     """Area under the ROC curve of presence scores, equal to sklearn's `roc_auc_score`.
 
     Computed as the Mann-Whitney statistic with tied scores given their average rank, which
@@ -99,7 +105,63 @@ def roc_auc(scores: Sequence[float], actual: Sequence[bool]) -> float:
     return (positive_rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
 
 
-def _paired_flags(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class SegmentationFigures:
+    """What a model scores on labelled images; `to_dict()` gives the names every report uses."""
+
+    images_evaluated: int
+    positive_images: int  # images whose truth mask is non-empty
+    challenge_score: float  # mean per-image Dice (empty on empty = 1)
+    all_empty_score: float  # the same for "no pneumothorax" everywhere: the share of negative images
+    gain_over_all_empty: float  # challenge_score - all_empty_score
+    mean_dice_on_positive_images: float  # NaN without positive images
+    roc_auc: float  # of the triage scores; NaN with a single class
+    sensitivity: float
+    specificity: float
+    confusion: PresenceConfusion
+
+    def to_dict(self, digits: int | None = None) -> dict[str, Any]:
+        """Plain values (confusion as a nested dict); floats rounded to `digits` when given."""
+        values = asdict(self)
+        if digits is not None:
+            values = {key: round(value, digits) if isinstance(value, float) else value for key, value in values.items()}
+        return values
+
+
+def segmentation_figures(
+    dice_scores: Values, called: Flags, scores: Values, actual: Flags
+) -> SegmentationFigures:
+    """The figures of one run over labelled images, from per-image results.
+
+    Per image: `dice_scores` is `dice(predicted mask, truth mask)`, `called` the model's positive call
+    (`Prediction.positive`), `scores` its triage score, `actual` whether the truth mask is non-empty.
+    Per-image values rather than masks, so a run over thousands of full-size images needs no memory
+    for their masks.
+    """
+    dice_values = np.asarray(dice_scores, dtype=np.float64).ravel()
+    calls, present = _paired_flags(called, actual)
+    if dice_values.shape != present.shape:
+        raise ValueError(f"{dice_values.size} Dice scores for {present.size} images")
+    if present.size == 0:
+        raise ValueError("no images to score")
+    confusion = presence_confusion(calls, present)
+    challenge = float(dice_values.mean())
+    all_empty = float(np.mean(~present))  # an empty mask scores 1 on a negative image, 0 on a positive one
+    return SegmentationFigures(
+        images_evaluated=int(present.size),
+        positive_images=int(np.count_nonzero(present)),
+        challenge_score=challenge,
+        all_empty_score=all_empty,
+        gain_over_all_empty=challenge - all_empty,
+        mean_dice_on_positive_images=float(dice_values[present].mean()) if present.any() else math.nan,
+        roc_auc=roc_auc(scores, present),
+        sensitivity=confusion.sensitivity,
+        specificity=confusion.specificity,
+        confusion=confusion,
+    )
+
+
+def _paired_flags(predicted: Flags, actual: Flags) -> tuple[np.ndarray, np.ndarray]:
     called = np.asarray(predicted, dtype=bool).ravel()
     present = np.asarray(actual, dtype=bool).ravel()
     if called.shape != present.shape:

@@ -20,18 +20,14 @@ from typing import TextIO
 import numpy as np
 
 from pneumoviewer import __version__
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.paths import default_model_path, demo_dir, icon_path
 
 CSV_NAME = "self-test-rle.csv"
 
 
-class SelfTestError(Exception):
+class SelfTestError(FileProblem):
     """A step failed for a reason the user can act on; `path` names the file involved."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
 
 def find_demo_image(folder: Path | None = None) -> Path:
@@ -90,10 +86,13 @@ def run_self_test(
         report(f"{model.name}: {network.encoder} at {network.input_size} px on {predictor.device} "
                f"({predictor.runtime}), torch {torch.__version__}")
     with _step("prediction", out) as report:
+        from pneumoviewer.review.case import lesion_stats
+
         prediction = predictor.predict(radiograph.pixels)
         _check_image_array(prediction.probability, radiograph.pixels.shape, "probability map")
-        area = _area(prediction.mask, meta.pixel_spacing_mm)
-        report(f"score {prediction.score:.3f}, mask {int(prediction.mask.sum()):,} px{area}")
+        stats = lesion_stats(prediction.mask, meta.pixel_spacing_mm)
+        area = "" if stats.area_cm2 is None else f" = {stats.area_cm2:.1f} cm²"
+        report(f"score {prediction.score:.3f}, mask {stats.area_px:,} px{area}")
     with _step("grad-cam", out) as report:
         from pneumoviewer.model.cam import grad_cam
 
@@ -133,12 +132,6 @@ def _check_image_array(array: np.ndarray, shape: tuple[int, ...], what: str) -> 
         raise SelfTestError("self-test", f"the {what} is {array.shape}, not the image's {shape}")
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
         raise SelfTestError("self-test", f"the {what} has values outside [0, 1]")
-
-
-def _area(mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> str:
-    if spacing_mm is None:
-        return ""
-    return f" = {mask.sum() * spacing_mm[0] * spacing_mm[1] / 100:.1f} cm²"
 
 
 def _write_and_verify_csv(folder: Path, image_id: str, mask: np.ndarray) -> Path:

@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from pneumoviewer import metrics
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.data import load_labelled_images
 from pneumoviewer.model.inference import Predictor
 from pneumoviewer.paths import default_model_path
+from pneumoviewer.training.data import load_labelled_images
 
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "siim"
 
@@ -49,11 +49,13 @@ def main() -> None:
     stored, recompressed = [], []
     for image in tqdm(validation, desc="predicting twice", unit="img"):
         pixels = load_radiograph(image.path).pixels
-        stored.append(predictor.predict(pixels).score)
-        recompressed.append(predictor.predict(jpeg_round_trip(pixels, args.quality)).score)
-    stored_scores, recompressed_scores = np.array(stored), np.array(recompressed)
+        stored.append(predictor.predict(pixels))
+        recompressed.append(predictor.predict(jpeg_round_trip(pixels, args.quality)))
+    stored_scores = np.array([prediction.score for prediction in stored])
+    recompressed_scores = np.array([prediction.score for prediction in recompressed])
+    stored_calls = np.array([prediction.positive for prediction in stored])
+    recompressed_calls = np.array([prediction.positive for prediction in recompressed])
     actual = np.array([image.positive for image in validation])
-    threshold = predictor.settings.presence_threshold
     change = recompressed_scores - stored_scores
     negatives = ~actual
 
@@ -62,9 +64,8 @@ def main() -> None:
           f"median {np.median(change):+.4f}, largest rise {change.max():+.4f}")
     print(f"ROC AUC as stored {metrics.roc_auc(stored_scores, actual):.4f}, "
           f"recompressed {metrics.roc_auc(recompressed_scores, actual):.4f}")
-    print(f"negatives called positive: as stored {int((stored_scores[negatives] >= threshold).sum())}, "
-          f"recompressed {int((recompressed_scores[negatives] >= threshold).sum())} "
-          f"(of {int(negatives.sum())}, threshold {threshold})")
+    print(f"negatives called positive: as stored {int(stored_calls[negatives].sum())}, "
+          f"recompressed {int(recompressed_calls[negatives].sum())} (of {int(negatives.sum())})")
 
 
 if __name__ == "__main__":

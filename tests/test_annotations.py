@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import (
     AnnotationError,
     read_annotation_masks,
@@ -100,6 +101,20 @@ def test_malformed_rows_name_the_line_and_the_reason(tmp_path: Path, body: str, 
     assert (raised.value.path, raised.value.line) == (path, line)
     assert reason in raised.value.reason
     assert str(raised.value).startswith(f"{path}, line {line}: ")
+    assert isinstance(raised.value, FileProblem) and isinstance(raised.value, ValueError)
+
+
+def test_the_first_bad_line_in_the_file_is_named_when_an_image_has_rows_on_both_sides(tmp_path: Path) -> None:
+    # Rows are merged per image, but a person fixing the file reads it top to bottom.
+    path = tmp_path / "bad.csv"
+    path.write_text("ImageId, EncodedPixels\na,0 2\nb,-1\nb,x 1\na,99 1\n")
+    with pytest.raises(AnnotationError) as raised:
+        read_annotation_masks(path, (5, 5))
+    assert raised.value.line == 4 and "image b: 'x' is not a whole number" in raised.value.reason
+    path.write_text("ImageId, EncodedPixels\na,0 2\nb,-1\na,3 1\nb,24 1\n")
+    masks = read_annotation_masks(path, (5, 5))
+    assert list(masks) == ["a", "b"]
+    assert np.flatnonzero(masks["a"].T).tolist() == [0, 1, 3] and masks["b"].sum() == 1
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`pneumoviewer export FOLDER`: the app's autosaved review, written as the challenge CSV and PNG masks."""
+"""`pneumoviewer export PATH…`: the app's autosaved review (a folder or a selection), written as the challenge CSV and PNG masks."""
 
 from __future__ import annotations
 
@@ -71,3 +71,21 @@ def test_export_all_includes_unreviewed_and_absolute_rle_round_trips(reviewed_fo
 def test_export_reports_a_missing_folder(tmp_path: Path, capsys) -> None:
     assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.csv")]) == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_export_finds_the_session_of_a_selection_of_files(reviewed_folder, tmp_path: Path, capsys) -> None:
+    """A reader who opened two files (not the folder) exports them by naming the same files, in any order."""
+    from pneumoviewer.review.opening import open_studies
+
+    folder, _ = reviewed_folder
+    picked = sorted(folder.glob("*.dcm"))[:2]
+    opened = open_studies(picked)
+    first, second = opened.session.cases
+    opened.session.set_status(second.image_id, ReviewStatus.REJECTED)
+    opened.session.close()
+    out = tmp_path / "selection.csv"
+
+    assert main(["export", str(picked[1]), str(picked[0]), "--out", str(out)]) == 0
+
+    assert read_annotation_rows(out) == [(second.image_id, "-1")]
+    assert "2 files in" in capsys.readouterr().out

@@ -140,7 +140,7 @@ def test_evaluate_reports_score_baseline_confusion_and_auc(
 
     figures = json.loads(report.read_text())
     assert figures["images_evaluated"] == 4 and figures["positive_images"] == 2
-    assert figures["all_empty_baseline"] == pytest.approx(0.5)
+    assert figures["all_empty_score"] == pytest.approx(0.5)
     truth = _masks_from_csv(siim_labels_csv, RleConvention.RELATIVE)
     predictor = Predictor.cached(random_checkpoint)
     dice = [metrics.dice(predictor.predict(load_dicom(path).pixels).mask, truth[image_id])

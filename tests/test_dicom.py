@@ -15,6 +15,7 @@ from jpeg_lossless import encode_jpeg_lossless  # tests/jpeg_lossless.py
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.dicom import (
     DicomError,
     apply_window,
@@ -314,6 +315,7 @@ def test_bad_files_raise_one_error_naming_the_file_and_the_problem(
     assert reason in raised.value.reason
     assert raised.value.path == bad_file
     assert str(raised.value) == f"{bad_file}: {raised.value.reason}"
+    assert isinstance(raised.value, FileProblem)
     if header_readable:
         assert read_header(bad_file).rows in (1024, 4096)
     else:

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 from skimage.measure import label
 
+from pneumoviewer.errors import Cancelled, FileProblem
 from pneumoviewer.io.annotations import read_annotation_masks, read_annotation_rows
 from pneumoviewer.io.rle import RleConvention, decode
 from pneumoviewer.review.case import Case, ReviewStatus
 from pneumoviewer.review.export import (
-    ExportCancelled,
     ExportError,
     ExportScope,
     export_csv,
@@ -108,12 +108,12 @@ def test_a_cancelled_export_leaves_the_previous_file_intact(tmp_path: Path, case
     target = tmp_path / "reviewed.csv"
     target.write_text("ImageId,EncodedPixels\nprevious,-1\n")
     progress: list[int] = []
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(Cancelled):
         export_csv(cases, target, progress=lambda done, total: progress.append(done), cancel=lambda: len(progress) >= 5)
     assert progress == [1, 2, 3, 4, 5]
     assert target.read_text() == "ImageId,EncodedPixels\nprevious,-1\n"
     assert [path.name for path in tmp_path.iterdir()] == ["reviewed.csv"]  # no temp file left
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(Cancelled):
         export_pngs(cases, tmp_path / "masks", cancel=lambda: True)
     assert not any((tmp_path / "masks").iterdir())
 
@@ -124,5 +124,7 @@ def test_an_unwritable_target_raises_a_clear_error(tmp_path: Path, cases: list[C
     with pytest.raises(ExportError) as caught:
         export_pngs(cases, blocker / "masks")
     assert caught.value.path == blocker / "masks"
+    assert isinstance(caught.value, FileProblem) and isinstance(caught.value, OSError)  # old `except OSError` still works
+    assert str(caught.value) == f"{blocker / 'masks'}: {caught.value.reason}"
     with pytest.raises(ExportError, match="not-a-folder"):
         export_csv(cases, blocker / "reviewed.csv")

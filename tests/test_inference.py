@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from pneumoviewer.errors import Cancelled
 from pneumoviewer.model import inference, onnx_runtime
 from pneumoviewer.model.checkpoint import CheckpointError
-from pneumoviewer.model.inference import Cancelled, Prediction, Predictor
-from pneumoviewer.model.network import normalise
+from pneumoviewer.model.inference import Prediction, Predictor
+from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 
 pytestmark = pytest.mark.usefixtures("private_onnx_cache")  # never the user's own cache
@@ -41,15 +42,18 @@ def test_prediction_is_at_image_resolution_with_timed_stages(predictor: Predicto
     assert set(prediction.timings) == {"pre", "network", "post"}
     assert all(seconds >= 0 for seconds in prediction.timings.values())
     # The mask and score are exactly the triplet applied to the returned probability.
-    mask, score = postprocess(prediction.probability, prediction.presence_probability, predictor.settings)
-    np.testing.assert_array_equal(prediction.mask, mask)
-    assert prediction.score == pytest.approx(score)
+    result = postprocess(prediction.probability, prediction.presence_probability, predictor.settings)
+    np.testing.assert_array_equal(prediction.mask, result.mask)
+    assert prediction.score == pytest.approx(result.score)
+    assert prediction.positive == result.positive
 
 
 def test_pipeline_matches_the_network_on_input_sized_images(predictor: Predictor) -> None:
     pixels = _image((64, 64), seed=1)
     with torch.inference_mode():
-        mask_logits, presence_logits = predictor.network(normalise(pixels)[None, None])
+        spec = InputSpec.from_card(predictor.card)
+        normalised = (torch.from_numpy(pixels) - spec.mean) / spec.std
+        mask_logits, presence_logits = predictor.network(normalised[None, None])
     prediction = predictor.predict(pixels)
     np.testing.assert_allclose(prediction.probability, torch.sigmoid(mask_logits)[0, 0].numpy(), atol=1e-5)
     assert prediction.presence_probability == pytest.approx(float(torch.sigmoid(presence_logits[0])), abs=1e-5)

@@ -17,6 +17,7 @@ from pneumoviewer.metrics import (
     dice,
     presence_confusion,
     roc_auc,
+    segmentation_figures,
     sensitivity_specificity,
 )
 
@@ -65,6 +66,39 @@ def test_presence_confusion_and_rates() -> None:
     assert sensitivity_specificity(predicted, actual) == (confusion.sensitivity, confusion.specificity)
     only_negatives = presence_confusion([False, True], [False, False])
     assert math.isnan(only_negatives.sensitivity) and only_negatives.specificity == 0.5
+
+
+def test_segmentation_figures_on_real_labels_shifted(siim_labels_csv: Path) -> None:
+    truth = list(read_annotation_masks(siim_labels_csv).values())[:200]
+    predicted = [np.roll(mask, 8, axis=1) if index % 3 else np.zeros_like(mask) for index, mask in enumerate(truth)]
+    called = [bool(mask.any()) for mask in predicted]
+    actual = [bool(mask.any()) for mask in truth]
+    scores = [float(c) + 0.01 * index for index, c in enumerate(called)]
+    figures = segmentation_figures([dice(p, t) for p, t in zip(predicted, truth)], called, scores, actual)
+    assert figures.images_evaluated == 200 and figures.positive_images == sum(actual)
+    assert figures.challenge_score == pytest.approx(challenge_score(predicted, truth))
+    assert figures.all_empty_score == pytest.approx(challenge_score([np.zeros_like(t) for t in truth], truth))
+    assert figures.gain_over_all_empty == pytest.approx(figures.challenge_score - figures.all_empty_score)
+    assert figures.confusion == presence_confusion(called, actual)
+    assert (figures.sensitivity, figures.specificity) == sensitivity_specificity(called, actual)
+    assert figures.roc_auc == roc_auc(scores, actual)
+    positive_dice = [dice(p, t) for p, t in zip(predicted, truth) if t.any()]
+    assert figures.mean_dice_on_positive_images == pytest.approx(np.mean(positive_dice))
+    as_dict = figures.to_dict(digits=3)
+    assert as_dict["confusion"] == {"true_positive": figures.confusion.true_positive,
+                                    "false_positive": figures.confusion.false_positive,
+                                    "true_negative": figures.confusion.true_negative,
+                                    "false_negative": figures.confusion.false_negative}
+    assert as_dict["challenge_score"] == round(figures.challenge_score, 3)
+
+
+def test_segmentation_figures_need_paired_images() -> None:
+    with pytest.raises(ValueError, match="2 Dice scores for 1 images"):
+        segmentation_figures([1.0, 0.0], [False], [0.1], [False])
+    with pytest.raises(ValueError, match="no images"):
+        segmentation_figures([], [], [], [])
+    only_negatives = segmentation_figures([1.0], [False], [0.2], [False])
+    assert math.isnan(only_negatives.mean_dice_on_positive_images) and math.isnan(only_negatives.roc_auc)
 
 
 def test_roc_auc_known_values() -> None:

@@ -13,7 +13,6 @@ from pneumoviewer.model.network import (
     build_network,
     freeze_encoder_batchnorm,
     load_imagenet_encoder,
-    normalise,
     select_device,
 )
 
@@ -38,11 +37,6 @@ def test_network_without_presence_head_scores_by_its_strongest_pixel() -> None:
 def test_config_round_trips_through_a_dict() -> None:
     config = NetworkConfig(input_size=320, decoder_channels=(128, 64, 32, 16, 8))
     assert NetworkConfig.from_dict(config.to_dict()) == config
-
-
-def test_normalise_uses_the_imagenet_grey_statistics() -> None:
-    assert normalise([0.449]).item() == pytest.approx(0.0)
-    assert normalise([0.449 + 0.226]).item() == pytest.approx(1.0)
 
 
 @pytest.mark.skipif(not IMAGENET_WEIGHTS.is_file(), reason="shared ImageNet weights not present")

@@ -63,14 +63,14 @@ def test_triplet_calls_positive_only_with_enough_confident_pixels() -> None:
     probability = np.zeros(shape, np.float32)
     probability[_disc(shape, (100, 100), 30)] = 0.5  # wide, uncertain region
     probability[100:103, 100:105] = 0.9  # 15 confident pixels: one short
-    mask, score = postprocess(probability, None, settings)
-    assert not mask.any()
-    assert score == pytest.approx(0.5)
+    result = postprocess(probability, None, settings)
+    assert not result.mask.any() and not result.positive
+    assert result.score == pytest.approx(0.5)
     probability[103, 100] = 0.9  # the 16th
-    mask, score = postprocess(probability, None, settings)
+    result = postprocess(probability, None, settings)
     # Positive: the mask is the whole region over the LOW threshold, not just the confident core.
-    np.testing.assert_array_equal(mask, probability >= 0.3)
-    assert score == pytest.approx(0.9)
+    np.testing.assert_array_equal(result.mask, probability >= 0.3)
+    assert result.score == pytest.approx(0.9) and result.positive
 
 
 def test_score_mixes_presence_head_and_mask_evidence() -> None:
@@ -78,10 +78,10 @@ def test_score_mixes_presence_head_and_mask_evidence() -> None:
     settings = InferenceSettings(presence_min_pixels=0, presence_head_weight=0.25)
     assert presence_score(probability, 1.0, settings) == pytest.approx(0.25 * 1.0 + 0.75 * 0.2)
     head_only = InferenceSettings(presence_head_weight=1.0, presence_threshold=0.5, mask_threshold=0.1)
-    mask, score = postprocess(probability, 0.9, head_only)
-    assert score == pytest.approx(0.9) and mask.all()
-    mask, score = postprocess(probability, 0.1, head_only)
-    assert score == pytest.approx(0.1) and not mask.any()
+    result = postprocess(probability, 0.9, head_only)
+    assert result.score == pytest.approx(0.9) and result.mask.all() and result.positive
+    result = postprocess(probability, 0.1, head_only)
+    assert result.score == pytest.approx(0.1) and not result.mask.any() and not result.positive
     # A mask-only network (no head): the weight is ignored, the mask evidence decides.
     assert presence_score(probability, None, settings) == pytest.approx(0.2)
 
@@ -99,13 +99,13 @@ def test_small_lesions_are_removed_and_large_ones_kept_whole() -> None:
     probability = np.where(mask, 0.95, 0.0).astype(np.float32)
     settings = InferenceSettings(presence_threshold=0.5, presence_min_pixels=0, mask_threshold=0.5,
                                  min_lesion_area_px=100 * 64, presence_head_weight=0.0)  # 100 px at 128²
-    out, _ = postprocess(probability, None, settings)
-    np.testing.assert_array_equal(out, big)
+    np.testing.assert_array_equal(postprocess(probability, None, settings).mask, big)
 
 
 def test_output_types_and_bad_input() -> None:
-    mask, score = postprocess(np.random.default_rng(0).random((32, 48), np.float32), 0.7, InferenceSettings())
-    assert mask.dtype == bool and mask.shape == (32, 48)
-    assert isinstance(score, float) and 0.0 <= score <= 1.0
+    result = postprocess(np.random.default_rng(0).random((32, 48), np.float32), 0.7, InferenceSettings())
+    assert result.mask.dtype == bool and result.mask.shape == (32, 48)
+    assert isinstance(result.score, float) and 0.0 <= result.score <= 1.0
+    assert isinstance(result.positive, bool) and result.positive == bool(result.mask.any())
     with pytest.raises(ValueError, match="2-D"):
         postprocess(np.zeros((1, 32, 32), np.float32), None, InferenceSettings())

@@ -55,8 +55,8 @@ def test_a_case_keeps_its_ai_mask_in_a_few_bytes_and_gives_it_back_exactly() -> 
     mask = np.zeros((1024, 1024), dtype=bool)
     mask[100:180, 700:760] = True
     mask[150, 900] = True
-    empty.set_ai_result(0.1, np.zeros_like(mask))
-    lesion.set_ai_result(0.9, mask)
+    empty.set_ai_result(0.1, np.zeros_like(mask), False)
+    lesion.set_ai_result(0.9, mask, True)
     assert empty.has_ai_result and not empty.ai_mask.any() and empty._ai_bits.nbytes == 0
     np.testing.assert_array_equal(lesion.ai_mask, mask)
     assert lesion._ai_bits.nbytes == 80 * 201 // 8  # the box (rows 100-179, columns 700-900), not 128 kB

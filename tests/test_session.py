@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,13 +15,15 @@ import numpy as np
 import pydicom
 import pytest
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import AnnotationError
-from pneumoviewer.io.dicom import scan_folder
+from pneumoviewer.io.dicom import DicomError, scan_folder
 from pneumoviewer.io.rle import decode
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.autosave import SessionSaveError, SessionStore
 from pneumoviewer.review.case import Case, CaseChange, ReviewStatus, lesion_stats
-from pneumoviewer.review.session import ReviewSession, WorklistOrder
+from pneumoviewer.review.opening import open_studies
+from pneumoviewer.review.session import ReviewSession, WorklistOrder, session_store_for
 
 SHAPE = (256, 256)
 
@@ -40,7 +44,7 @@ def draw(case: Case, row: float, col: float, radius: float = 6, value: bool = Tr
 
 class FakePrediction:
     def __init__(self, score: float, mask: np.ndarray) -> None:
-        self.score, self.mask = score, mask
+        self.score, self.mask, self.positive = score, mask, bool(mask.any())
 
 
 def blob(center: tuple[int, int], radius: int) -> np.ndarray:
@@ -76,11 +80,11 @@ def test_erasing_on_a_rejected_case_keeps_it_rejected_and_undo_never_changes_sta
 def test_accepting_adopts_the_ai_mask_as_one_undo_step_and_starting_from_ai_is_not_a_correction() -> None:
     first, second = make_cases(2)
     ai_mask = blob((100, 100), 30)
-    first.set_ai_result(0.9, ai_mask)
+    first.set_ai_result(0.9, ai_mask, True)
     first.set_status(ReviewStatus.ACCEPTED)
     assert np.array_equal(first.mask, ai_mask) and first.status is ReviewStatus.ACCEPTED
     assert first.editor.undo_depth == 1
-    second.set_ai_result(0.8, ai_mask)
+    second.set_ai_result(0.8, ai_mask, True)
     second.start_from_ai()
     assert second.status is ReviewStatus.UNREVIEWED and np.array_equal(second.mask, ai_mask)
 
@@ -94,10 +98,10 @@ def test_a_rejected_case_exports_empty_whatever_its_mask() -> None:
 
 def test_rerunning_the_ai_keeps_the_edited_mask_and_its_undo_history() -> None:
     case = make_cases(1)[0]
-    case.set_ai_result(0.4, blob((60, 60), 10))
+    case.set_ai_result(0.4, blob((60, 60), 10), True)
     draw(case, 150, 150)
     edited = case.mask.copy()
-    case.set_ai_result(0.7, blob((200, 60), 20))
+    case.set_ai_result(0.7, blob((200, 60), 20), True)
     assert np.array_equal(case.mask, edited) and case.ai_score == 0.7
     assert np.array_equal(case.ai_mask, blob((200, 60), 20))
     case.editor.undo()
@@ -179,7 +183,7 @@ def test_everything_comes_back_after_a_crash(tmp_path: Path) -> None:
     draw(first, 50, 50)
     first.editor.fill(200, 10)  # a second step on the same case
     third.set_status(ReviewStatus.REJECTED)
-    second.set_ai_result(0.9, blob((80, 80), 25))
+    second.set_ai_result(0.9, blob((80, 80), 25), True)
     second.set_status(ReviewStatus.ACCEPTED)
     expected = {case.image_id: (case.status, case.mask.copy() if case.mask is not None else None) for case in session}
     del session  # a crash: no close(), no save()
@@ -250,6 +254,7 @@ def test_a_read_only_data_folder_raises_a_clear_error(tmp_path: Path, monkeypatc
     with pytest.raises(SessionSaveError, match="read-only") as caught:
         store.save_statuses({"1.2.3.1": ReviewStatus.ACCEPTED})
     assert caught.value.path == store.index_path
+    assert isinstance(caught.value, FileProblem) and isinstance(caught.value, OSError)
     monkeypatch.undo()
     assert store.load_statuses() == {"1.2.3.1": ReviewStatus.REJECTED}
 
@@ -263,6 +268,7 @@ def test_a_corrupt_session_file_is_reported_and_the_folder_still_opens(tmp_path:
     restored = open_session(folder, data)
     assert len(restored.restore_problems) == 1
     assert restored.restore_problems[0].path == session.store.index_path
+    assert isinstance(restored.restore_problems[0], FileProblem) and isinstance(restored.restore_problems[0], ValueError)
     assert restored.cases[1].mask is not None  # the masks still come back
     restored.set_status(restored.cases[2].image_id, ReviewStatus.ACCEPTED)  # a new index is written...
     kept = [path for path in session.store.directory.iterdir() if path.name.startswith("index.json.unreadable")]
@@ -357,3 +363,74 @@ def test_a_copy_of_the_same_image_is_listed_not_reviewed_twice(tmp_path: Path) -
     session = ReviewSession(tmp_path / "study", [*cases, copy], data_dir=tmp_path / "data")
     assert len(session) == 3 and session.duplicates == [copy]
     assert session.case(cases[1].image_id) is cases[1]
+
+
+# -- where a folder's or a selection's session lives ------------------------------------------
+
+
+def copy_siim(siim_dir: Path, folder: Path, count: int, skip: int = 0) -> list[Path]:
+    folder.mkdir(parents=True)
+    sources = sorted((siim_dir / "dicom-images").rglob("*.dcm"))[skip : skip + count]
+    return [Path(shutil.copy2(source, folder / source.name)) for source in sources]
+
+
+def test_a_folder_has_its_session_and_a_selection_its_own_whatever_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "study"
+    (folder / "sub").mkdir(parents=True)
+    first, second = folder / "a.dcm", folder / "sub" / "b.dcm"
+    first.write_bytes(b"")
+    second.write_bytes(b"")
+    data = tmp_path / "data"
+    assert session_store_for([folder], data).directory == SessionStore(folder, data).directory
+    selection = session_store_for([first, second], data)
+    monkeypatch.chdir(folder)
+    assert session_store_for([Path("sub/b.dcm"), Path("a.dcm")], data).directory == selection.directory
+    assert selection.directory != session_store_for([folder], data).directory
+    assert selection.directory != session_store_for([first], data).directory
+    assert session_store_for([folder, folder / "sub"], data).directory != session_store_for([folder], data).directory
+    # The key the app has always used for a selection, so selections autosaved before are found again.
+    resolved = "\n".join(sorted(str(path.resolve()) for path in (first, second)))
+    assert selection.folder == folder / f".selection-{hashlib.sha256(resolved.encode()).hexdigest()[:12]}"
+    with pytest.raises(ValueError):
+        session_store_for([], data)
+
+
+def test_a_selection_reopens_with_its_statuses_and_apart_from_its_folder(tmp_path: Path, siim_dir: Path) -> None:
+    folder = tmp_path / "study"
+    files = copy_siim(siim_dir, folder, 3)
+    (folder / "notes.dcm").write_text("not a DICOM")
+    data = tmp_path / "data"
+    opened = open_studies([files[0], files[2], folder / "notes.dcm"], data)
+    assert len(opened.session) == 2 and [problem.path.name for problem in opened.unreadable] == ["notes.dcm"]
+    assert opened.title == f"3 files in {folder.resolve()}"
+    opened.session.set_status(opened.session.cases[0].image_id, ReviewStatus.REJECTED)
+    opened.session.close()
+
+    again = open_studies([folder / "notes.dcm", files[2], files[0]], data)  # another order: the same session
+    assert again.session.status_counts()[ReviewStatus.REJECTED] == 1
+    whole = open_studies([folder], data)
+    assert len(whole.session) == 3 and whole.title == str(folder)
+    assert whole.session.status_counts()[ReviewStatus.REJECTED] == 0  # the folder's own session is untouched
+    single = open_studies([files[0]], data)
+    assert single.title == str(files[0].resolve()) and single.session.done_count == 0
+
+
+def test_opening_reports_progress_and_each_header_as_found(tmp_path: Path, siim_dir: Path) -> None:
+    folder = tmp_path / "study"
+    files = copy_siim(siim_dir, folder / "series", 3)
+    loose = copy_siim(siim_dir, tmp_path / "loose", 1, skip=3)
+    found: list[str] = []
+    progress: list[tuple[int, int]] = []
+    opened = open_studies([folder, loose[0]], tmp_path / "data", lambda done, total: progress.append((done, total)),
+                          lambda metadata: found.append(metadata.path.name))
+    assert sorted(found) == sorted(path.name for path in files + loose) and len(opened.session) == 4
+    assert progress[-4:] == [(1, 3), (2, 3), (3, 3), (1, 1)]
+    assert opened.title == f"2 files and folders in {tmp_path.resolve()}"
+
+
+def test_opening_a_path_that_does_not_exist_names_it(tmp_path: Path, siim_dir: Path) -> None:
+    files = copy_siim(siim_dir, tmp_path / "study", 1)
+    with pytest.raises(DicomError, match="nowhere.dcm: no such file or folder"):
+        open_studies([files[0], tmp_path / "nowhere.dcm"], tmp_path / "data")

@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from pneumoviewer.cli import main
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import read_annotation_rows
-from pneumoviewer.model import data
-from pneumoviewer.model.checkpoint import CheckpointError, load_checkpoint
+from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint
+from pneumoviewer.model.network import NetworkConfig
+from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings
-from pneumoviewer.model.train import (
+from pneumoviewer.training import data
+from pneumoviewer.training.train import (
     TrainingOptions,
     learning_rate_at,
     segmentation_loss,
@@ -21,6 +24,7 @@ from pneumoviewer.model.train import (
 )
 
 IMAGENET_WEIGHTS = Path("/work/shared/weights/mobilenet_v2-imagenet.safetensors")
+SPEC_64 = InputSpec.from_card(ModelCard(network=NetworkConfig(input_size=64)))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def test_split_is_stratified_seeded_and_image_level(siim_labels_csv: Path, siim_
 def test_labels_without_images_name_the_folder(small_labels: Path, tmp_path: Path) -> None:
     with pytest.raises(data.TrainingDataError, match="not in this folder") as caught:
         data.load_labelled_images(small_labels, tmp_path, source="siim")
-    assert caught.value.path == tmp_path
+    assert caught.value.path == tmp_path and isinstance(caught.value, FileProblem)
 
 
 def test_cache_stores_resized_pixels_and_mask(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
@@ -76,7 +80,7 @@ def test_cache_stores_resized_pixels_and_mask(small_labels: Path, siim_dir: Path
 def test_augmented_examples_keep_image_and_mask_aligned(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
     images = data.load_labelled_images(small_labels, siim_dir, "siim")
     pixels, masks = data.load_examples(images, 64, tmp_path, progress=False)
-    dataset = data.RadiographDataset(pixels, masks, data.training_augmentation(seed=0))
+    dataset = data.RadiographDataset(pixels, masks, SPEC_64, data.training_augmentation(seed=0))
     for index in range(len(dataset)):
         image, mask, presence = dataset[index]
         assert image.shape == (1, 64, 64) and mask.shape == (1, 64, 64)
@@ -93,7 +97,7 @@ def test_loss_decreases_on_real_examples(small_labels: Path, siim_dir: Path, tmp
     torch.manual_seed(0)
     images = data.load_labelled_images(small_labels, siim_dir, "siim")
     pixels, masks = data.load_examples(images, 64, tmp_path, progress=False)
-    batch = [torch.stack(items) for items in zip(*(data.RadiographDataset(pixels, masks)[i] for i in range(4, 8)))]
+    batch = [torch.stack(items) for items in zip(*(data.RadiographDataset(pixels, masks, SPEC_64)[i] for i in range(4, 8)))]
     model = build_network(NetworkConfig(input_size=64))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
@@ -121,7 +125,7 @@ def test_train_writes_model_card_and_resumes(small_labels: Path, siim_dir: Path,
     assert model_path == out / "model"
     assert card.network.input_size == 64
     InferenceSettings.from_dict(card.settings)  # the tuned settings are valid inference settings
-    assert card.metrics["validation_images"] == 2 and card.metrics["validation_positives"] == 1
+    assert card.metrics["images_evaluated"] == 2 and card.metrics["positive_images"] == 1
     assert card.metrics["all_empty_score"] == pytest.approx(0.5)
     assert len(card.training["split"]["validation_ids"]) == 2
     assert [entry["epoch"] for entry in card.training["history"]] == [1]

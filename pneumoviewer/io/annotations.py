@@ -19,23 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_text
-from pneumoviewer.io.rle import RleConvention, RleError, decode, encode, encode_lesions
+from pneumoviewer.io.rle import RleConvention, RleError, decode, decode_rows, encode, encode_lesions
 
 HEADER = "ImageId, EncodedPixels"
 _LINE_END = "\r\n"
 _SEPARATORS = ',"\r\n'  # would break the CSV layout inside a value
 
 
-class AnnotationError(ValueError):
+class AnnotationError(FileProblem, ValueError):
     """A malformed annotation file; `line` is 1-based with the header as line 1 (0 = whole file)."""
 
     def __init__(self, path: str | os.PathLike[str], line: int, reason: str) -> None:
-        self.path = Path(path)
         self.line = line
-        self.reason = reason
-        where = f"{self.path}, line {line}" if line else str(self.path)
-        super().__init__(f"{where}: {reason}")
+        super().__init__(path, reason, where=f"{Path(path)}, line {line}" if line else None)
 
 
 def read_annotation_rows(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -92,17 +90,20 @@ def read_annotation_masks(
     Raises AnnotationError naming the line of any row that is not valid RLE for `shape`.
     """
     path = Path(path)
-    masks: dict[str, np.ndarray] = {}
-    for line, image_id, encoded in _read_numbered_rows(path):
-        try:
-            mask = decode(encoded, shape, convention)
-        except RleError as error:
-            raise AnnotationError(path, line, f"image {image_id}: {error.reason}") from error
-        if image_id in masks:
-            masks[image_id] |= mask
-        else:
-            masks[image_id] = mask
-    return masks
+    numbered = _read_numbered_rows(path)
+    rows_by_image: dict[str, list[str]] = {}
+    for _, image_id, encoded in numbered:
+        rows_by_image.setdefault(image_id, []).append(encoded)
+    try:
+        return {image_id: decode_rows(rows, shape, convention) for image_id, rows in rows_by_image.items()}
+    except RleError:
+        # Name the first bad line in file order: that is how a person fixing the file reads it.
+        for line, image_id, encoded in numbered:
+            try:
+                decode(encoded, shape, convention)
+            except RleError as error:
+                raise AnnotationError(path, line, f"image {image_id}: {error.reason}") from error
+        raise
 
 
 def write_annotation_masks(

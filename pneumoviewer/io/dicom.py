@@ -1,9 +1,9 @@
 """DICOM radiographs as plain data: header-only metadata, display-ready pixels, folder scans.
 
-Every problem with a file ends as one error type, `DicomError`, naming the file and the
-problem in plain words. Sizes are checked against a sane maximum and against the pixel data
-actually present BEFORE anything is decoded, so a lying header never makes us allocate
-gigabytes or hang.
+Every problem with a file ends as one error type, `DicomError` (a `FileProblem`), naming the
+file and the problem in plain words. Sizes are checked against a sane maximum and against the
+pixel data actually present BEFORE anything is decoded, so a lying header never makes us
+allocate gigabytes or hang.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -25,6 +26,8 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import JPEGBaseline8Bit
+
+from pneumoviewer.errors import FileProblem, ProgressCallback
 
 # The largest single radiographs (full-field mammography, long-leg stitches) are around
 # 25 megapixels; anything beyond these limits is a damaged or hostile header.
@@ -42,13 +45,8 @@ _WARNINGS_LOCK = threading.Lock()
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-class DicomError(Exception):
+class DicomError(FileProblem):
     """A file that cannot be shown as a radiograph; `reason` says why in plain words."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
 
 def scan_folder(
     folder: str | os.PathLike[str],
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     found: Callable[[DicomMetadata], None] | None = None,
 ) -> FolderScan:
     """Headers of every DICOM image under `folder` (recursive, sorted by path).
@@ -194,7 +192,7 @@ def _stored_pixels(dataset: Dataset, metadata: DicomMetadata) -> np.ndarray:
         try:
             dataset.pixel_array_options(decoding_plugin="pillow")
             return dataset.pixel_array
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever Pillow refuses, pydicom's other decoders may read
             dataset.pixel_array_options(decoding_plugin="")
     return dataset.pixel_array
 
@@ -356,12 +354,11 @@ def _check_pixel_data(path: Path, dataset: Dataset, metadata: DicomMetadata) -> 
         raise DicomError(path, f"is a multi-frame image ({codestreams} frames); only single radiographs are supported")
     if not frame:
         raise DicomError(path, "has no pixel data (the compressed frame is empty)")
-    if frame[:2] == b"\xff\xd8" or frame[:2] == b"\xff\x4f":
-        # JPEG and JPEG 2000 codestreams end with an end marker (FFD9; writers pad after it
-        # with 00 or FF bytes). Decoders fill a cut-short image with grey without complaint,
-        # and half an image must not be shown as a whole one.
-        if not frame.rstrip(b"\x00\xff").endswith(b"\xff\xd9"):
-            raise DicomError(path, "the compressed image is cut short (no end marker)")
+    # JPEG and JPEG 2000 codestreams end with an end marker (FFD9; writers pad after it with 00
+    # or FF bytes). Decoders fill a cut-short image with grey without complaint, and half an
+    # image must not be shown as a whole one.
+    if frame[:2] in (b"\xff\xd8", b"\xff\x4f") and not frame.rstrip(b"\x00\xff").endswith(b"\xff\xd9"):
+        raise DicomError(path, "the compressed image is cut short (no end marker)")
     encoded_size = _codestream_size(frame)
     if encoded_size is not None and encoded_size != (metadata.rows, metadata.columns):
         raise DicomError(
@@ -457,20 +454,20 @@ def _text(dataset: Dataset, keyword: str) -> str | None:
     """A header value as stripped text; None when missing or blank. Tolerates invalid VRs."""
     try:
         value = dataset.get(keyword)
-    except Exception:  # a value that breaks its VR (real archives are messy) is just unknown
+    except Exception:  # noqa: BLE001 - a value that breaks its VR (real archives are messy) is just unknown
         return None
     text = str(value).strip() if value is not None else ""
     return text or None
 
 
-def _first(value: object) -> float | None:
+def _first(value: Any) -> float | None:  # a header value: a number, text or a list of them
     try:
         return float(value[0] if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else value)
     except (TypeError, ValueError, IndexError):
         return None
 
 
-def _as_int(value: object) -> int | None:
+def _as_int(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -17,12 +17,15 @@ as fine, already fuses the 1/16 skip features, and is still upstream of the mask
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pneumoviewer.model.inference import Predictor, resize_to_input
+from pneumoviewer.model.inference import Predictor
+from pneumoviewer.model.pipeline import resize_pixels
 from pneumoviewer.model.postprocess import postprocess
 
 DEFAULT_LAYER = "unet.decoder.blocks.0"
@@ -46,8 +49,8 @@ def grad_cam(
         target_mask = np.asarray(target_mask, dtype=bool)
         if target_mask.shape != np.shape(pixels):
             raise ValueError(f"target mask shape {target_mask.shape} differs from the image's {np.shape(pixels)}")
-        target = resize_to_input(torch.from_numpy(target_mask.astype(np.float32))[None, None], predictor.input_size)
-        target = target[0, 0] >= 0.5
+        # Resized as the training cache resizes label masks, so the region means the same to the network.
+        target = torch.from_numpy(resize_pixels(target_mask.astype(np.float32), predictor.input_size) >= 0.5)
     else:
         target = None
     with predictor.lock:
@@ -74,7 +77,7 @@ def class_activation_map(
     captured: list[torch.Tensor] = []
 
     def keep_activation(_module: nn.Module, _inputs: object, output: object) -> None:
-        captured.append(output[-1] if isinstance(output, (list, tuple)) else output)
+        captured.append(cast(torch.Tensor, output[-1] if isinstance(output, (list, tuple)) else output))
 
     handle = layer.register_forward_hook(keep_activation)
     try:
@@ -106,8 +109,7 @@ def _explained_region(
         if predictor is not None:
             probability = torch.sigmoid(mask_logits).float().cpu().numpy()
             presence = None if presence_logits is None else float(torch.sigmoid(presence_logits.detach()).flatten()[0])
-            mask, _ = postprocess(probability, presence, predictor.settings)
-            target = torch.from_numpy(mask)
+            target = torch.from_numpy(postprocess(probability, presence, predictor.settings).mask)
         else:
             target = mask_logits > 0
     target = target.to(mask_logits.device)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.network import (
@@ -31,13 +32,8 @@ from pneumoviewer.model.network import (
 CARD_FORMAT_VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(FileProblem):
     """A model file that cannot be used; `str()` names the file and the problem."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def default_normalisation() -> dict[str, Any]:
@@ -131,7 +127,7 @@ def load_checkpoint(path: Path | str, device: torch.device | str | None = None) 
     state = _read_state_dict(weights_path)
     try:
         model = build_network(card.network)
-    except Exception as err:  # an unknown encoder name etc. in the card
+    except Exception as err:  # noqa: BLE001 - an unknown encoder name etc. in the card: any error means refuse it
         raise CheckpointError(weights_path, f"cannot build the network the card describes ({err})") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -141,7 +137,9 @@ def load_checkpoint(path: Path | str, device: torch.device | str | None = None) 
         details = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
                    if keys]
-        raise CheckpointError(weights_path, "weights do not match the architecture in the card (" + "; ".join(details) + ")")
+        raise CheckpointError(
+            weights_path, "weights do not match the architecture in the card (" + "; ".join(details) + ")"
+        )
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
@@ -154,13 +152,13 @@ def _read_state_dict(weights_path: Path) -> dict[str, torch.Tensor]:
 
         try:
             return load_file(str(weights_path))
-        except Exception as err:  # SafetensorError, OSError: truncated or not a safetensors file
+        except Exception as err:  # noqa: BLE001 - SafetensorError, OSError...: truncated or not a safetensors file
             raise CheckpointError(weights_path, f"model file is damaged or not a safetensors file ({err})") from None
     try:
         with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: noise beside the refusal
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             loaded = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError for anything beyond plain tensors/containers
+    except Exception as err:  # noqa: BLE001 - UnpicklingError and more for anything beyond plain tensors
         raise CheckpointError(
             weights_path, f"model file refused: not a plain weights file, or damaged ({type(err).__name__})"
         ) from None

@@ -1,15 +1,17 @@
 """Running the segmentation network on radiographs: a fixed, timed pipeline of stages.
 
-pre-process (resize to the network's input size, normalise) -> network (optional flip TTA)
--> post-process (probability back at image resolution, triplet thresholds). Each stage is timed and
-the timings travel with the result; `cancel()` is checked between stages so a UI worker can stop.
+pre-process (`pipeline.prepare_batch`: resize to the network's input size, normalise) -> network
+(`pipeline.run_network`, optional flip TTA) -> post-process (probability back at image resolution,
+triplet thresholds). Each stage is timed and the timings travel with the result; `cancel()` is
+checked between stages so a UI worker can stop. Training and tuning use the same two pipeline
+functions, so what the model card reports is what this class computes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,22 +19,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pneumoviewer.errors import CancelCheck, raise_if_cancelled
 from pneumoviewer.model.checkpoint import (
     CheckpointError,
-    ModelCard,
     checkpoint_paths,
     load_checkpoint,
 )
 from pneumoviewer.model.network import select_device
 from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
+from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 from pneumoviewer.paths import default_model_path
-
-CancelCheck = Callable[[], bool]
-
-
-class Cancelled(Exception):
-    """The caller's `cancel()` returned True; raised between stages, never mid-stage."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +37,9 @@ class Prediction:
     probability: np.ndarray  # float32 HxW in [0, 1], at the image's resolution
     mask: np.ndarray  # bool HxW: the post-processed lesion mask (empty for a negative call)
     score: float  # triage score in [0, 1] (see InferenceSettings)
+    # THE call: score >= presence_threshold and the post-processed mask is non-empty (see
+    # `postprocess.PostProcessed`). Use it rather than comparing the score or looking at the mask.
+    positive: bool
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     # The presence head's own probability, kept so new thresholds can be applied without the network.
     presence_probability: float | None = None
@@ -66,13 +66,12 @@ class Predictor:
         self.network.eval()
         self.device = next(self.network.parameters()).device
         self.settings = settings if settings is not None else InferenceSettings.from_dict(self.card.settings)
-        self.input_size = int(self.card.network.input_size)
-        self.in_channels = int(self.card.network.in_channels)
-        self.mean, self.std = _normalisation(self.card)
+        self.input_spec = InputSpec.from_card(self.card)
+        self.input_size = self.input_spec.size
         self._onnx: OnnxNetwork | None = None
         if runtime == "auto" and self.device.type == "cpu":
             weights_file, _ = checkpoint_paths(self.checkpoint)
-            input_shape = (self.in_channels, self.input_size, self.input_size)
+            input_shape = (self.input_spec.channels, self.input_size, self.input_size)
             self._onnx = try_onnx_network(self.network, weights_file, self.card.network.to_dict(), input_shape)
         self.runtime = "onnxruntime" if self._onnx is not None else "torch"
         if self.device.type == "cpu":
@@ -92,7 +91,8 @@ class Predictor:
     def cached(cls, checkpoint: Path) -> Predictor:
         """A predictor for `checkpoint`, shared with earlier callers unless its files changed since."""
         path = Path(checkpoint).resolve()
-        key = (path, *(file.stat().st_mtime_ns if file.exists() else -1 for file in checkpoint_paths(path)))
+        weights_file, card_file = checkpoint_paths(path)
+        key = (path, _modified_ns(weights_file), _modified_ns(card_file))
         with _CACHE_LOCK:
             predictor = _CACHE.get(key)
             if predictor is None:
@@ -115,43 +115,12 @@ class Predictor:
 
     def preprocess(self, pixels: np.ndarray) -> torch.Tensor:
         """Display-ready pixels (float HxW in [0, 1]) -> normalised (1, C, S, S) network input."""
-        pixels = np.asarray(pixels)
-        if pixels.ndim != 2 or min(pixels.shape) < 2:
-            raise ValueError(f"expected a 2-D grey image, got an array of shape {pixels.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
-        image = resize_to_input(image, self.input_size)
-        image = (image - self.mean) / self.std
-        if self.in_channels > 1:
-            image = image.expand(-1, self.in_channels, -1, -1)
-        return image.contiguous()
+        return prepare_batch([pixels], self.input_spec)
 
     def run_network(self, batch: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, S, S) input -> mask probabilities (B, S, S) and presence probabilities (B,)."""
-        batch = batch.to(self.device)
-        with self.lock, torch.inference_mode():
-            mask_probability, presence_probability = self._forward(batch)
-            if tta:
-                # Horizontal flip only: chest anatomy is left-right mirrored, never upside down.
-                flipped_mask, flipped_presence = self._forward(batch.flip(-1))
-                mask_probability = (mask_probability + flipped_mask.flip(-1)) / 2
-                presence_probability = (presence_probability + flipped_presence) / 2
-        return mask_probability.float().cpu(), presence_probability.float().cpu()
-
-    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask_logits, presence_logits = (self._onnx or self.network)(batch)
-        return torch.sigmoid(mask_logits[:, 0]), torch.sigmoid(presence_logits.reshape(len(batch)))
-
-    def finish(
-        self,
-        mask_probability: torch.Tensor,
-        presence_probability: float,
-        shape: tuple[int, int],
-        settings: InferenceSettings,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """(S, S) probabilities -> probability at image resolution, mask, score."""
-        probability = upsample_probability(mask_probability, shape)
-        mask, score = postprocess(probability, presence_probability, settings)
-        return probability, mask, score
+        with self.lock:
+            return run_network(self._onnx or self.network, batch, tta, device=self.device)
 
     # -- public calls ---------------------------------------------------------------------------
 
@@ -186,53 +155,39 @@ class Predictor:
     def _predict_chunk(
         self, chunk: Sequence[np.ndarray], cancel: CancelCheck | None, settings: InferenceSettings
     ) -> list[Prediction]:
-        _check(cancel)
+        raise_if_cancelled(cancel, "prediction cancelled")
         pre_seconds: list[float] = []
         inputs = []
         for pixels in chunk:
             started = time.perf_counter()
             inputs.append(self.preprocess(pixels))
             pre_seconds.append(time.perf_counter() - started)
-        _check(cancel)
+        raise_if_cancelled(cancel, "prediction cancelled")
         started = time.perf_counter()
         mask_probability, presence_probability = self.run_network(torch.cat(inputs), settings.tta)
         network_share = (time.perf_counter() - started) / len(chunk)
-        _check(cancel)
+        raise_if_cancelled(cancel, "prediction cancelled")
         predictions = []
         for index, pixels in enumerate(chunk):
             started = time.perf_counter()
             presence = float(presence_probability[index])
-            probability, mask, score = self.finish(mask_probability[index], presence, np.shape(pixels), settings)
+            probability = upsample_probability(mask_probability[index], np.shape(pixels))
+            result = postprocess(probability, presence, settings)
             timings = {"pre": pre_seconds[index], "network": network_share, "post": time.perf_counter() - started}
-            predictions.append(Prediction(probability, mask, score, timings, presence))
+            predictions.append(Prediction(probability, result.mask, result.score, result.positive, timings, presence))
         return predictions
-
-
-def resize_to_input(image: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, size, size): area averaging when shrinking (no aliasing), bilinear when growing."""
-    height, width = image.shape[-2:]
-    if (height, width) == (size, size):
-        return image
-    mode = "area" if height >= size and width >= size else "bilinear"
-    return F.interpolate(image, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
 
 
 def upsample_probability(probability: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     """(S, S) probabilities -> float32 numpy array of `shape` (bilinear), clipped to [0, 1]."""
     if tuple(probability.shape) != tuple(shape):
-        probability = F.interpolate(probability[None, None], size=tuple(shape), mode="bilinear", align_corners=False)[0, 0]
+        resized = F.interpolate(probability[None, None], size=tuple(shape), mode="bilinear", align_corners=False)
+        probability = resized[0, 0]
     return probability.clamp(0.0, 1.0).numpy().astype(np.float32, copy=False)
 
 
-def _normalisation(card: ModelCard) -> tuple[float, float]:
-    normalisation = card.normalisation
-    mean, std = normalisation["mean"], normalisation["std"]
-    return float(mean), float(std)
-
-
-def _check(cancel: CancelCheck | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("prediction cancelled")
+def _modified_ns(file: Path) -> int:
+    return file.stat().st_mtime_ns if file.exists() else -1
 
 
 _CACHE: dict[tuple[Path, int, int], Predictor] = {}  # (file, weights mtime, card mtime)

@@ -1,7 +1,7 @@
 """The segmentation network: a U-Net with a presence (classification) head, and the device it runs on.
 
 `build_network(config)` returns a module whose `forward(x)` takes a normalised batch
-`[B, in_channels, S, S]` (see `normalise`) and returns `(mask_logits [B, 1, S, S], presence_logits [B])`.
+`[B, in_channels, S, S]` (see `pipeline.prepare_batch`) and returns `(mask_logits [B, 1, S, S], presence_logits [B])`.
 Both are logits: apply `torch.sigmoid` for probabilities.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 # Grey-image normalisation matching the ImageNet encoder: the average of ImageNet's RGB means / stds.
+# Only the default written into a new model card; inputs are normalised from the card (`pipeline.InputSpec`).
 NORMALISATION_MEAN = 0.449
 NORMALISATION_STD = 0.226
 
@@ -60,7 +60,7 @@ class PneumothoraxNet(nn.Module):
         import segmentation_models_pytorch as smp
 
         self.config = config
-        aux_params = dict(classes=1, dropout=config.presence_dropout) if config.presence_head else None
+        aux_params = {"classes": 1, "dropout": config.presence_dropout} if config.presence_head else None
         self.unet = smp.Unet(
             encoder_name=config.encoder,
             encoder_weights=None,
@@ -81,12 +81,6 @@ class PneumothoraxNet(nn.Module):
 def build_network(config: NetworkConfig | None = None) -> PneumothoraxNet:
     """A randomly initialised network (no hub downloads); see `load_imagenet_encoder`."""
     return PneumothoraxNet(config or NetworkConfig())
-
-
-def normalise(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Display pixels in [0, 1] (already resized to the input size) to the network's input scale."""
-    tensor = torch.as_tensor(pixels, dtype=torch.float32)
-    return (tensor - NORMALISATION_MEAN) / NORMALISATION_STD
 
 
 def load_imagenet_encoder(model: PneumothoraxNet, path: Path) -> None:

@@ -86,7 +86,9 @@ def _export(network: nn.Module, input_shape: tuple[int, int, int], model_file: P
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
         torch.onnx.export(
-            network.to(memory_format=torch.contiguous_format), (example,), buffer, dynamo=False,
+            # A file-like target is supported at run time; torch's annotation names paths only.
+            network.to(memory_format=torch.contiguous_format), (example,), buffer,  # type: ignore[arg-type]
+            dynamo=False,
             input_names=["image"], output_names=["mask_logits", "presence_logits"], opset_version=_OPSET,
             dynamic_axes={"image": {0: "batch"}, "mask_logits": {0: "batch"}, "presence_logits": {0: "batch"}},
         )

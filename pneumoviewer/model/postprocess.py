@@ -32,8 +32,9 @@ class InferenceSettings:
     `p_head` is the presence head's probability and `p_top` is the `presence_min_pixels`-th highest
     pixel probability. With weight 0, "score >= presence_threshold" is exactly the winners' rule
     "at least presence_min_pixels pixels reach presence_threshold"; with weight 1 the presence head
-    alone decides. The worklist sorts by this score and the positive/negative call is this score
-    against `presence_threshold`, so the order and the call never disagree.
+    alone decides. The worklist sorts by this score; the positive/negative call is `PostProcessed.positive`
+    (the score reaches `presence_threshold` AND a lesion survives `mask_threshold` and
+    `min_lesion_area_px`), so a high-scoring image whose lesions are all too small is negative.
     """
 
     tta: bool = False
@@ -67,7 +68,10 @@ class InferenceSettings:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown inference setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-        converted = {name: _convert_setting(name, known[name].type, value) for name, value in values.items()}
+        # Annotations are strings here (`from __future__ import annotations`): "bool", "int", "float".
+        converted: dict[str, Any] = {
+            name: _convert_setting(name, str(known[name].type), value) for name, value in values.items()
+        }
         return cls(**converted)
 
 
@@ -124,12 +128,25 @@ def remove_small_lesions(mask: np.ndarray, min_area_px: int) -> np.ndarray:
     return keep[labels]
 
 
+@dataclass(frozen=True)
+class PostProcessed:
+    """One image's outcome: the lesion mask, the triage score and THE positive/negative call.
+
+    `positive` is the one meaning of "positive" everywhere (findings panel, predict's CSV, evaluate,
+    tuning): the score reaches `presence_threshold` and the final mask is non-empty. The mask is
+    empty exactly when the call is negative.
+    """
+
+    mask: np.ndarray  # bool HxW
+    score: float  # in [0, 1]
+    positive: bool
+
+
 def postprocess(
     probability: np.ndarray, presence_probability: float | None, settings: InferenceSettings
-) -> tuple[np.ndarray, float]:
+) -> PostProcessed:
     """Triplet post-processing of one probability map (float HxW in [0, 1]).
 
-    Returns the bool mask (HxW, empty for a negative call) and the triage score in [0, 1].
     `presence_probability` is the presence head's probability, or None for a mask-only network.
     """
     probability = np.asarray(probability)
@@ -137,7 +154,7 @@ def postprocess(
         raise ValueError(f"probability map must be 2-D (H, W), got shape {probability.shape}")
     score = presence_score(probability, presence_probability, settings)
     if score < settings.presence_threshold:
-        return np.zeros(probability.shape, dtype=bool), score
+        return PostProcessed(np.zeros(probability.shape, dtype=bool), score, positive=False)
     mask = probability >= settings.mask_threshold
     mask = remove_small_lesions(mask, scaled_pixel_count(settings.min_lesion_area_px, probability.shape))
-    return mask, score
+    return PostProcessed(mask, score, positive=bool(mask.any()))

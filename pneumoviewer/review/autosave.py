@@ -2,9 +2,11 @@
 
 Layout: `<data dir>/sessions/<folder key>/index.json` holds the statuses (rewritten on a status
 change, a few kB); `masks/<image id>.rle` holds one edited mask as challenge RLE (rewritten when
-that case's mask changes; removed when it becomes empty). Every write is atomic (temp file + fsync
-+ rename), so a crash or SIGKILL at any moment leaves the previous or the new file, never half of
-one; a full disk or a read-only folder raises `SessionSaveError` and keeps the previous file.
+that case's mask changes; removed when it becomes empty). These writes are atomic (temp file +
+fsync + rename), so a crash or SIGKILL at any moment leaves the previous or the new file, never
+half of one; a full disk or a read-only folder raises `SessionSaveError` and keeps the previous
+file. `predictions.jsonl` keeps the AI results apart from the reviewer's work: it is appended to,
+and each line is checked when read (see `prediction_store`).
 """
 
 from __future__ import annotations
@@ -18,31 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.io.rle import RleConvention, RleError, decode, encode
 from pneumoviewer.paths import user_data_dir
 from pneumoviewer.review.case import ReviewStatus
+from pneumoviewer.review.prediction_store import JOURNAL_NAME, PredictionJournal, StoredPrediction
 
 FORMAT_VERSION = 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
 
 
-class SessionSaveError(OSError):
+class SessionSaveError(FileProblem, OSError):
     """Autosave could not write; the previous session file is intact."""
 
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
-
-class SessionLoadError(ValueError):
+class SessionLoadError(FileProblem, ValueError):
     """An autosave file is unreadable: it is ignored (an unreadable index is set aside, renamed)."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
 
 def session_key(folder: Path) -> str:
@@ -60,6 +54,7 @@ class SessionStore:
         self.directory = base / "sessions" / session_key(self.folder)
         self.index_path = self.directory / "index.json"
         self.masks_dir = self.directory / "masks"
+        self.predictions = PredictionJournal(self.directory / JOURNAL_NAME)
 
     def mask_path(self, image_id: str) -> Path:
         if _SAFE_NAME.match(image_id) and image_id not in (".", ".."):
@@ -85,6 +80,12 @@ class SessionStore:
             return
         rows, columns = mask.shape
         self._write(path, f"{image_id}\n{rows} {columns}\n{encode(mask, RleConvention.RELATIVE)}\n")
+
+    def append_prediction(self, entry: StoredPrediction) -> None:
+        try:
+            self.predictions.append(entry)
+        except OSError as error:
+            raise SessionSaveError(self.predictions.path, _reason(error)) from error
 
     def load_statuses(self) -> dict[str, ReviewStatus]:
         """The statuses saved for this folder; empty if nothing was. Raises SessionLoadError if corrupt."""

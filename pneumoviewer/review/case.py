@@ -89,6 +89,7 @@ class Case:
     metadata: DicomMetadata | None = field(default=None, repr=False)
     status: ReviewStatus = ReviewStatus.UNREVIEWED
     ai_score: float | None = None
+    ai_positive: bool | None = None  # the model's call (`Prediction.positive`); None before the AI ran
     # The one editable mask; None until something is drawn, imported or restored (= empty).
     # Change it only through `editor` (or `load_mask`): the editor edits this very array.
     mask: np.ndarray | None = field(default=None, repr=False)
@@ -132,18 +133,20 @@ class Case:
                 bool).reshape(box_shape)
         return mask
 
-    def set_ai_result(self, score: float, mask: np.ndarray) -> None:
-        """Store (or replace) the AI score and mask; edits and their history are untouched."""
+    def set_ai_result(self, score: float, mask: np.ndarray, positive: bool) -> None:
+        """Store (or replace) the AI score, mask and call (`Prediction.positive`); edits and their history stay."""
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != self.shape:
             raise ValueError(f"{self.image_id}: AI mask shape {mask.shape} differs from the image {self.shape}")
         self.ai_score = float(score)
-        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        rows = np.flatnonzero(mask.any(axis=1))
         if rows.size:
+            columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
             self._ai_box = (int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1)
             self._ai_bits = np.packbits(mask[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1].reshape(-1))
         else:
             self._ai_box, self._ai_bits = None, np.zeros(0, dtype=np.uint8)
+        self.ai_positive = bool(positive)
         self.changed.emit(self, CaseChange.AI)
 
     def ai_lesions(self) -> LesionStats | None:

@@ -3,7 +3,7 @@
 Which cases: the reviewed ones (accepted, corrected, rejected) by default, or all of them. What
 each case contributes: its editable mask, empty (`-1`) when rejected (see `Case.export_mask`).
 Both exports are meant for a worker thread: `progress(done, total)` is called after each image and
-`cancel()` is checked before each one; a cancel raises `ExportCancelled`. The CSV is written
+`cancel()` is checked before each one; a cancel raises `errors.Cancelled`. The CSV is written
 atomically at the end (a cancelled export leaves no file); each PNG is written atomically.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -19,13 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pneumoviewer.errors import CancelCheck, FileProblem, ProgressCallback, raise_if_cancelled
 from pneumoviewer.io.annotations import write_annotation_masks
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.review.case import Case, ReviewStatus
-
-ProgressCallback = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
 
 
 class ExportScope(str, Enum):
@@ -33,15 +31,8 @@ class ExportScope(str, Enum):
     ALL = "all"  # every case; unreviewed ones with their current editable mask
 
 
-class ExportCancelled(Exception):
-    """The caller's cancel() returned True; nothing more was written."""
-
-
-class ExportError(OSError):
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
+class ExportError(FileProblem, OSError):
+    """An export file or folder cannot be written; a file that was there before is unchanged."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +114,7 @@ class _ExportMasks(Mapping[str, np.ndarray]):
         self.positive = 0
 
     def __getitem__(self, image_id: str) -> np.ndarray:
-        if self._cancel is not None and self._cancel():
-            raise ExportCancelled("export cancelled")
+        raise_if_cancelled(self._cancel, "export cancelled")
         mask = self._cases[image_id].export_mask()
         if image_id not in self._seen:
             self._seen.add(image_id)
@@ -144,8 +134,7 @@ def _masks_with_progress(
     cases: Sequence[Case], progress: ProgressCallback | None, cancel: CancelCheck | None
 ) -> Iterator[tuple[Case, np.ndarray]]:
     for done, case in enumerate(cases, 1):
-        if cancel is not None and cancel():
-            raise ExportCancelled("export cancelled")
+        raise_if_cancelled(cancel, "export cancelled")
         yield case, case.export_mask()
         if progress is not None:
             progress(done, len(cases))

@@ -187,13 +187,13 @@ class MaskEditor:
             raise ValueError("paint() needs as many rows as columns")
         if not (np.isfinite(row_points).all() and np.isfinite(col_points).all()):
             raise ValueError("paint() got a point that is not a finite number")
-        points = list(zip(row_points.tolist(), col_points.tolist()))
+        points = list(zip(row_points.tolist(), col_points.tolist(), strict=True))
         if self._last_point is not None:
             points.insert(0, self._last_point)
         if not points:
             return None
         self._last_point = points[-1]
-        segments = list(zip(points[:-1], points[1:])) or [(points[0], points[0])]
+        segments = list(zip(points[:-1], points[1:], strict=True)) or [(points[0], points[0])]
         # Never thinner than a one-pixel line (pixel centres within half a pixel of the path).
         reach = max(float(radius), 0.5)
         changed: DirtyRect | None = None
@@ -243,6 +243,7 @@ class MaskEditor:
             return None
         window[to_change] = value
         indices = ((local_rows + row0) * width + (local_cols + col0)).astype(self._index_dtype)
+        assert self._stroke_atoms is not None  # paint() begins a stroke before painting a segment
         self._stroke_atoms.append(HistoryAtom(indices, np.full(indices.size, value)))
         return DirtyRect(
             row0 + int(local_rows.min()), row0 + int(local_rows.max()) + 1,

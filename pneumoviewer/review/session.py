@@ -1,9 +1,11 @@
-"""A review session: the cases of one opened folder, the worklist order, AI results, autosave.
+"""A review session: the cases of one opened folder or selection, the worklist order, AI results, autosave.
 
 Everything the user does is saved as it happens (see `autosave`): each committed mask edit rewrites
 that case's mask file, each status change the small index. Reopening the same folder (after a
 crash, a SIGKILL or a normal quit) restores statuses and edited masks; undo history is not kept
-across restarts.
+across restarts. AI results given with a model key are stored apart from that work (see
+`prediction_store`); `restore_predictions` puts back those still valid, so only new or changed
+files, or a new model, need the network.
 
 If a save fails (disk full, folder read-only) the edit stays in memory, the case is remembered as
 unsaved and retried on the next save, and `save_failed` is called with the `SessionSaveError`:
@@ -12,8 +14,11 @@ the UI shows it. `save()` saves everything still pending and raises if it cannot
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -21,8 +26,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from pneumoviewer.errors import ProgressCallback
 from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
-from pneumoviewer.io.rle import RleConvention, RleError, decode
+from pneumoviewer.io.rle import RleConvention, RleError, decode_rows
 from pneumoviewer.review.autosave import (
     SessionLoadError,
     SessionSaveError,
@@ -30,16 +36,18 @@ from pneumoviewer.review.autosave import (
 )
 from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
 from pneumoviewer.review.events import Callbacks
+from pneumoviewer.review.prediction_store import FileIdentity, StoredPrediction
 
 if TYPE_CHECKING:
     from pneumoviewer.io.dicom import DicomMetadata
 
 
 class AiResult(Protocol):
-    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction`."""
+    """What `apply_prediction` needs of a `pneumoviewer.model.inference.Prediction` (`positive` is the call)."""
 
     score: float
     mask: np.ndarray
+    positive: bool
 
 
 class WorklistOrder(str, Enum):
@@ -53,6 +61,27 @@ class ImportSummary:
     positive: int  # cases of this session that received a lesion mask
     negative: int  # cases of this session marked "-1"
     unknown_ids: tuple[str, ...]  # ids in the CSV that are not in this session
+
+
+def session_store_for(paths: Sequence[Path], data_dir: Path | None = None) -> SessionStore:
+    """Where the autosave of what the user opened lives: the one rule, for the app and `pneumoviewer export`.
+
+    One folder has its own session. Anything else (files, several folders, both) is a selection
+    with a session of its own, keyed by the sorted resolved paths picked (in any order, relative or
+    not), so it never overwrites the statuses of a folder's session holding some of the same files.
+    Its `folder` is then `<the picked paths' common folder>/.selection-<digest>`, not a real folder.
+    """
+    paths = [Path(path).expanduser() for path in paths]
+    if not paths:
+        raise ValueError("nothing was opened: a session needs a folder or files")
+    if len(paths) == 1 and paths[0].is_dir():
+        return SessionStore(paths[0], data_dir)
+    resolved = sorted(str(path.resolve()) for path in paths)
+    common = Path(os.path.commonpath(resolved))
+    if common.is_file():
+        common = common.parent
+    digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
+    return SessionStore(common / f".selection-{digest}", data_dir)
 
 
 class ReviewSession:
@@ -82,6 +111,11 @@ class ReviewSession:
         self._absent_statuses: dict[str, ReviewStatus] = {}
         # Edits come from the UI thread, imports and predictions from workers: one writer at a time.
         self._save_lock = threading.RLock()
+        # The AI thread stores results while a worker may restore them: one at a time, and apart
+        # from `_save_lock`, so storing a result never holds up the saving of an edit.
+        self._prediction_lock = threading.Lock()
+        self._ai_model_keys: dict[str, str | None] = {}  # image id -> the model of its result this session
+        self._prediction_save_failing = False
         self._restore()
         for case in self.cases:
             case.changed.connect(self._on_case_changed)
@@ -138,15 +172,84 @@ class ReviewSession:
     def set_status(self, image_id: str, status: ReviewStatus) -> None:
         self.case(image_id).set_status(status)
 
-    def apply_prediction(self, image_id: str, prediction: AiResult) -> None:
-        """Store an AI result as it arrives (again after a re-run); edits are never touched."""
-        self.case(image_id).set_ai_result(prediction.score, prediction.mask)
+    def apply_prediction(self, image_id: str, prediction: AiResult, model_key: str | None = None) -> None:
+        """Show an AI result as it arrives (again after a re-run); edits are never touched.
+
+        With `model_key` (`model.identity.model_fingerprint` of the model that made it) the result
+        is also stored, so `restore_predictions` finds it after a restart while the file is the same.
+        """
+        case = self.case(image_id)
+        with self._prediction_lock:  # so a restore running meanwhile cannot put an older result over it
+            case.set_ai_result(prediction.score, prediction.mask, prediction.positive)
+            self._ai_model_keys[image_id] = model_key
+            if model_key is None or case.path is None:
+                return
+            try:
+                # The file as it is now: it was read for this prediction a moment ago.
+                identity = FileIdentity.of(case.path)
+            except OSError:
+                return  # gone or unreadable: nothing to key the result by; it is predicted next time
+            entry = StoredPrediction.of(image_id, identity, model_key, prediction.score, bool(case.ai_positive),
+                                        prediction.mask)
+            try:
+                self.store.append_prediction(entry)
+            except SessionSaveError as error:
+                if not self._prediction_save_failing:  # once per failing spell, not once per image
+                    self.save_failed.emit(error)
+                self._prediction_save_failing = True
+            else:
+                self._prediction_save_failing = False
+
+    def restore_predictions(self, model_key: str) -> set[str]:
+        """Show the stored AI results of `model_key` whose file is unchanged; returns their image ids.
+
+        Every other case needs the network: no stored result, another model's, a changed file, or a
+        damaged entry (dropped, and named in `restore_problems`). A case that already holds a result
+        of this model from this session keeps it. Reads every stored file's sample (see
+        `FileIdentity`): call it off the GUI thread. Never raises for a bad store.
+        """
+        with self._prediction_lock:
+            journal = self.store.predictions
+            try:
+                contents = journal.read()
+            except OSError as error:
+                self.restore_problems.append(
+                    SessionLoadError(journal.path, f"the stored AI results are unreadable ({error})"))
+                return set()
+            kept = dict(contents.latest)
+            damaged = list(contents.damaged)
+            restored: set[str] = set()
+            for image_id, entry in contents.latest.items():
+                case = self._by_id.get(image_id)
+                if case is None or entry.model_key != model_key or self._ai_model_keys.get(image_id) == model_key:
+                    continue  # kept for an image not found this time, or for when that model is back
+                if case.path is None or entry.shape != case.shape or not entry.file.matches(case.path):
+                    del kept[image_id]  # a changed file: the result can never apply again
+                    continue
+                try:
+                    mask = entry.mask()
+                except RleError as error:
+                    damaged.append(f"{image_id}: its mask is not valid RLE ({error.reason})")
+                    del kept[image_id]
+                    continue
+                case.set_ai_result(entry.score, mask, entry.positive)
+                self._ai_model_keys[image_id] = model_key
+                restored.add(image_id)
+            if damaged:
+                count = "1 stored AI result is" if len(damaged) == 1 else f"{len(damaged)} stored AI results are"
+                more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+                self.restore_problems.append(SessionLoadError(
+                    journal.path, f"{count} damaged and will be predicted again ({damaged[0]}{more})"))
+            if contents.dead_lines or len(kept) < len(contents.latest):
+                with contextlib.suppress(OSError):  # the dead lines stay, skipped again next time: nothing lost
+                    journal.rewrite(list(kept.values()))
+            return restored
 
     def import_annotations(
         self,
         path: Path,
         convention: RleConvention = RleConvention.RELATIVE,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ImportSummary:
         """Load a challenge-format CSV as the editable masks (rows of one image are united).
 
@@ -155,20 +258,19 @@ class ReviewSession:
         changing any case. `progress(done, total)` follows the cases being loaded (and autosaved).
         """
         path = Path(path)
-        rows = read_annotation_rows(path)
-        masks: dict[str, np.ndarray] = {}
+        rows_by_image: dict[str, list[str]] = {}
         unknown: dict[str, None] = {}
-        for image_id, encoded in rows:
-            case = self._by_id.get(image_id)
-            if case is None:
+        for image_id, encoded in read_annotation_rows(path):
+            if image_id in self._by_id:
+                rows_by_image.setdefault(image_id, []).append(encoded)
+            else:
                 unknown[image_id] = None
-                continue
+        masks: dict[str, np.ndarray] = {}
+        for image_id, encoded_rows in rows_by_image.items():
             try:
-                mask = decode(encoded, case.shape, convention)
+                masks[image_id] = decode_rows(encoded_rows, self._by_id[image_id].shape, convention)
             except RleError as error:
                 raise AnnotationError(path, 0, f"image {image_id}: {error.reason}") from error
-            previous = masks.get(image_id)
-            masks[image_id] = mask if previous is None else previous | mask
         for done, (image_id, mask) in enumerate(masks.items(), 1):
             self._by_id[image_id].load_mask(mask if mask.any() else None)
             if progress is not None:

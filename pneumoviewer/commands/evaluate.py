@@ -8,6 +8,7 @@ triage score, and the latency per image.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -15,29 +16,16 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from tqdm import tqdm
+from pneumoviewer.commands import fail, report
+from pneumoviewer.commands._settings import add_setting_arguments, setting_overrides
+from pneumoviewer.errors import FileProblem
 
-from pneumoviewer import metrics
-from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
-from pneumoviewer.io.atomic import atomic_write_text
-from pneumoviewer.io.rle import EMPTY, RleError, decode
-from pneumoviewer.model.batch import (
-    ImageFile,
-    Predicted,
-    Skipped,
-    collect_images,
-    fail,
-    latency_summary,
-    open_predictor,
-    predict_files,
-    report_skipped,
-    request_settings,
-)
-from pneumoviewer.model.checkpoint import CheckpointError
-from pneumoviewer.model.inference import Predictor
+if TYPE_CHECKING:
+    from pneumoviewer.commands import Subparsers
+    from pneumoviewer.commands._batch import ImageFile, Predicted
+    from pneumoviewer.model.inference import Predictor
 
 
 @dataclass(frozen=True)
@@ -69,29 +57,67 @@ def read_id_list(path: Path) -> set[str]:
     return set(values)
 
 
-def run_evaluate(
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score the model on labelled DICOMs against the all-empty baseline",
+        description="Predict every labelled DICOM under --images (recursive) and report the challenge score "
+        "(mean Dice) beside the all-empty baseline on the same images, the presence confusion matrix, "
+        "sensitivity, specificity, ROC AUC of the triage score and the latency per image. Images without a "
+        "label row are skipped with a note.",
+    )
+    parser.add_argument("--labels", type=Path, required=True, help="labels CSV in the SIIM-ACR format (train-rle.csv)")
+    parser.add_argument("--images", type=Path, required=True, help="folder of DICOMs, searched recursively")
+    parser.add_argument("--model", type=Path, help="model weights (.safetensors with its .json card; default: bundled)")
+    parser.add_argument("--ids", type=Path, help="evaluate only these ImageIds: a text file (one per line), a JSON "
+                        "list, or a model card .json (its recorded validation split)")
+    parser.add_argument("--json", type=Path, dest="json_out", help="also write the figures and per-image results here")
+    add_setting_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        overrides = setting_overrides(args)
+    except ValueError as error:
+        return fail(str(error), status=2)
+    return _evaluate(args.labels, args.images, model=args.model, ids_file=args.ids, json_out=args.json_out,
+                     overrides=overrides)
+
+
+def _evaluate(
     labels: Path,
     images: Path,
-    model: Path | None = None,
-    ids_file: Path | None = None,
-    json_out: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
+    model: Path | None,
+    ids_file: Path | None,
+    json_out: Path | None,
+    overrides: Mapping[str, Any],
 ) -> int:
     """The whole `evaluate` command; returns the exit status."""
+    from tqdm import tqdm
+
+    from pneumoviewer.commands._batch import (
+        Predicted,
+        collect_images,
+        open_predictor,
+        predict_files,
+        request_settings,
+    )
+    from pneumoviewer.io.atomic import atomic_write_text
+    from pneumoviewer.model.checkpoint import CheckpointError
+
     try:
         predictor = open_predictor(model)
-        settings = request_settings(predictor, overrides or {})
+        settings = request_settings(predictor, overrides)
         truth_rows = _rows_by_image(labels)
         wanted = read_id_list(ids_file) if ids_file is not None else None
-    except (CheckpointError, AnnotationError) as error:
-        return fail(str(error))
-    except ValueError as error:
+    except (CheckpointError, ValueError) as error:  # ValueError: a bad setting, ids file or labels CSV
         return fail(str(error))
     if not images.is_dir():
         return fail(f"{images}: is not a folder")
     files, skipped = collect_images([images])
     for problem in skipped:
-        report_skipped(problem)
+        report(problem)
     selected = [f for f in files if f.image_id in truth_rows and (wanted is None or f.image_id in wanted)]
     _print_selection_notes(files, selected, truth_rows, wanted, images)
     if not selected:
@@ -102,13 +128,12 @@ def run_evaluate(
     with progress:
         for result in predict_files(predictor, selected, settings):
             progress.update()
-            if isinstance(result, Predicted):
-                result = _score(result, truth_rows[result.image_id], labels)
-            if isinstance(result, Skipped):
-                skipped.append(result)
-                report_skipped(result, progress)
+            scored = _score(result, truth_rows[result.image_id], labels) if isinstance(result, Predicted) else result
+            if isinstance(scored, FileProblem):
+                skipped.append(scored)
+                report(scored, progress)
             else:
-                scores.append(result)
+                scores.append(scored)
     if not scores:
         return fail("no image could be evaluated")
     summary = _summary(scores, predictor, settings.to_dict(), labels, images, ids_file, skipped)
@@ -124,6 +149,8 @@ def run_evaluate(
 
 
 def _rows_by_image(labels: Path) -> dict[str, list[str]]:
+    from pneumoviewer.io.annotations import read_annotation_rows
+
     rows: dict[str, list[str]] = defaultdict(list)
     for image_id, encoded in read_annotation_rows(labels):
         rows[image_id].append(encoded)
@@ -146,32 +173,33 @@ def _print_selection_notes(
               + (f"; {missing} listed ImageId(s) not found under {images}" if missing else ""), file=sys.stderr)
 
 
-def _score(result: Predicted, encodings: list[str], labels: Path) -> ImageScore | Skipped:
+def _score(result: Predicted, encodings: list[str], labels: Path) -> ImageScore | FileProblem:
+    from pneumoviewer import metrics
+    from pneumoviewer.io.rle import RleError, decode_rows
+
     mask = result.prediction.mask
-    truth = np.zeros(mask.shape, dtype=bool)
     try:
-        for encoded in encodings:
-            if encoded != EMPTY:
-                truth |= decode(encoded, mask.shape)
+        truth = decode_rows(encodings, mask.shape)
     except RleError as error:
-        return Skipped(result.path, f"its label in {labels} does not fit a {mask.shape[1]}x{mask.shape[0]} image "
-                       f"({error.reason})")
+        return FileProblem(result.path, f"its label in {labels} does not fit a {mask.shape[1]}x{mask.shape[0]} "
+                           f"image ({error.reason})")
     return ImageScore(
-        result.image_id, result.prediction.score, bool(truth.any()), bool(mask.any()),
+        result.image_id, result.prediction.score, bool(truth.any()), result.prediction.positive,
         metrics.dice(mask, truth), sum(v for k, v in result.timings.items() if k != "cam"),
     )
 
 
 def _summary(
     scores: list[ImageScore], predictor: Predictor, settings: dict[str, Any], labels: Path, images: Path,
-    ids_file: Path | None, skipped: list[Skipped],
+    ids_file: Path | None, skipped: list[FileProblem],
 ) -> dict[str, Any]:
-    truth = [s.truth_positive for s in scores]
-    called = [s.called_positive for s in scores]
-    confusion = metrics.presence_confusion(called, truth)
-    positive_dice = [s.dice for s in scores if s.truth_positive]
-    challenge = float(np.mean([s.dice for s in scores]))
-    baseline = float(np.mean([not t for t in truth]))  # Dice of an empty mask: 1 on negatives, 0 on positives
+    from pneumoviewer import metrics
+    from pneumoviewer.commands._batch import latency_summary
+
+    figures = metrics.segmentation_figures(
+        [s.dice for s in scores], [s.called_positive for s in scores], [s.score for s in scores],
+        [s.truth_positive for s in scores],
+    )
     return {
         "model": str(predictor.checkpoint),
         "runtime": predictor.runtime,
@@ -179,16 +207,7 @@ def _summary(
         "labels": str(labels),
         "images": str(images),
         "ids_file": None if ids_file is None else str(ids_file),
-        "images_evaluated": len(scores),
-        "positive_images": int(sum(truth)),
-        "challenge_score": challenge,
-        "all_empty_baseline": baseline,
-        "improvement_over_baseline": challenge - baseline,
-        "mean_dice_on_positive_images": float(np.mean(positive_dice)) if positive_dice else math.nan,
-        "confusion": asdict(confusion),
-        "sensitivity": confusion.sensitivity,
-        "specificity": confusion.specificity,
-        "roc_auc": metrics.roc_auc([s.score for s in scores], truth),
+        **figures.to_dict(),
         "latency": {**latency_summary([s.seconds for s in scores]), "model_load_s": predictor.load_seconds},
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
         "per_image": [asdict(s) for s in scores],
@@ -205,7 +224,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
          f"model {Path(summary['model']).name} ({summary['runtime']}), TTA {tta}"),
         "",
         f"{'':34}{'model':>9}{'all-empty':>11}",
-        f"{'challenge score (mean Dice)':34}{summary['challenge_score']:>9.4f}{summary['all_empty_baseline']:>11.4f}",
+        f"{'challenge score (mean Dice)':34}{summary['challenge_score']:>9.4f}{summary['all_empty_score']:>11.4f}",
         f"{'mean Dice on positive images':34}{summary['mean_dice_on_positive_images']:>9.4f}{0.0:>11.4f}",
         "",
         f"{'presence calls':22}{'truth +':>9}{'truth -':>9}",

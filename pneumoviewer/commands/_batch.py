@@ -2,12 +2,12 @@
 
 Files are found (folders recursively, DICOM by content), loaded one ahead in a background thread
 so decoding overlaps the network, predicted, and yielded one by one; a file that cannot be read or
-predicted is yielded as `Skipped` with its reason and the loop goes on.
+predicted is yielded as a `FileProblem` with its reason and the loop goes on. Imported by the
+commands' `run` only: it loads the model's runtime (torch, ONNX Runtime).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.dicom import DicomError, DicomImage, scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.cam import grad_cam
@@ -33,15 +33,6 @@ class ImageFile:
 
 
 @dataclass(frozen=True)
-class Skipped:
-    path: Path
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class Predicted:
     path: Path
     image: DicomImage
@@ -54,24 +45,24 @@ class Predicted:
         return self.image.metadata.sop_instance_uid
 
 
-def collect_images(paths: Sequence[Path]) -> tuple[list[ImageFile], list[Skipped]]:
+def collect_images(paths: Sequence[Path]) -> tuple[list[ImageFile], list[FileProblem]]:
     """Files named directly (DICOM, PNG or JPEG) and every DICOM under the folders named.
 
     Each file appears once, in the order given (folders sorted by path). Unreadable DICOMs found
-    in folders and paths that do not exist come back as `Skipped`.
+    in folders and paths that do not exist come back as `FileProblem`.
     """
     files: list[ImageFile] = []
-    skipped: list[Skipped] = []
+    skipped: list[FileProblem] = []
     seen: set[Path] = set()
     for path in map(Path, paths):
         if path.is_dir():
             scan = scan_folder(path)
             found = [ImageFile(header.path, header.sop_instance_uid) for header in scan.images]
-            skipped.extend(Skipped(error.path, error.reason) for error in scan.unreadable)
+            skipped.extend(scan.unreadable)
         elif path.is_file():
             found = [ImageFile(path, None)]
         else:
-            skipped.append(Skipped(path, "no such file or folder"))
+            skipped.append(FileProblem(path, "no such file or folder"))
             continue
         for image_file in found:
             key = image_file.path.resolve()
@@ -91,24 +82,12 @@ def request_settings(predictor: Predictor, overrides: Mapping[str, Any]) -> Infe
     return InferenceSettings.from_dict({**predictor.settings.to_dict(), **overrides})
 
 
-def parse_setting_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings from `--setting` to a dict of JSON-ish values (true/false, numbers)."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        if not separator or not key.strip():
-            raise ValueError(f"--setting expects KEY=VALUE, got {pair!r}")
-        lowered = text.strip().lower()
-        overrides[key.strip()] = {"true": True, "false": False}.get(lowered, text.strip())
-    return overrides
-
-
 def predict_files(
     predictor: Predictor,
     files: Sequence[ImageFile],
     settings: InferenceSettings,
     with_cam: bool = False,
-) -> Iterator[Predicted | Skipped]:
+) -> Iterator[Predicted | FileProblem]:
     """Predict each file in turn, yielding its result or the reason it was skipped."""
     if not files:
         return
@@ -123,7 +102,7 @@ def predict_files(
 
 def _predict_one(
     predictor: Predictor, path: Path, loading: Future, settings: InferenceSettings, with_cam: bool
-) -> Predicted | Skipped:
+) -> Predicted | FileProblem:
     try:
         image, load_seconds = loading.result()
         prediction = predictor.predict(image.pixels, settings=settings)
@@ -134,9 +113,9 @@ def _predict_one(
             heat = grad_cam(predictor, image.pixels, target_mask=prediction.mask)
             timings["cam"] = time.perf_counter() - started
     except (DicomError, CheckpointError) as error:
-        return Skipped(path, error.reason)
+        return FileProblem(path, error.reason)
     except Exception as error:  # noqa: BLE001 (one odd file, or a bug it triggers, must not end a long run)
-        return Skipped(path, f"could not be predicted ({type(error).__name__}: {error})")
+        return FileProblem(path, f"could not be predicted ({type(error).__name__}: {error})")
     return Predicted(path, image, prediction, heat, timings)
 
 
@@ -156,17 +135,3 @@ def latency_summary(totals: Sequence[float]) -> dict[str, float]:
         "median_s": float(np.median(values)),
         "p95_s": float(np.percentile(values, 95)),
     }
-
-
-def report_skipped(problem: Skipped, progress: tqdm | None = None) -> None:
-    """`pneumoviewer: <file>: <reason>` on stderr, without breaking a progress bar."""
-    message = f"pneumoviewer: {problem}"
-    if progress is not None:
-        progress.write(message, file=sys.stderr)
-    else:
-        print(message, file=sys.stderr)
-
-
-def fail(message: str) -> int:
-    print(f"pneumoviewer: {message}", file=sys.stderr)
-    return 1

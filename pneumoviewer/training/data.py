@@ -1,9 +1,12 @@
 """Training data: labelled radiographs, a decoded-and-resized cache, the split, and augmentation.
 
 Every source (SIIM DICOMs, PNG/JPEG exports) goes through the same path: `load_radiograph(...).pixels`
-(display pixels in [0, 1]), an area resize to the input size, 8-bit storage in the cache, and the
-same augmentation including JPEG compression. The network thus cannot tell a file format from the
-pixels it is given, which matters because the PNG/JPEG extras are almost all positive.
+(display pixels in [0, 1]), the app's own resize to the input size (`pipeline.resize_pixels`), 8-bit
+storage in the cache, and the same augmentation including JPEG compression; the examples are then
+normalised by `pipeline.prepare_batch` with the model card's settings, as the app does. The network
+thus cannot tell a file format from the pixels it is given, which matters because the PNG/JPEG
+extras are almost all positive, and it sees at training what it sees in the app (up to the 8-bit
+rounding of the cache).
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pneumoviewer.errors import FileProblem
 from pneumoviewer.io import rle
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.network import normalise
+from pneumoviewer.model.pipeline import InputSpec, prepare_batch, resize_pixels
 
 IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg")
 # Bump when the decode/resize recipe changes, so stale cache files are never reused.
-CACHE_VERSION = 1
+# 2: resized by `pipeline.resize_pixels` (the app's torch area resize) instead of OpenCV's INTER_AREA.
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,18 +49,13 @@ class LabelledImage:
         return any(row.strip() not in ("-1", "") for row in self.rle_rows)
 
 
-class TrainingDataError(Exception):
+class TrainingDataError(FileProblem):
     """Labels that cannot be matched with images; `str()` names the file and the problem."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def find_image_files(folder: Path) -> dict[str, Path]:
     """`<ImageId>.dcm|.png|.jpg|.jpeg` files under `folder` (recursive), keyed by ImageId."""
-    files = {}
+    files: dict[str, Path] = {}
     for path in sorted(Path(folder).rglob("*")):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.name.startswith("."):
             files.setdefault(path.stem, path)
@@ -99,18 +99,10 @@ def split_validation(
 
 def decode_mask(image: LabelledImage, shape: tuple[int, int]) -> np.ndarray:
     """The union of the image's RLE rows as a bool mask of `shape`."""
-    mask = np.zeros(shape, dtype=bool)
-    for encoded in image.rle_rows:
-        try:
-            mask |= rle.decode(encoded, shape)
-        except rle.RleError as err:
-            raise TrainingDataError(image.path, f"its label row does not decode ({err})") from None
-    return mask
-
-
-def resize_area(array: np.ndarray, size: int) -> np.ndarray:
-    """Area-average resize to size x size (the inference pre-processing uses the same rule)."""
-    return cv2.resize(np.asarray(array, dtype=np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    try:
+        return rle.decode_rows(image.rle_rows, shape)
+    except rle.RleError as err:
+        raise TrainingDataError(image.path, f"its label row does not decode ({err})") from None
 
 
 def cached_example(image: LabelledImage, size: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -123,13 +115,23 @@ def cached_example(image: LabelledImage, size: int, cache_dir: Path) -> tuple[np
         return stored[0], stored[1].astype(bool)
     pixels = load_radiograph(image.path).pixels
     mask = decode_mask(image, pixels.shape)
-    small_pixels = np.clip(np.rint(resize_area(pixels, size) * 255), 0, 255).astype(np.uint8)
-    small_mask = resize_area(mask, size) >= 0.5
+    small_pixels = quantise(resize_pixels(pixels, size))
+    small_mask = resize_pixels(mask.astype(np.float32), size) >= 0.5
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     temp_file = cache_file.with_suffix(".tmp.npy")
     np.save(temp_file, np.stack([small_pixels, small_mask.astype(np.uint8)]))
     temp_file.replace(cache_file)
     return small_pixels, small_mask
+
+
+def quantise(pixels: np.ndarray) -> np.ndarray:
+    """Pixels in [0, 1] -> uint8 0..255 (rounded): the cache's storage, within 1/510 of the input."""
+    return np.clip(np.rint(np.asarray(pixels, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+def dequantise(pixels: np.ndarray) -> np.ndarray:
+    """uint8 cached pixels -> float32 display pixels in [0, 1], ready for `pipeline.prepare_batch`."""
+    return np.asarray(pixels, dtype=np.float32) / 255.0
 
 
 def load_examples(
@@ -168,11 +170,17 @@ def training_augmentation(seed: int) -> A.Compose:
 
 
 class RadiographDataset(torch.utils.data.Dataset):
-    """Cached examples as network tensors: (input [1,S,S], mask [1,S,S] float, presence scalar float)."""
+    """Cached examples as network tensors: (input [C,S,S], mask [1,S,S] float, presence scalar float).
 
-    def __init__(self, pixels: np.ndarray, masks: np.ndarray, augmentation: A.Compose | None = None) -> None:
+    Inputs are normalised by `pipeline.prepare_batch` with `spec` (the model card's input settings).
+    """
+
+    def __init__(
+        self, pixels: np.ndarray, masks: np.ndarray, spec: InputSpec, augmentation: A.Compose | None = None
+    ) -> None:
         self.pixels = pixels
         self.masks = masks
+        self.spec = spec
         self.augmentation = augmentation
 
     def __len__(self) -> int:
@@ -183,7 +191,7 @@ class RadiographDataset(torch.utils.data.Dataset):
         if self.augmentation is not None:
             augmented = self.augmentation(image=pixels, mask=mask)
             pixels, mask = augmented["image"], augmented["mask"]
-        image = normalise(pixels.astype(np.float32) / 255.0)[None]
+        image = prepare_batch([dequantise(pixels)], self.spec)[0]
         mask_tensor = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
         return image, mask_tensor, (mask_tensor.amax() > 0).float()
 

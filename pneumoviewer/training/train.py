@@ -5,6 +5,8 @@ mode, positives and negatives sampled equally, BCE + Dice on the mask (Dice over
 only: it is undefined on empty masks) plus BCE on the presence head, AdamW with warm-up and cosine
 decay, one checkpoint per epoch (`last`, resumable) and the best epoch by tuned validation score
 (`best`). Validation images come from the primary (DICOM) labels only, never from the extra set.
+Examples and validation predictions go through `pneumoviewer.model.pipeline` with the card's input
+settings, exactly as the app prepares an image and runs the network.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pneumoviewer.model import data
 from pneumoviewer.model.checkpoint import (
     CheckpointError,
     ModelCard,
@@ -36,10 +37,11 @@ from pneumoviewer.model.network import (
     build_network,
     freeze_encoder_batchnorm,
     load_imagenet_encoder,
-    normalise,
     select_device,
 )
-from pneumoviewer.model.tuning import ValidationSet, tune_settings
+from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
+from pneumoviewer.training import data
+from pneumoviewer.training.tuning import ValidationSet, tune_settings
 
 _STATE_FILE = "last-state.pt"
 
@@ -97,7 +99,7 @@ def train(options: TrainingOptions) -> Path:
     if options.encoder_weights is not None:
         load_imagenet_encoder(model, options.encoder_weights)
     # channels_last: faster depthwise convolutions on CPU (oneDNN); no effect on the results.
-    model.to(device, memory_format=torch.channels_last)
+    model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
     steps_per_epoch = options.steps_per_epoch or max(1, len(train_images) // options.batch_size)
     total_steps = steps_per_epoch * options.epochs
@@ -130,20 +132,24 @@ def train(options: TrainingOptions) -> Path:
         },
     )
 
-    dataset = data.RadiographDataset(train_pixels, train_masks, data.training_augmentation(options.seed))
+    spec = InputSpec.from_card(card)
+    augmentation = data.training_augmentation(options.seed)
+    dataset = data.RadiographDataset(train_pixels, train_masks, spec, augmentation)
     weights = data.balanced_sample_weights([image.positive for image in train_images])
     for epoch in range(start_epoch, options.epochs):
         started = time.monotonic()
-        dataset.augmentation.set_random_seed(options.seed + epoch)
+        augmentation.set_random_seed(options.seed + epoch)
         sampler = torch.utils.data.WeightedRandomSampler(
-            weights, steps_per_epoch * options.batch_size, replacement=True,
+            weights.tolist(), steps_per_epoch * options.batch_size, replacement=True,
             generator=torch.Generator().manual_seed(options.seed + epoch),
         )
         loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, sampler=sampler, drop_last=True)
         train_loss = _train_one_epoch(
-            model, loader, optimizer, device, options, epoch * steps_per_epoch, total_steps, f"epoch {epoch + 1}/{options.epochs}"
+            model, loader, optimizer, device, options, epoch * steps_per_epoch, total_steps,
+            f"epoch {epoch + 1}/{options.epochs}",
         )
-        probabilities, presence = predict_maps(model, validation.pixels, device, options.batch_size)
+        probabilities, presence = predict_maps(model, validation.pixels, spec, device, tta=False,
+                                               batch_size=options.batch_size)
         settings, figures = tune_settings(validation, probabilities, presence, quick=True)
         figures = {"epoch": epoch + 1, "train_loss": round(train_loss, 4),
                    "minutes": round((time.monotonic() - started) / 60, 2), **figures}
@@ -178,11 +184,10 @@ def finalise(
     if ship not in ("last", "best"):
         raise ValueError(f"ship must be 'last' or 'best', not {ship!r}")
     model, card = load_checkpoint(out / ship, device=device)
-    probabilities, presence = predict_maps(model, validation.pixels, device, batch_size)
-    mirrored, mirrored_presence = predict_maps(model, validation.pixels[:, :, ::-1].copy(), device, batch_size)
+    spec = InputSpec.from_card(card)
     candidates = {
-        False: tune_settings(validation, probabilities, presence),
-        True: tune_settings(validation, (probabilities + mirrored[:, :, ::-1]) / 2, (presence + mirrored_presence) / 2),
+        tta: tune_settings(validation, *predict_maps(model, validation.pixels, spec, device, tta, batch_size))
+        for tta in (False, True)
     }
     tta = candidates[True][1]["challenge_score_crossfit"] > candidates[False][1]["challenge_score_crossfit"]
     settings, figures = candidates[tta]
@@ -205,17 +210,20 @@ def finalise(
 
 
 def predict_maps(
-    model: PneumothoraxNet, pixels: np.ndarray, device: torch.device, batch_size: int = 16
+    model: PneumothoraxNet, pixels: np.ndarray, spec: InputSpec, device: torch.device, tta: bool,
+    batch_size: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probability maps (float32 [N,S,S]) and presence probabilities ([N]) for uint8 cached pixels."""
+    """Probability maps (float32 [N,S,S]) and presence probabilities ([N]) for uint8 cached pixels.
+
+    Through `prepare_batch` and `run_network`, as `Predictor` runs the network (with flip TTA if `tta`).
+    """
     model.eval()
     maps, presence = [], []
-    with torch.no_grad():
-        for start in range(0, len(pixels), batch_size):
-            batch = normalise(pixels[start:start + batch_size].astype(np.float32) / 255.0)[:, None].to(device)
-            mask_logits, presence_logits = model(batch)
-            maps.append(torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy())
-            presence.append(torch.sigmoid(presence_logits).float().cpu().numpy())
+    for start in range(0, len(pixels), batch_size):
+        batch = prepare_batch(data.dequantise(pixels[start:start + batch_size]), spec)
+        mask_probability, presence_probability = run_network(model, batch, tta, device=device)
+        maps.append(mask_probability.numpy())
+        presence.append(presence_probability.numpy())
     return np.concatenate(maps), np.concatenate(presence)
 
 
@@ -260,7 +268,8 @@ def _train_one_epoch(
     bar = tqdm(loader, desc=description, disable=not options.progress, unit="batch", mininterval=10)
     for offset, (images, masks, presence) in enumerate(bar):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(first_step + offset, total_steps, options.learning_rate, options.warmup_steps)
+            step = first_step + offset
+            group["lr"] = learning_rate_at(step, total_steps, options.learning_rate, options.warmup_steps)
         images = images.to(device, memory_format=torch.channels_last)
         masks, presence = masks.to(device), presence.to(device)
         with torch.autocast(device.type, enabled=use_amp):
@@ -289,7 +298,7 @@ def _restore(
     try:
         state = torch.load(state_path, map_location=device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - torch.load and load_state_dict fail in many ways on a damaged file
         raise CheckpointError(state_path, f"training state is damaged ({type(err).__name__}: {err})") from None
     training = last_card.training
     commands = list(training.get("commands", [training["command"]] if "command" in training else []))

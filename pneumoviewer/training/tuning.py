@@ -3,7 +3,10 @@
 The search uses `postprocess.presence_score` and `postprocess.remove_small_lesions` (the same rules
 the app applies), evaluated per image once and combined in vectorised form, so a full grid takes
 seconds. The reported figures are then recomputed with `postprocess.postprocess` itself, image by
-image, and `pneumoviewer.metrics`, so they are exactly what the app would score with the settings.
+image, and `metrics.segmentation_figures` (the evaluate command's figures, under the same names),
+so they are what the app would score with the settings at the network's resolution. A call is
+`PostProcessed.positive`; the search scores a called image whose lesions are all removed as too small
+like a negative one, which is what the challenge score does with an empty mask anyway.
 Thresholds tuned on a split score that split optimistically; `challenge_score_crossfit` (tune on
 one half, score the other, both ways) is the honest estimate.
 """
@@ -19,6 +22,7 @@ import numpy as np
 from pneumoviewer import metrics
 from pneumoviewer.model.postprocess import (
     InferenceSettings,
+    PostProcessed,
     postprocess,
     presence_score,
     remove_small_lesions,
@@ -49,7 +53,7 @@ class ValidationSet:
 
     @property
     def positive(self) -> np.ndarray:
-        return self.masks.reshape(len(self.masks), -1).any(axis=1)
+        return np.asarray(self.masks.reshape(len(self.masks), -1).any(axis=1), dtype=bool)
 
 
 def tune_settings(
@@ -70,26 +74,18 @@ def tune_settings(
 def evaluate_settings(
     validation: ValidationSet, probabilities: np.ndarray, presence: np.ndarray, settings: InferenceSettings
 ) -> dict[str, Any]:
-    """Challenge score vs. all-empty, ROC AUC and sensitivity/specificity of `settings`, via `postprocess`."""
+    """`metrics.segmentation_figures` of `settings` (via `postprocess`), plus the presence head's own AUC."""
     truth = validation.positive
-    outputs = [postprocess(p, float(h), settings) for p, h in zip(probabilities, presence)]
-    masks = [mask for mask, _ in outputs]
-    scores = np.array([score for _, score in outputs])
-    called = np.array([mask.any() for mask in masks])
-    score = metrics.challenge_score(masks, list(validation.masks))
-    empty = metrics.challenge_score([np.zeros_like(m) for m in validation.masks], list(validation.masks))
-    sensitivity, specificity = metrics.sensitivity_specificity(called, truth)
-    return {
-        "validation_images": len(truth),
-        "validation_positives": int(truth.sum()),
-        "challenge_score": round(float(score), 4),
-        "all_empty_score": round(float(empty), 4),
-        "gain_over_all_empty": round(float(score - empty), 4),
-        "roc_auc": round(float(metrics.roc_auc(scores, truth)), 4),
-        "roc_auc_presence_head": round(float(metrics.roc_auc(presence, truth)), 4),
-        "sensitivity": round(float(sensitivity), 4),
-        "specificity": round(float(specificity), 4),
-    }
+    outputs: list[PostProcessed] = [
+        postprocess(p, float(h), settings) for p, h in zip(probabilities, presence, strict=True)
+    ]
+    figures = metrics.segmentation_figures(
+        [metrics.dice(output.mask, mask) for output, mask in zip(outputs, validation.masks, strict=True)],
+        [output.positive for output in outputs],
+        [output.score for output in outputs],
+        truth,
+    )
+    return {**figures.to_dict(digits=4), "roc_auc_presence_head": round(float(metrics.roc_auc(presence, truth)), 4)}
 
 
 def _search(
@@ -137,6 +133,6 @@ def _crossfit_score(
     total = 0.0
     for tune_half, score_half in ((0, 1), (1, 0)):
         settings, _ = _search(masks, probabilities, presence, grid, np.array(halves[tune_half]))
-        predicted = [postprocess(probabilities[i], float(presence[i]), settings)[0] for i in halves[score_half]]
+        predicted = [postprocess(probabilities[i], float(presence[i]), settings).mask for i in halves[score_half]]
         total += metrics.challenge_score(predicted, [masks[i] for i in halves[score_half]]) * len(halves[score_half])
     return round(total / len(masks), 4)

@@ -1,0 +1,75 @@
+"""`pneumoviewer export PATH…`: the reviewed annotations of what the app opened (a folder or a selection of
+files), as the app autosaved them, to CSV/PNGs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pneumoviewer.commands import fail, report
+
+if TYPE_CHECKING:
+    from pneumoviewer.commands import Subparsers
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export the reviewed annotations of a folder or selection (as saved by the app) to a SIIM-ACR CSV "
+        "and/or PNG masks",
+        description="Read the review session the app autosaved for PATH (a folder, or the same files and folders "
+        "that were opened together, in any order: statuses and corrected masks) and "
+        "write it as a challenge-format CSV (ImageId, EncodedPixels; one row per lesion, -1 = none or rejected) "
+        "and/or one 0/255 PNG mask per image. Reviewed cases only, unless --all.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="the folder of DICOMs that was reviewed, or the files and folders opened together")
+    parser.add_argument("--out", type=Path, help="annotation CSV to write")
+    parser.add_argument("--pngs", type=Path, metavar="DIR", help="folder for one PNG mask per image")
+    parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
+                        help="RLE convention: the challenge's relative starts (default) or 1-based absolute starts")
+    parser.add_argument("--all", action="store_true", help="include unreviewed cases with their current mask")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pneumoviewer.io.dicom import DicomError
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.review.export import (
+        ExportError,
+        ExportScope,
+        cases_to_export,
+        export_csv,
+        export_pngs,
+    )
+    from pneumoviewer.review.opening import open_studies
+
+    if args.out is None and args.pngs is None:
+        return fail("export: give --out CSV and/or --pngs DIR", status=2)
+    try:
+        opened = open_studies(args.paths)
+    except DicomError as error:
+        return fail(error)
+    for problem in opened.unreadable:
+        report(f"{problem} (skipped)")
+    session = opened.session
+    for restore_problem in session.restore_problems:
+        report(str(restore_problem))
+    scope = ExportScope.ALL if args.all else ExportScope.REVIEWED
+    counts = ", ".join(f"{count} {status.value}" for status, count in session.status_counts().items() if count)
+    print(f"{opened.title}: {len(session)} images ({counts or 'none'})")
+    try:
+        if args.out is not None:
+            with tqdm(total=len(cases_to_export(session.cases, scope)), desc="CSV", unit="image") as bar:
+                summary = export_csv(session.cases, args.out, RleConvention(args.rle), scope,
+                                     progress=lambda done, _total: bar.update(done - bar.n))
+            print(f"{summary.path}: {summary.images} images, {summary.positive} with pneumothorax ({args.rle} RLE)")
+        if args.pngs is not None:
+            summary = export_pngs(session.cases, args.pngs, scope)
+            print(f"{summary.path}: {summary.images} PNG masks, {summary.positive} with pneumothorax")
+    except ExportError as error:
+        return fail(str(error))
+    return 0

@@ -1,0 +1,192 @@
+"""`pneumoviewer predict`: masks in the challenge CSV format, triage scores, optional CAM/overlay PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pneumoviewer.commands import fail, report
+from pneumoviewer.commands._settings import add_setting_arguments, setting_overrides
+from pneumoviewer.errors import FileProblem
+
+if TYPE_CHECKING:
+    from pneumoviewer.commands import Subparsers
+    from pneumoviewer.commands._batch import Predicted
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.review.case import LesionStats
+
+SCORE_COLUMNS = ("ImageId", "score", "call", "lesions", "area_px", "area_mm2", "file")
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What is kept per image: small enough for tens of thousands of images (no pixel arrays)."""
+
+    image_id: str
+    path: Path
+    lesions: list[str]  # RLE, one per connected region; ["-1"] when negative
+    score: float
+    positive: bool  # the model's call (`Prediction.positive`)
+    stats: LesionStats
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict pneumothorax masks and triage scores for radiographs, headless",
+        description="Run the model on DICOM files or folders (searched recursively; PNG/JPEG files may be "
+        "named directly). Writes the masks in the SIIM-ACR CSV format (ImageId = SOPInstanceUID, one row "
+        "per lesion, -1 = none) and the triage scores, highest first. Unreadable files are reported and "
+        "skipped; the exit status is non-zero only when nothing could be predicted.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM/PNG/JPEG files or folders")
+    parser.add_argument("--out", type=Path, required=True, help="masks CSV to write (ImageId,EncodedPixels)")
+    parser.add_argument("--model", type=Path, help="model weights (.safetensors with its .json card; default: bundled)")
+    parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
+                        help="RLE convention: the challenge's relative starts (default) or 1-based absolute starts")
+    parser.add_argument("--scores", type=Path,
+                        help="scores CSV (ImageId,score,call,lesions,area_px,area_mm2,file; default: OUT-scores.csv)")
+    parser.add_argument("--cam-dir", type=Path, help="write each image's Grad-CAM heat as a grey PNG here")
+    parser.add_argument("--overlay-dir", type=Path, help="write each image with mask outline and heat as a PNG here")
+    add_setting_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pneumoviewer.io.rle import RleConvention
+
+    try:
+        overrides = setting_overrides(args)
+    except ValueError as error:
+        return fail(str(error), status=2)
+    return _predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
+                    scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides)
+
+
+def _predict(
+    paths: Sequence[Path],
+    out: Path,
+    model: Path | None,
+    convention: RleConvention,
+    scores: Path | None,
+    cam_dir: Path | None,
+    overlay_dir: Path | None,
+    overrides: Mapping[str, Any],
+) -> int:
+    """The whole `predict` command; returns the exit status (non-zero only if nothing was predicted)."""
+    from tqdm import tqdm
+
+    from pneumoviewer.commands._batch import (
+        Predicted,
+        collect_images,
+        latency_summary,
+        open_predictor,
+        predict_files,
+        request_settings,
+    )
+    from pneumoviewer.io.annotations import write_annotation_rows
+    from pneumoviewer.io.atomic import atomic_write_text
+    from pneumoviewer.model.checkpoint import CheckpointError
+
+    try:
+        predictor = open_predictor(model)
+        settings = request_settings(predictor, overrides)
+    except CheckpointError as error:
+        return fail(str(error))
+    except ValueError as error:
+        return fail(f"settings: {error}")
+    files, skipped = collect_images(paths)
+    for problem in skipped:
+        report(problem)
+    if not files:
+        return fail("no readable images found in " + ", ".join(map(str, paths)))
+    scores = scores if scores is not None else out.with_name(out.stem + "-scores.csv")
+    outcomes: list[ImageOutcome] = []
+    first_path: dict[str, Path] = {}
+    latencies: list[float] = []
+    interrupted = False
+    progress = tqdm(total=len(files), unit="image", desc="predict", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir)):
+            progress.update()
+            if isinstance(result, Predicted) and result.image_id in first_path:
+                result = FileProblem(result.path, f"same ImageId as {first_path[result.image_id]}; not predicted twice")
+            if isinstance(result, FileProblem):
+                skipped.append(result)
+                report(result, progress)
+                continue
+            first_path[result.image_id] = result.path
+            outcomes.append(_outcome(result, convention))
+            latencies.append(sum(v for k, v in result.timings.items() if k != "cam"))
+            try:
+                _write_pictures(result, cam_dir, overlay_dir)
+            except OSError as error:  # the prediction still counts; only its picture is missing
+                report(f"{error.filename}: picture not written ({error.strerror})", progress)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+    if not outcomes:
+        return fail("no image could be predicted")
+    try:
+        for folder in {out.parent, scores.parent}:
+            folder.mkdir(parents=True, exist_ok=True)
+        write_annotation_rows(out, ((outcome.image_id, lesion) for outcome in outcomes for lesion in outcome.lesions))
+        atomic_write_text(scores, _scores_csv(outcomes))
+    except OSError as error:
+        return fail(f"{error.filename or out}: could not be written ({error.strerror or error})")
+    positives = sum(outcome.positive for outcome in outcomes)
+    latency = latency_summary(latencies)
+    print(
+        f"{'Interrupted: partial results. ' if interrupted else ''}"
+        f"Predicted {len(outcomes)} image(s): {positives} positive, {len(outcomes) - positives} negative; "
+        f"{len(skipped)} skipped. Mean {latency['mean_s']:.2f} s/image (load + inference).\n"
+        f"Masks: {out}\nScores (highest first): {scores}"
+        + (f"\nGrad-CAM: {cam_dir}" if cam_dir else "")
+        + (f"\nOverlays: {overlay_dir}" if overlay_dir else "")
+    )
+    return 130 if interrupted else 0
+
+
+def _outcome(result: Predicted, convention: RleConvention) -> ImageOutcome:
+    from pneumoviewer.io.rle import encode_lesions
+    from pneumoviewer.review.case import lesion_stats
+
+    mask = result.prediction.mask
+    return ImageOutcome(
+        result.image_id, result.path, encode_lesions(mask, convention), result.prediction.score,
+        result.prediction.positive, lesion_stats(mask, result.image.metadata.pixel_spacing_mm),
+    )
+
+
+def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path | None) -> None:
+    from pneumoviewer.model.overlay import safe_file_stem, write_heat_png, write_overlay_png
+
+    stem = safe_file_stem(result.image_id)
+    if cam_dir is not None and result.heat is not None:
+        write_heat_png(cam_dir / f"{stem}.png", result.heat)
+    if overlay_dir is not None:
+        call = "pneumothorax" if result.prediction.positive else "no pneumothorax"
+        caption = f"AI score {result.prediction.score:.2f}: {call}\n{result.image_id}"
+        write_overlay_png(overlay_dir / f"{stem}.png", result.image.pixels, result.prediction.mask, result.heat,
+                          caption)
+
+
+def _scores_csv(outcomes: Sequence[ImageOutcome]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SCORE_COLUMNS)
+    for outcome in sorted(outcomes, key=lambda o: -o.score):
+        area_mm2 = outcome.stats.area_mm2
+        writer.writerow([
+            outcome.image_id, f"{outcome.score:.4f}", "positive" if outcome.positive else "negative",
+            outcome.stats.count, outcome.stats.area_px, "" if area_mm2 is None else f"{area_mm2:.1f}",
+            str(outcome.path),
+        ])
+    return buffer.getvalue()

@@ -1,0 +1,71 @@
+"""Opening what the user picked (a folder, or a selection of files and folders) as a review session.
+
+The app (on a worker thread) and `pneumoviewer export` call `open_studies` with the same paths, so
+both read the same headers and find the same autosave (see `session.session_store_for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pneumoviewer.errors import ProgressCallback
+from pneumoviewer.io.dicom import DicomError, DicomMetadata, read_header, scan_folder
+from pneumoviewer.review.session import ReviewSession, session_store_for
+
+FoundCallback = Callable[[DicomMetadata], None]  # each header as soon as it is read
+
+
+@dataclass(frozen=True)
+class OpenedStudies:
+    session: ReviewSession
+    unreadable: list[DicomError]  # files that are not readable DICOMs: listed, never a stop
+    title: str  # what was opened, in words (the window title)
+
+
+def open_studies(
+    paths: Sequence[Path],
+    data_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+    found: FoundCallback | None = None,
+) -> OpenedStudies:
+    """Read the headers (no pixels) of a folder or of a selection and restore its autosaved session.
+
+    Folders are read as `scan_folder` reads them, files one by one. `progress(done, total)` follows
+    each folder's scan, then the files; an exception it raises (a cancel) stops the reading.
+    `found(metadata)` is called with each header as it is read. Raises `DicomError` for a picked
+    path that does not exist (before reading anything) and for a folder that cannot be listed; a
+    picked file that is not a readable DICOM is listed in `unreadable`. Call it off the GUI thread.
+    """
+    paths = [Path(path).expanduser() for path in paths]
+    for path in paths:
+        if not path.exists():
+            raise DicomError(path, "no such file or folder")
+    store = session_store_for(paths, data_dir)
+    if len(paths) == 1 and paths[0].is_dir():
+        scan = scan_folder(paths[0], progress=progress, found=found)
+        return OpenedStudies(ReviewSession.from_metadata(store.folder, scan.images, data_dir), scan.unreadable,
+                             str(paths[0]))
+    images: list[DicomMetadata] = []
+    unreadable: list[DicomError] = []
+    files = [path for path in paths if not path.is_dir()]
+    for folder in (path for path in paths if path.is_dir()):
+        scan = scan_folder(folder, progress=progress, found=found)
+        images += scan.images
+        unreadable += scan.unreadable
+    for done, path in enumerate(files, start=1):
+        try:
+            images.append(read_header(path))
+        except DicomError as error:
+            unreadable.append(error)
+        else:
+            if found is not None:
+                found(images[-1])
+        if progress is not None:
+            progress(done, len(files))
+    session = ReviewSession.from_metadata(store.folder, images, data_dir)
+    if len(paths) == 1:
+        return OpenedStudies(session, unreadable, str(paths[0].resolve()))
+    kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
+    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {store.folder.parent}")

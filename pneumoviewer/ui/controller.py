@@ -124,17 +124,17 @@ class ReviewController(QObject):
         if len(paths) == 1 and paths[0].is_dir():
             self.open_folder(paths[0])
         elif paths:
-            self._start_indexing(Worker(tasks.index_files, paths, self.data_dir, self.model_checkpoint,
-                                        progress_text="Reading headers", batch_keyword="found"))
+            self._start_indexing(paths, "Reading headers")
 
     def open_folder(self, folder: Path) -> None:
         remember_folder(folder)
         self.sigRecentFolders.emit(recent_folders())
-        self._start_indexing(Worker(tasks.index_folder, Path(folder), self.data_dir, self.model_checkpoint,
-                                    progress_text="Indexing headers", batch_keyword="found"))
+        self._start_indexing([Path(folder)], "Indexing headers")
 
-    def _start_indexing(self, worker: Worker) -> None:
+    def _start_indexing(self, paths: list[Path], progress_text: str) -> None:
         self._close_session()
+        worker = Worker(tasks.open_for_review, paths, self.data_dir, self.model_checkpoint,
+                        progress_text=progress_text, batch_keyword="found")
         self.sigNote.emit("Reading the study headers…")
         worker.sigYielded.connect(self._headers_found)
         worker.sigFinished.connect(self._session_opened)
@@ -165,11 +165,12 @@ class ReviewController(QObject):
             self.sigCurrentCase.emit(None)
 
     @Slot(object)
-    def _session_opened(self, opened: tasks.OpenedStudies) -> None:
-        self.session = session = opened.session
+    def _session_opened(self, opened: tasks.OpenedForReview) -> None:
+        studies = opened.studies
+        self.session = session = studies.session
         session.case_changed.connect(self._sigCoreCaseChanged.emit)
         session.save_failed.connect(self._forward_save_failure)
-        self.sigTitleChanged.emit(opened.title)
+        self.sigTitleChanged.emit(studies.title)
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
         restored = opened.restored.lesions if opened.restored is not None else {}
         loaded_key = self.model_queue.model_key
@@ -182,7 +183,7 @@ class ReviewController(QObject):
         self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
-        self.sigUnreadable.emit([str(error) for error in opened.unreadable] + duplicates)
+        self.sigUnreadable.emit([str(error) for error in studies.unreadable] + duplicates)
         if session.restore_problems:
             self._warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
         self._update_counter()

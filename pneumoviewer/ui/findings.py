@@ -61,7 +61,7 @@ def counter_text(session: ReviewSession | None) -> str:
 
 class Findings:
     def __init__(self) -> None:
-        self.presence_threshold: float | None = None  # the loaded model's call: positive at score >= this
+        self.presence_threshold: float | None = None  # the loaded model's presence threshold (shown with the call)
         self.model_problem: str | None = None  # why no model is loaded (then no score will come)
         self._ai_failures: dict[str, str] = {}  # image id -> why the AI could not process it
         self._timings: dict[str, dict[str, float]] = {}
@@ -96,9 +96,10 @@ class Findings:
             stats = self._mask_lesions[case.image_id] = case.lesions()
         return stats
 
-    def ai_positive(self, case: Case) -> bool | None:
-        ai = self._ai_lesions.get(case.image_id)
-        return None if ai is None else ai.area_px > 0
+    @staticmethod
+    def ai_positive(case: Case) -> bool | None:
+        """The model's call (`Prediction.positive`, kept on the case); None before the AI ran."""
+        return case.ai_positive
 
     def row_area(self, case: Case) -> float | None:
         """The reader's mask once reviewed or drawn, otherwise the AI's."""
@@ -135,8 +136,11 @@ class Findings:
         if case.ai_score is None:
             problem = self._ai_failures.get(case.image_id) or self.model_problem
             return "pending…" if problem is None else f"not available: {problem}"
+        call = "pneumothorax" if case.ai_positive else "none"
         if self.presence_threshold is None:
-            return f"{case.ai_score:.3f}"
-        if case.ai_score >= self.presence_threshold:
-            return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}: pneumothorax"
-        return f"{case.ai_score:.3f} < {self.presence_threshold:.3f}: none"
+            return f"{case.ai_score:.3f}: {call}"
+        if case.ai_score < self.presence_threshold:
+            return f"{case.ai_score:.3f} < {self.presence_threshold:.3f}: {call}"
+        if not case.ai_positive:  # over the threshold, but every lesion was too small to keep
+            return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}, no lesion large enough: none"
+        return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}: {call}"

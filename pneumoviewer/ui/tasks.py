@@ -6,16 +6,15 @@ functions, on the worker that first needs it, so the window paints before any of
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pneumoviewer.io.dicom import DicomError, DicomImage, DicomMetadata
+    from pneumoviewer.io.dicom import DicomImage, DicomMetadata
     from pneumoviewer.review.case import LesionStats
+    from pneumoviewer.review.opening import OpenedStudies
     from pneumoviewer.review.session import ReviewSession
 
 ProgressCallback = Callable[[int, int], None]
@@ -31,10 +30,8 @@ class RestoredPredictions:
 
 
 @dataclass(frozen=True)
-class OpenedStudies:
-    session: ReviewSession
-    unreadable: list[DicomError]
-    title: str
+class OpenedForReview:
+    studies: OpenedStudies  # the session, the unreadable files, the title
     restored: RestoredPredictions | None = None
 
 
@@ -62,55 +59,14 @@ class LoadedImage:
     image: DicomImage
 
 
-def index_folder(folder: Path, data_dir: Path | None, model_checkpoint: Path | None, progress: ProgressCallback,
-                 found: FoundCallback | None = None) -> OpenedStudies:
-    """Read every header under `folder` (no pixels), restore its autosaved session and the AI results
-    stored for it under `model_checkpoint`."""
-    from pneumoviewer.io.dicom import scan_folder
-    from pneumoviewer.review.session import ReviewSession
+def open_for_review(paths: list[Path], data_dir: Path | None, model_checkpoint: Path | None,
+                    progress: ProgressCallback, found: FoundCallback | None = None) -> OpenedForReview:
+    """A folder's or a selection's headers (no pixels) in its autosaved session (`review.opening`),
+    with the AI results stored for it under `model_checkpoint` already applied."""
+    from pneumoviewer.review.opening import open_studies
 
-    scan = scan_folder(folder, progress=progress, found=found)
-    session = ReviewSession.from_metadata(folder, scan.images, data_dir)
-    return OpenedStudies(session, scan.unreadable, str(folder), restore_predictions(session, model_checkpoint))
-
-
-def index_files(paths: list[Path], data_dir: Path | None, model_checkpoint: Path | None,
-                progress: ProgressCallback, found: FoundCallback | None = None) -> OpenedStudies:
-    """Headers of a hand-picked selection: files, and folders read as `scan_folder` reads them.
-
-    A selection gets its own autosave (keyed by what was picked) so it never overwrites the
-    statuses of a session on a whole folder that holds some of the same files. Folders are
-    expanded here, on the worker thread: listing a large tree must not hold up the window.
-    """
-    from pneumoviewer.io.dicom import DicomError, read_header, scan_folder
-    from pneumoviewer.review.session import ReviewSession
-
-    images, unreadable = [], []
-    files = [Path(path) for path in paths if not Path(path).is_dir()]
-    for folder in (Path(path) for path in paths if Path(path).is_dir()):
-        scan = scan_folder(folder, progress=progress, found=found)
-        images += scan.images
-        unreadable += scan.unreadable
-    for done, path in enumerate(files, start=1):
-        try:
-            images.append(read_header(path))
-        except DicomError as error:
-            unreadable.append(error)
-        else:
-            if found is not None:
-                found(images[-1])
-        progress(done, len(files))
-    resolved = sorted(str(Path(path).resolve()) for path in paths)
-    common = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
-    if common.is_file():
-        common = common.parent
-    digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:12]
-    session = ReviewSession.from_metadata(common / f".selection-{digest}", images, data_dir)
-    restored = restore_predictions(session, model_checkpoint)
-    if len(paths) == 1:
-        return OpenedStudies(session, unreadable, str(Path(paths[0]).resolve()), restored)
-    kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
-    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {common}", restored)
+    studies = open_studies(paths, data_dir, progress=progress, found=found)
+    return OpenedForReview(studies, restore_predictions(studies.session, model_checkpoint))
 
 
 def load_image(image_id: str, path: Path) -> LoadedImage:

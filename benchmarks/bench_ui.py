@@ -130,7 +130,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
     heartbeat.timeout.connect(beat)
     stepper = QTimer()
     stepper.setInterval(400)
-    stepper.timeout.connect(window.actions["next_case"].trigger)  # what the J key does (and it ends follow-the-top)
+    stepper.timeout.connect(window.actions_by_name["next_case"].trigger)  # what the J key does (and it ends follow-the-top)
     started = time.perf_counter()
 
     def all_predicted() -> bool:

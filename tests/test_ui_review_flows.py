@@ -106,7 +106,7 @@ def test_overlay_keys_contour_and_opacity_sliders(qtbot, make_window, study_fold
     def drawn_pixels() -> int:
         return int((canvas.ai_item.image[..., 3] > 0).sum())
 
-    assert window.actions["toggle_ai_contour"].isChecked()
+    assert window.actions_by_name["toggle_ai_contour"].isChecked()
     contour = drawn_pixels()
     QTest.keyClick(window, Qt.Key.Key_O)  # fill
     assert drawn_pixels() == int(case.ai_mask.sum()) > contour

@@ -160,18 +160,18 @@ def test_start_from_ai_fill_clear_and_heatmap(qtbot, make_window, study_folder: 
     open_and_wait(qtbot, window, study_folder)
     case = window.controller.session.case(window.controller.current_id)
     qtbot.waitUntil(lambda: case.has_ai_result, timeout=WAIT_MS)
-    window.actions["start_from_ai"].trigger()
+    window.actions_by_name["start_from_ai"].trigger()
     assert np.array_equal(case.mask, case.ai_mask)
-    window.actions["clear_mask"].trigger()
+    window.actions_by_name["clear_mask"].trigger()
     assert not case.mask.any()
     # Draw a closed ring with the brush, then fill its inside with one click.
-    window.actions["mode_brush"].trigger()
+    window.actions_by_name["mode_brush"].trigger()
     window.tools.brush_slider.setValue(0)
     viewport = window.canvas.viewport()
     ring = [viewport_point(window, 400 + 100 * np.sin(t), 400 + 100 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
     drag(viewport, ring)
     assert not case.mask[400, 400]
-    window.actions["mode_fill"].trigger()
+    window.actions_by_name["mode_fill"].trigger()
     QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, viewport_point(window, 400, 400))
     assert case.mask[400, 400] and not case.mask[200, 200]
     assert window.info.findings_box.values["Mask lesions"].text() == "1"
@@ -310,12 +310,12 @@ def test_overlay_opacity_and_brush_size_are_remembered(qtbot, make_window) -> No
     first = make_window()
     first.tools.heatmap_overlay.slider.setValue(80)
     first.tools.brush_slider.setValue(2)
-    first.actions["toggle_ai_contour"].setChecked(False)
+    first.actions_by_name["toggle_ai_contour"].setChecked(False)
     first.close()
     second = make_window()
     assert second.tools.heatmap_overlay.slider.value() == 80
     assert second.tools.brush_slider.value() == 2
-    assert not second.actions["toggle_ai_contour"].isChecked()
+    assert not second.actions_by_name["toggle_ai_contour"].isChecked()
     assert second.canvas.heatmap_item.opacity() == pytest.approx(0.8)
 
 

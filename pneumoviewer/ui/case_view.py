@@ -112,6 +112,7 @@ class CaseView(QWidget):
 
     def _editor(self) -> MaskEditor:
         """The case's editor, created on the first edit, with its dirty rects redrawn from then on."""
+        assert self.case is not None  # callers check _editable() first
         editor = self.case.editor
         if editor is not self._listened_editor:
             editor.pixels_changed.connect(self._forward_pixels)
@@ -144,7 +145,7 @@ class CaseView(QWidget):
             self._editor().redo()
 
     def start_from_ai(self) -> None:
-        if self._editable():
+        if self._editable() and self.case is not None:
             self._editor()
             self.case.start_from_ai()
 

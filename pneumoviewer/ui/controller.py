@@ -172,11 +172,11 @@ class ReviewController(QObject):
         session.save_failed.connect(self._forward_save_failure)
         self.sigTitleChanged.emit(studies.title)
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
-        restored = opened.restored.lesions if opened.restored is not None else {}
-        loaded_key = self.model_queue.model_key
-        if restored and loaded_key is not None and loaded_key != opened.restored.model_key:
-            restored = {}  # stored by another model than the one loaded meanwhile: predicted again below
-        self._restored_under = opened.restored.model_key if restored else None
+        restored, loaded_key = {}, self.model_queue.model_key
+        # Results stored by another model than the one loaded meanwhile are not kept: predicted again below.
+        if opened.restored is not None and loaded_key in (None, opened.restored.model_key):
+            restored = opened.restored.lesions
+        self._restored_under = opened.restored.model_key if restored and opened.restored is not None else None
         for image_id, lesions in restored.items():
             self.findings.record_restored(image_id, lesions)
         picked = self.current_id  # a provisional row the reader already picked
@@ -274,7 +274,14 @@ class ReviewController(QObject):
         if self.follow_top and self.session is not None and top not in (None, self.current_id):
             self._make_current(top)
 
+    def _current_case(self) -> Case | None:
+        """The case on screen; None also while a folder is listed (a picked row has no session yet)."""
+        if self.session is None or self.current_id is None:
+            return None
+        return self.session.case(self.current_id)
+
     def _make_current(self, image_id: str) -> None:
+        assert self.session is not None  # only called with a session open
         case = self.session.case(image_id)
         self.current_id = image_id
         self.sigCurrentCase.emit(case)
@@ -331,8 +338,9 @@ class ReviewController(QObject):
     def set_heatmaps_wanted(self, wanted: bool) -> None:
         """The heatmap overlay was switched on or off; on, the case on screen gets its Grad-CAM first."""
         self.heatmaps_wanted = wanted
-        if wanted and self.current_id is not None and self.current_id not in self.heatmaps:
-            self.model_queue.prioritise([self._job(JobKind.HEATMAP, self.session.case(self.current_id))])
+        case = self._current_case()
+        if wanted and case is not None and case.image_id not in self.heatmaps:
+            self.model_queue.prioritise([self._job(JobKind.HEATMAP, case)])
 
     @Slot(object)
     def set_status(self, status: ReviewStatus | str) -> None:
@@ -346,6 +354,7 @@ class ReviewController(QObject):
     # -- the AI -------------------------------------------------------------------------------------
     @staticmethod
     def _job(kind: JobKind, case: Case) -> ModelJob:
+        assert case.path is not None  # every case of a session was read from a file
         return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
 
     @Slot()
@@ -381,8 +390,8 @@ class ReviewController(QObject):
         self.sigAiState.emit(f"AI: loading {checkpoint.name}…", "")
         self.model_queue.warm_up()
         self.predict_all()
-        if self.current_id is not None:  # the case on screen first
-            case = self.session.case(self.current_id)
+        case = self._current_case()
+        if case is not None:  # the case on screen first
             heatmap = [self._job(JobKind.HEATMAP, case)] if self.heatmaps_wanted else []
             self.model_queue.prioritise([self._job(JobKind.PREDICT, case), *heatmap])
 
@@ -433,8 +442,9 @@ class ReviewController(QObject):
         self.sigMessage.emit(f"The AI model could not be loaded, so there will be no predictions: {reason}", 30000)
 
     def _refresh_current_findings(self) -> None:
-        if self.current_id is not None and self.session is not None:
-            self._update_info(self.session.case(self.current_id))
+        case = self._current_case()
+        if case is not None:
+            self._update_info(case)
 
     @Slot(int, int, str)
     def _ai_progress(self, done: int, total: int, text: str) -> None:

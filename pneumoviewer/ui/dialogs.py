@@ -89,7 +89,8 @@ class ExportDialog(QDialog):
 def ask_rle_convention(path: Path, parent: QWidget | None = None) -> RleConvention | None:
     """Which RLE convention the CSV to import uses (the two cannot always be told apart from the text)."""
     labels = [label for label, _ in RLE_CHOICES]
-    label, chosen = QInputDialog.getItem(parent, "Import annotations", f"RLE convention of {path.name}:", labels, 0, False)
+    label, chosen = QInputDialog.getItem(parent, "Import annotations", f"RLE convention of {path.name}:", labels, 0,
+                                         False)
     return dict(RLE_CHOICES)[label] if chosen else None
 
 

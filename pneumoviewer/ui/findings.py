@@ -91,7 +91,7 @@ class Findings:
         self._mask_lesions.pop(image_id, None)
 
     def mask_lesions(self, case: Case) -> LesionStats:
-        stats = self._mask_lesions.get(case.image_id)
+        stats: LesionStats | None = self._mask_lesions.get(case.image_id)
         if stats is None:
             stats = self._mask_lesions[case.image_id] = case.lesions()
         return stats
@@ -104,9 +104,8 @@ class Findings:
     def row_area(self, case: Case) -> float | None:
         """The reader's mask once reviewed or drawn, otherwise the AI's."""
         if case.status.is_done or case.has_mask_pixels:
-            stats = self.mask_lesions(case)
-        else:
-            stats = self._ai_lesions.get(case.image_id)
+            return self.mask_lesions(case).area_cm2
+        stats = self._ai_lesions.get(case.image_id)
         return None if stats is None else stats.area_cm2
 
     def row(self, case: Case, ai_error: str | None) -> WorklistRow:

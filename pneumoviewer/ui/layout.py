@@ -44,14 +44,15 @@ class Panels:
     unreadable_box: QGroupBox
     unreadable_list: QListWidget
     recent_menu: QMenu
-    worklist_dock: QDockWidget | None = None
+    worklist_dock: QDockWidget
 
 
 def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tools: ToolPanel, info: InfoPanel,
           actions: dict[str, QAction]) -> Panels:
     """The film in the middle, the worklist docked left, tools and findings right, and the menus."""
     window.setCentralWidget(case_view)
-    panels = Panels(QComboBox(), QLabel(), QGroupBox("Unreadable files"), QListWidget(), QMenu("Open &recent"))
+    panels = Panels(QComboBox(), QLabel(), QGroupBox("Unreadable files"), QListWidget(), QMenu("Open &recent"),
+                    QDockWidget("Worklist", window))
     for label, statuses in STATUS_FILTERS:
         panels.status_filter.addItem(label, statuses)
     panels.counter.setObjectName("review-counter")
@@ -72,7 +73,7 @@ def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tool
     column.addWidget(panels.unreadable_box, 1)
     # A minimum the table stays usable at; its preferred width is applied on first show (fit_docks),
     # so on a 1280-pixel screen the film keeps most of the window.
-    panels.worklist_dock = _dock(window, "Worklist", worklist_panel, Qt.DockWidgetArea.LeftDockWidgetArea, 260)
+    _dock(window, panels.worklist_dock, worklist_panel, Qt.DockWidgetArea.LeftDockWidgetArea, 260)
 
     side = QWidget()
     side_column = QVBoxLayout(side)
@@ -87,19 +88,18 @@ def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tool
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setFrameShape(QScrollArea.Shape.NoFrame)
     width = side.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
-    _dock(window, "Tools and findings", scroll, Qt.DockWidgetArea.RightDockWidgetArea, width)
+    _dock(window, QDockWidget("Tools and findings", window), scroll, Qt.DockWidgetArea.RightDockWidgetArea, width)
     _menus(window.menuBar(), actions, panels.recent_menu)
     return panels
 
 
-def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> QDockWidget:
-    dock = QDockWidget(title, window)
-    dock.setObjectName(title)
+def _dock(window: QMainWindow, dock: QDockWidget, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> None:
+    dock.setObjectName(dock.windowTitle())  # the saved layout finds docks by name
     dock.setWidget(widget)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+    features = QDockWidget.DockWidgetFeature
+    dock.setFeatures(features.DockWidgetMovable | features.DockWidgetFloatable)
     widget.setMinimumWidth(width)
     window.addDockWidget(area, dock)
-    return dock
 
 
 def fit_docks(window: QMainWindow, worklist_dock: QDockWidget, worklist: WorklistTable) -> None:
@@ -109,7 +109,7 @@ def fit_docks(window: QMainWindow, worklist_dock: QDockWidget, worklist: Worklis
 
 
 def _menus(bar: QMenuBar, a: dict[str, QAction], recent_menu: QMenu) -> None:
-    sections = {
+    sections: dict[str, list[str | QMenu | None]] = {
         "&File": ["open_folder", "open_files", recent_menu, "open_demo", None, "import_csv", "export_csv",
                   "export_png", None, "quit"],
         "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model"],

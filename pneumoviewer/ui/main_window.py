@@ -35,23 +35,24 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("PneumoViewer")
         self.controller = ReviewController(predictor_factory, data_dir, model_checkpoint, self)
-        self.actions = build_actions(self)
+        self.actions_by_name = build_actions(self)
         self.case_view = CaseView()
         self.canvas = self.case_view.canvas
-        self.tools = ToolPanel(self.actions, self)
+        self.tools = ToolPanel(self.actions_by_name, self)
         self.info = InfoPanel()
         self.worklist_model = self.controller.worklist_model
         self.worklist_filter = self.controller.worklist_filter
         self.worklist = WorklistTable(self.worklist_filter)
         self.status = StatusBar()
         self.setStatusBar(self.status)
-        self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions)
+        self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions_by_name)
         self._show_recent_folders(preferences.recent_folders())
         self._connect_view()
         self._connect_controller()
         self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
         self._model_loading = False
-        self._docks_fitted = preferences.restore_preferences(self, self.tools, self.actions["toggle_ai_contour"])
+        self._docks_fitted = preferences.restore_preferences(self, self.tools,
+                                                             self.actions_by_name["toggle_ai_contour"])
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -69,7 +70,7 @@ class MainWindow(QMainWindow):
 
     # -- widgets -> controller ------------------------------------------------------------------------
     def _connect_view(self) -> None:
-        a, c, canvas = self.actions, self.controller, self.canvas
+        a, c, canvas = self.actions_by_name, self.controller, self.canvas
         a["open_folder"].triggered.connect(self._ask_folder)
         a["open_files"].triggered.connect(self._ask_files)
         a["open_demo"].triggered.connect(lambda: c.open_folder(demo_dir()))
@@ -138,7 +139,8 @@ class MainWindow(QMainWindow):
     # -- controller -> widgets ------------------------------------------------------------------------
     def _connect_controller(self) -> None:
         c, view, status = self.controller, self.case_view, self.status
-        c.sigTitleChanged.connect(lambda title: self.setWindowTitle(f"PneumoViewer — {title}" if title else "PneumoViewer"))
+        c.sigTitleChanged.connect(lambda title: self.setWindowTitle(f"PneumoViewer — {title}" if title
+                                                                   else "PneumoViewer"))
         c.sigUnreadable.connect(lambda reasons: layout.show_unreadable(self.panels, reasons))
         c.sigRecentFolders.connect(self._show_recent_folders)
         c.sigNote.connect(view.show_note)
@@ -190,12 +192,14 @@ class MainWindow(QMainWindow):
 
     def _ask_folder(self) -> None:
         recent = preferences.recent_folders()
-        folder = QFileDialog.getExistingDirectory(self, "Open folder of DICOMs", str(recent[0] if recent else Path.home()))
+        start = recent[0] if recent else Path.home()
+        folder = QFileDialog.getExistingDirectory(self, "Open folder of DICOMs", str(start))
         if folder:
             self.controller.open_folder(Path(folder))
 
     def _ask_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", str(Path.home()), "DICOM (*.dcm);;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", str(Path.home()),
+                                                "DICOM (*.dcm);;All files (*)")
         if files:
             self.controller.open_paths([Path(file) for file in files])
 
@@ -241,6 +245,6 @@ class MainWindow(QMainWindow):
             self.controller.open_paths(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        preferences.save_preferences(self, self.tools, self.actions["toggle_ai_contour"])
+        preferences.save_preferences(self, self.tools, self.actions_by_name["toggle_ai_contour"])
         self.controller.close()
         super().closeEvent(event)

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -79,10 +79,8 @@ class JobResult:
 def lower_this_threads_priority(niceness: int = 10) -> None:
     """Let the GUI thread win the CPU over the AI when both want it (Linux: threads have own nice)."""
     if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        try:
+        with suppress(OSError):  # not permitted here: the AI simply keeps the normal priority
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-        except OSError:
-            pass  # not permitted here: the AI simply keeps the normal priority
 
 
 def preload_torch_libraries() -> None:
@@ -248,7 +246,7 @@ class ModelQueue(QObject):
             job = self._pending.popleft() if self._pending and not cancel() else None
             return job, len(self._pending)
 
-    def _drain(self, cancel: Callable[[], bool]) -> Iterator[Progress]:
+    def _drain(self, cancel: Callable[[], bool]) -> Generator[Progress, None, int]:
         """Worker thread: load the model once, then run jobs until the queue is empty."""
         lower_this_threads_priority()
         if self._predictor is None:
@@ -280,7 +278,7 @@ class ModelQueue(QObject):
                 pixels = load_radiograph(job.path).pixels
                 if job.kind is JobKind.PREDICT:
                     prediction = predictor.predict(pixels, cancel=cancel)
-                    value = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm), model_key)
+                    value: Any = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm), model_key)
                 else:
                     value = grad_cam(predictor, pixels)
                 result = JobResult(job, value)

@@ -4,6 +4,7 @@ the AI-contour choice, and the recently opened folders."""
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -29,10 +30,8 @@ def remember_folder(folder: Path) -> None:
     folder = Path(folder).resolve()
     entries = [folder] + [entry for entry in recent_folders() if entry != folder]
     text = json.dumps([str(entry) for entry in entries[:_RECENT_LIMIT]], indent=1)
-    try:
+    with suppress(OSError):  # a read-only profile only costs the recent list, never the session
         (user_data_dir() / _RECENT_FILE).write_text(text, encoding="utf-8")
-    except OSError:
-        pass  # a read-only profile only costs the recent list, never the session
 
 
 def _settings() -> QSettings:
@@ -54,8 +53,8 @@ def restore_preferences(window: QMainWindow, tools: ToolPanel, ai_contour: QActi
         window.restoreGeometry(settings.value("geometry"))
         window.restoreState(settings.value("state"))
     for name, control in _overlays(tools):
-        control.slider.setValue(int(settings.value(f"opacity/{name}", control.slider.value())))
-    tools.brush_slider.setValue(int(settings.value("brush", tools.brush_slider.value())))
+        control.slider.setValue(int(str(settings.value(f"opacity/{name}", control.slider.value()))))
+    tools.brush_slider.setValue(int(str(settings.value("brush", tools.brush_slider.value()))))
     ai_contour.setChecked(settings.value("ai_contour", "true") == "true")
     return restored
 

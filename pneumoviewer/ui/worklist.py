@@ -125,7 +125,7 @@ class WorklistModel(QAbstractTableModel):
         """Put the rows in sort order now, keeping selections on the same images."""
         self._resort_timer.stop()
         ordered = self._sorted(self._rows)
-        if all(a is b for a, b in zip(ordered, self._rows)):
+        if all(a is b for a, b in zip(ordered, self._rows, strict=True)):
             return
         self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
@@ -133,7 +133,9 @@ class WorklistModel(QAbstractTableModel):
         self._rows = ordered
         self._reindex()
         self.changePersistentIndexList(
-            persistent, [self.index(self._index[image_id], index.column()) for image_id, index in zip(image_ids, persistent)]
+            persistent,
+            [self.index(self._index[image_id], index.column())
+             for image_id, index in zip(image_ids, persistent, strict=True)],
         )
         self.layoutChanged.emit()
 
@@ -245,7 +247,8 @@ class WorklistFilter(QSortFilterProxyModel):
         return self.data(self.index(proxy_row, 0), IMAGE_ID_ROLE)
 
     def proxy_row_of(self, image_id: str) -> int:
-        source: WorklistModel = self.sourceModel()
+        source = self.sourceModel()
+        assert isinstance(source, WorklistModel)
         number = source.source_row(image_id)
         if number < 0:
             return -1

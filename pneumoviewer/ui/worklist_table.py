@@ -28,7 +28,7 @@ class WorklistTable(QTableView):
         self._column_widths = [
             # Header text is bold and carries the sort arrow: whichever is wider sets the column.
             max(metrics.horizontalAdvance(sample) + 14, round(metrics.horizontalAdvance(title) * 1.1) + 18)
-            for sample, title in zip(samples, COLUMNS)
+            for sample, title in zip(samples, COLUMNS, strict=True)
         ]
         for column, width in enumerate(self._column_widths):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)

@@ -18,6 +18,7 @@ from ui_driver import (
     SlowPredictor,
     open_and_wait,
     paint,
+    predictor_scoring_last_highest,
     wait_for_predictions,
 )
 
@@ -38,8 +39,8 @@ def test_the_command_line_opens_a_folder_or_files(qtbot, monkeypatch: pytest.Mon
 
     def exec_until_opened(self) -> int:
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
-        qtbot.waitUntil(lambda: window.session is not None, timeout=WAIT_MS)
-        opened.append(sorted(case.path.name for case in window.session.cases))
+        qtbot.waitUntil(lambda: window.controller.session is not None, timeout=WAIT_MS)
+        opened.append(sorted(case.path.name for case in window.controller.session.cases))
         window.close()
         return 0
 
@@ -54,19 +55,19 @@ def test_file_menu_open_folder_open_files_and_recent_folders(qtbot, make_window,
                                                              study_folder: Path) -> None:
     window = make_window()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(study_folder))
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
         QTest.keySequence(window, "Ctrl+O")
-    assert len(window.session) == POSITIVES + NEGATIVES
+    assert len(window.controller.session) == POSITIVES + NEGATIVES
     files = sorted(path for path in study_folder.rglob("*.dcm") if path.name != "broken.dcm")[:2]
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args, **kwargs: ([str(f) for f in files], ""))
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
         QTest.keySequence(window, "Ctrl+Shift+O")
-    assert len(window.session) == 2
+    assert len(window.controller.session) == 2
     recent = window.panels.recent_menu.actions()
     assert [action.text() for action in recent] == [str(study_folder.resolve())]
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
         recent[0].trigger()
-    assert len(window.session) == POSITIVES + NEGATIVES
+    assert len(window.controller.session) == POSITIVES + NEGATIVES
 
 
 def test_folders_and_files_dropped_on_the_window_open_together(qtbot, make_window, study_folder: Path) -> None:
@@ -79,10 +80,10 @@ def test_folders_and_files_dropped_on_the_window_open_together(qtbot, make_windo
     mime.setUrls([QUrl.fromLocalFile(str(path)) for path in dropped])
     event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
         window.dropEvent(event)  # what Qt calls on a drop (offscreen there is no drag-and-drop session)
     assert event.isAccepted()
-    assert len(window.session) == 3
+    assert len(window.controller.session) == 3
     assert window.windowTitle() == f"PneumoViewer — 3 files and folders in {study_folder.resolve()}"
 
 
@@ -103,68 +104,41 @@ def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot
 
     monkeypatch.setattr(dicom, "read_header", slow_after_two)
     window = make_window()
-    window.open_paths([study_folder])
+    window.controller.open_paths([study_folder])
     model = window.worklist_model
     qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=WAIT_MS)
-    assert window.session is None and window.status.progress.isVisible()
+    assert window.controller.session is None and window.status.progress.isVisible()
     assert [row.display_id for row in model.rows()] == ["Case 0001", "Case 0002"]
     second = model.rows()[1].image_id
     table = window.worklist
     QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      table.visualRect(window.worklist_filter.index(1, 0)).center())
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
         go_on.set()
     assert model.rowCount() == POSITIVES + NEGATIVES
-    assert window.current_id == second  # the row the reader clicked while it was listing
-    assert window.session.case(second).display_id == "Case 0002"
+    assert window.controller.current_id == second  # the row the reader clicked while it was listing
+    assert window.controller.session.case(second).display_id == "Case 0002"
 
 
 def test_the_case_clicked_during_the_sweep_is_predicted_next(qtbot, make_window, study_folder: Path,
                                                              random_checkpoint: Path) -> None:
     window = make_window(lambda: SlowPredictor(random_checkpoint, delay_s=0.3))
     order: list[str] = []
-    window.model_queue.sigPredicted.connect(lambda image_id, _: order.append(image_id))
+    window.controller.model_queue.sigPredicted.connect(lambda image_id, _: order.append(image_id))
     open_and_wait(qtbot, window, study_folder)
     qtbot.waitUntil(lambda: len(order) >= 1, timeout=WAIT_MS)
     table = window.worklist
     last = window.worklist_filter.rowCount() - 1
     clicked = window.worklist_filter.image_id_at(last)
-    queued = [job.image_id for job in window.model_queue.pending()]
+    queued = [job.image_id for job in window.controller.model_queue.pending()]
     assert clicked in queued and queued.index(clicked) >= 1  # others are ahead of it
     done_at_click = len(order)
     QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      table.visualRect(window.worklist_filter.index(last, 0)).center())
-    assert window.current_id == clicked
+    assert window.controller.current_id == clicked
     wait_for_predictions(qtbot, window)
     # Next after the job that was running at the click.
     assert order.index(clicked) <= done_at_click + 1
-
-
-def _predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
-    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
-    import dataclasses
-
-    from pneumoviewer.io.images import load_radiograph
-    from pneumoviewer.model.inference import Predictor
-
-    order = [path.stem for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm"]
-    scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
-    inner = Predictor.cached(random_checkpoint)
-
-    class Scored:
-        checkpoint = inner.checkpoint
-
-        def predict(self, pixels, cancel=None):
-            prediction = inner.predict(pixels, cancel=cancel)
-            return dataclasses.replace(prediction, score=scores[self.current])
-
-    scored = Scored()
-
-    def load_and_remember(path):
-        scored.current = Path(path).stem
-        return load_radiograph(path)
-
-    return scored, load_and_remember, order[-1]
 
 
 def test_until_the_reader_acts_the_screen_follows_the_top_of_the_worklist(qtbot, make_window, study_folder: Path,
@@ -172,23 +146,23 @@ def test_until_the_reader_acts_the_screen_follows_the_top_of_the_worklist(qtbot,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from pneumoviewer.io import images
 
-    scored, load_and_remember, likeliest = _predictor_scoring_last_highest(random_checkpoint, study_folder)
+    scored, load_and_remember, likeliest = predictor_scoring_last_highest(random_checkpoint, study_folder)
     monkeypatch.setattr(images, "load_radiograph", load_and_remember)  # the AI thread's loads name the study
     window = make_window(lambda: scored)
     open_and_wait(qtbot, window, study_folder, reader_starts=False)
-    first = window.current_id
+    first = window.controller.current_id
     assert first != likeliest  # folder order first: no scores yet
     wait_for_predictions(qtbot, window)
-    qtbot.waitUntil(lambda: window.current_id == likeliest, timeout=WAIT_MS)  # the top, without a key pressed
+    qtbot.waitUntil(lambda: window.controller.current_id == likeliest, timeout=WAIT_MS)  # the top, without a key pressed
     assert window.worklist.selectionModel().selectedRows()[0].row() == 0
 
     # Once the reader has pressed a key, the case stays where the reader put it.
     QTest.keyClick(window, Qt.Key.Key_J)
-    chosen = window.current_id
+    chosen = window.controller.current_id
     QTest.keySequence(window, "Ctrl+P")  # scores arrive again, the list re-sorts
     wait_for_predictions(qtbot, window)
     QTest.qWait(2 * window.worklist_model.RESORT_DELAY_MS)
-    assert window.current_id == chosen
+    assert window.controller.current_id == chosen
 
 
 def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_window, study_folder: Path,
@@ -198,8 +172,8 @@ def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_wi
 
     window = make_window(missing_model)
     open_and_wait(qtbot, window, study_folder)
-    qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
-    case = window.session.case(window.current_id)
+    qtbot.waitUntil(lambda: window.controller.model_queue.model_error is not None, timeout=WAIT_MS)
+    case = window.controller.session.case(window.controller.current_id)
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 300, (300, 400))
     drawn = case.mask.copy()
@@ -214,3 +188,55 @@ def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_wi
     assert np.array_equal(case.mask, drawn) and case.status is ReviewStatus.CORRECTED
     QTest.keySequence(window, "Ctrl+Z")  # the undo history survived the model change
     assert not case.mask.any()
+
+
+def test_a_reopened_folder_reuses_its_ai_results_and_runs_the_network_only_on_what_is_new(
+    qtbot, make_window, study_folder: Path, siim_dir: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Predictions live in the session store under the model's fingerprint: a restart shows the sorted
+    worklist at once, predicts only a file added since, and everything again under another model."""
+    import shutil
+
+    from pneumoviewer.model.inference import Predictor
+    from pneumoviewer.ui.worklist import SCORE_COLUMN, SORT_ROLE
+
+    folder = tmp_path / "studies"
+    shutil.copytree(study_folder, folder)
+    first = make_window()
+    open_and_wait(qtbot, first, folder)
+    wait_for_predictions(qtbot, first)
+    scores = {row.image_id: row.score for row in first.worklist_model.rows()}
+    first.close()
+
+    added = next(path for path in sorted((siim_dir / "dicom-images").rglob("*.dcm")) if path.stem not in scores)
+    shutil.copyfile(added, folder / added.name)
+    second = make_window()
+    runs: list[str] = []
+    second.controller.model_queue.sigPredicted.connect(lambda image_id, _: runs.append(image_id))
+    opened_rows = []
+    second.controller.sigSessionOpened.connect(lambda: opened_rows.extend(second.worklist_model.rows()))
+    open_and_wait(qtbot, second, folder)
+    assert {row.image_id: row.score for row in opened_rows if row.image_id in scores} == scores  # at once
+    proxy = second.worklist_filter
+    shown = [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
+    assert shown[:len(scores)] == sorted(scores.values(), reverse=True)  # sorted, the new file last (no score)
+    wait_for_predictions(qtbot, second)
+    assert runs == [added.stem]  # the network ran on the new file only
+
+    # Another model (the same weights with another card: another fingerprint): every case again.
+    other = tmp_path / "other.safetensors"
+    shutil.copyfile(random_checkpoint, other)
+    other.with_suffix(".json").write_text(random_checkpoint.with_suffix(".json").read_text() + "\n")
+    runs.clear()
+    second.controller.use_model(other)
+    qtbot.waitUntil(lambda: len(set(runs)) == len(scores) + 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not second.controller.model_queue.running, timeout=WAIT_MS)
+    second.close()
+
+    third = make_window(lambda: Predictor.cached(other), other)  # reopened with that model: nothing to run
+    runs_third: list[str] = []
+    third.controller.model_queue.sigPredicted.connect(lambda image_id, _: runs_third.append(image_id))
+    open_and_wait(qtbot, third, folder)
+    qtbot.waitUntil(lambda: third.controller.model_queue.model_key is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not third.controller.model_queue.running, timeout=WAIT_MS)
+    assert runs_third == [] and all(row.score is not None for row in third.worklist_model.rows())

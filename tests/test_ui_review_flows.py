@@ -79,7 +79,7 @@ def test_wheel_zoom_middle_drag_pan_fit_and_window_presets(qtbot, make_window, s
     QTest.keyClick(window, Qt.Key.Key_0)  # fit
     assert view_width(window) == pytest.approx(fitted, rel=0.02)
 
-    raw = window._images[window.current_id].raw
+    raw = window.controller.images.get(window.controller.current_id).raw
     default = canvas.window
     QTest.keyClick(window, Qt.Key.Key_2)
     assert canvas.window == pytest.approx(((raw.min() + raw.max()) / 2, raw.max() - raw.min()))
@@ -98,7 +98,7 @@ def test_wheel_zoom_middle_drag_pan_fit_and_window_presets(qtbot, make_window, s
 def test_overlay_keys_contour_and_opacity_sliders(qtbot, make_window, study_folder: Path) -> None:
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    case = window.session.case(window.current_id)
+    case = window.controller.session.case(window.controller.current_id)
     qtbot.waitUntil(lambda: case.has_ai_result, timeout=WAIT_MS)
     assert case.ai_mask is not None and case.ai_mask.sum() > 1000  # the test model marks a large region
     canvas = window.canvas
@@ -106,7 +106,7 @@ def test_overlay_keys_contour_and_opacity_sliders(qtbot, make_window, study_fold
     def drawn_pixels() -> int:
         return int((canvas.ai_item.image[..., 3] > 0).sum())
 
-    assert window.actions["toggle_ai_contour"].isChecked()
+    assert window.actions_by_name["toggle_ai_contour"].isChecked()
     contour = drawn_pixels()
     QTest.keyClick(window, Qt.Key.Key_O)  # fill
     assert drawn_pixels() == int(case.ai_mask.sum()) > contour
@@ -137,7 +137,7 @@ def test_overlay_keys_contour_and_opacity_sliders(qtbot, make_window, study_fold
 def test_lesion_count_and_area_in_square_centimetres(qtbot, make_window, study_folder: Path) -> None:
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    case = window.session.case(window.current_id)
+    case = window.controller.session.case(window.controller.current_id)
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 300, (300, 400))
     paint(window, 700, (600, 700))  # a second, separate lesion
@@ -151,7 +151,7 @@ def test_lesion_count_and_area_in_square_centimetres(qtbot, make_window, study_f
 def test_eraser_keys_and_undo_history_per_case(qtbot, make_window, study_folder: Path) -> None:
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    first = window.session.case(window.current_id)
+    first = window.controller.session.case(window.controller.current_id)
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 400, (300, 600))
     painted = first.mask.copy()
@@ -166,8 +166,8 @@ def test_eraser_keys_and_undo_history_per_case(qtbot, make_window, study_folder:
     erased = first.mask.copy()
 
     QTest.keyClick(window, Qt.Key.Key_J)  # the next case gets its own history
-    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.current_id, timeout=WAIT_MS)
-    second = window.session.case(window.current_id)
+    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.controller.current_id, timeout=WAIT_MS)
+    second = window.controller.session.case(window.controller.current_id)
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 200, (200, 300))
     second_mask = second.mask.copy()
@@ -191,7 +191,7 @@ def test_eraser_keys_and_undo_history_per_case(qtbot, make_window, study_folder:
 def test_status_buttons_counter_and_filter(qtbot, make_window, study_folder: Path) -> None:
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    first = window.session.case(window.current_id)
+    first = window.controller.session.case(window.controller.current_id)
     qtbot.waitUntil(lambda: first.has_ai_result, timeout=WAIT_MS)
     buttons = {status: window.findChild(QToolButton, f"status-button-{status}") for status in ("accepted", "rejected")}
     QTest.mouseClick(buttons["accepted"], Qt.MouseButton.LeftButton)
@@ -199,10 +199,10 @@ def test_status_buttons_counter_and_filter(qtbot, make_window, study_folder: Pat
     assert np.array_equal(first.mask, first.ai_mask)  # accepting adopts the AI's mask
     window.worklist.setFocus()
     QTest.keyClick(window.worklist, Qt.Key.Key_Down)  # next case from the worklist's own keys
-    qtbot.waitUntil(lambda: window.current_id != first.image_id)
-    second = window.current_id
+    qtbot.waitUntil(lambda: window.controller.current_id != first.image_id)
+    second = window.controller.current_id
     QTest.mouseClick(buttons["rejected"], Qt.MouseButton.LeftButton)
-    assert window.session.case(second).status is ReviewStatus.REJECTED
+    assert window.controller.session.case(second).status is ReviewStatus.REJECTED
     total = POSITIVES + NEGATIVES
     assert window.panels.counter.text() == f"Done 2 / {total}  ·  accepted 1  corrected 0  rejected 1"
     qtbot.waitUntil(lambda: window.worklist_model.row(second).status == "rejected")
@@ -257,18 +257,18 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
                                                                        tmp_path: Path, monkeypatch) -> None:
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    case = window.session.case(window.current_id)
+    case = window.controller.session.case(window.controller.current_id)
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 300, (300, 400))
     paint(window, 700, (600, 700))
     drawn = case.mask.copy()
     QTest.keyClick(window, Qt.Key.Key_J)
-    rejected = window.current_id
+    rejected = window.controller.current_id
     QTest.keyClick(window, Qt.Key.Key_R)
 
     exported = tmp_path / "annotations.csv"
     _fill_export_dialog(exported, relative=True)
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         QTest.keySequence(window, "Ctrl+E")
     rows = read_annotation_rows(exported)
     assert [image_id for image_id, _ in rows].count(case.image_id) == 2  # one row per lesion
@@ -276,7 +276,7 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
     assert "Exported 2 images" in window.statusBar().currentMessage()
 
     _fill_export_dialog(tmp_path / "masks", relative=True)
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         press_after_dialog(qtbot, window, "Ctrl+Shift+E")
     png = imread(tmp_path / "masks" / f"{case.image_id}.png")
     assert np.array_equal(png > 0, drawn) and set(np.unique(png)) == {0, 255}
@@ -291,18 +291,18 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
     assert not case.mask.any()
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(exported), ""))
     _choose_in_dialog("Relative (SIIM-ACR challenge)")
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         press_after_dialog(qtbot, window, "Ctrl+I")
     qtbot.waitUntil(lambda: np.array_equal(case.mask, drawn))
     assert window.canvas.edit_item.image[300, 350, 3] == 255  # and it is on screen
     again = tmp_path / "again.csv"
     _fill_export_dialog(again, relative=True)
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         press_after_dialog(qtbot, window, "Ctrl+E")
     assert again.read_bytes() == exported.read_bytes()
     absolute = tmp_path / "absolute.csv"
     _fill_export_dialog(absolute, relative=False)
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         press_after_dialog(qtbot, window, "Ctrl+E")
     from pneumoviewer.io.annotations import read_annotation_masks
 
@@ -312,7 +312,7 @@ def test_export_dialog_csv_and_pngs_then_the_csv_reimports_identically(qtbot, ma
     press_after_dialog(qtbot, window, "Ctrl+Backspace")
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(absolute), ""))
     _choose_in_dialog("Absolute, 1-based (most Kaggle formats)")
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         QTest.keySequence(window, "Ctrl+I")
     qtbot.waitUntil(lambda: np.array_equal(case.mask, drawn))
 
@@ -323,26 +323,26 @@ def test_edits_and_statuses_wait_while_an_import_writes_masks(qtbot, make_window
 
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    case = window.session.case(window.current_id)
+    case = window.controller.session.case(window.controller.current_id)
     csv_file = tmp_path / "reference.csv"
     csv_file.write_text(f"ImageId,EncodedPixels\n{case.image_id},{1024 * 100 + 100} 50\n")
     importing, finish = threading.Event(), threading.Event()
-    real_import = window.session.import_annotations
+    real_import = window.controller.session.import_annotations
 
     def slow_import(*args, **kwargs):
         importing.set()
         finish.wait(30)
         return real_import(*args, **kwargs)
 
-    window.session.import_annotations = slow_import
-    window.import_csv(csv_file)
+    window.controller.session.import_annotations = slow_import
+    window.controller.import_csv(csv_file)
     qtbot.waitUntil(importing.is_set)
     QTest.keyClick(window, Qt.Key.Key_B)
     paint(window, 600, (500, 600))
     QTest.keyClick(window, Qt.Key.Key_A)
     assert not case.has_mask_pixels and case.status is ReviewStatus.UNREVIEWED
     assert "imported" in window.statusBar().currentMessage()
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
         finish.set()
     qtbot.waitUntil(lambda: window.canvas.edit_item.image is not None and window.canvas.edit_item.image[100, 100, 3] == 255)
     assert case.mask.sum() == 50

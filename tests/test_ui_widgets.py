@@ -20,8 +20,8 @@ from pneumoviewer.ui.worklist import (
     WorklistFilter,
     WorklistModel,
     WorklistRow,
-    WorklistTable,
 )
+from pneumoviewer.ui.worklist_table import WorklistTable
 
 
 @pytest.fixture
@@ -190,8 +190,8 @@ def test_run_app_opens_the_demo_studies_and_returns_the_exit_code(qtbot, monkeyp
 
     def exec_until_opened(self) -> int:
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
-        qtbot.waitUntil(lambda: window.session is not None, timeout=30_000)
-        seen["cases"] = len(window.session)
+        qtbot.waitUntil(lambda: window.controller.session is not None, timeout=30_000)
+        seen["cases"] = len(window.controller.session)
         seen["title"] = window.windowTitle()
         window.close()
         return 0

@@ -50,11 +50,11 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
     application()
     windows = []
 
-    def make(predictor_factory=None) -> MainWindow:
-        window = MainWindow(
-            predictor_factory=predictor_factory or (lambda: Predictor.cached(random_checkpoint)),
-            data_dir=tmp_path / "sessions",
-        )
+    def make(predictor_factory=None, model_checkpoint: Path | None = None) -> MainWindow:
+        """A window on `predictor_factory` (default: the random model, whose stored results it reuses)."""
+        if predictor_factory is None:
+            predictor_factory, model_checkpoint = (lambda: Predictor.cached(random_checkpoint)), random_checkpoint
+        window = MainWindow(predictor_factory, tmp_path / "sessions", model_checkpoint)
         window.setProperty("quiet", True)
         qtbot.addWidget(window)
         window.resize(1400, 900)
@@ -68,7 +68,30 @@ def make_window(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pyt
     yield make
     for window in windows:
         window.close()
-        assert not window.pool.running()
+        assert not window.controller.pool.running()
+
+
+@pytest.fixture
+def make_controller(qtbot, random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Factory for review controllers with no window, sharing one autosave folder; all closed at the end."""
+    from pneumoviewer.model.inference import Predictor
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.controller import ReviewController
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    application()
+    controllers = []
+
+    def make(predictor_factory=None, model_checkpoint: Path | None = None) -> ReviewController:
+        controller = ReviewController(predictor_factory or (lambda: Predictor.cached(random_checkpoint)),
+                                      tmp_path / "sessions", model_checkpoint)
+        controllers.append(controller)
+        return controller
+
+    yield make
+    for controller in controllers:
+        controller.close()
+        assert not controller.pool.running()
 
 
 class SlowPredictor:
@@ -86,6 +109,33 @@ class SlowPredictor:
         return self.inner.predict(pixels, cancel=cancel)
 
 
+def predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
+    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
+    import dataclasses
+
+    from pneumoviewer.io.images import load_radiograph
+    from pneumoviewer.model.inference import Predictor
+
+    order = [path.stem for path in sorted(study_folder.rglob("*.dcm")) if path.name != "broken.dcm"]
+    scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
+    inner = Predictor.cached(random_checkpoint)
+
+    class Scored:
+        checkpoint = inner.checkpoint
+
+        def predict(self, pixels, cancel=None):
+            prediction = inner.predict(pixels, cancel=cancel)
+            return dataclasses.replace(prediction, score=scores[self.current])
+
+    scored = Scored()
+
+    def load_and_remember(path):
+        scored.current = Path(path).stem
+        return load_radiograph(path)
+
+    return scored, load_and_remember, order[-1]
+
+
 def open_and_wait(qtbot, window, folder: Path, reader_starts: bool = True) -> None:
     """Open `folder` and wait for the first case on screen.
 
@@ -93,9 +143,9 @@ def open_and_wait(qtbot, window, folder: Path, reader_starts: bool = True) -> No
     otherwise the screen follows the top of the worklist while scores arrive, and a test that keeps
     "the case on screen" would find another one there.
     """
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
-        window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.current_id, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
+        window.controller.open_paths([folder])
+    qtbot.waitUntil(lambda: window.case_view.image_id_on_canvas == window.controller.current_id, timeout=WAIT_MS)
     if reader_starts:
         QTest.keyClick(window, Qt.Key.Key_H)
 

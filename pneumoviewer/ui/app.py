@@ -15,18 +15,19 @@ from pneumoviewer.ui.theme import apply_dark_theme
 
 def application() -> QApplication:
     """The process's QApplication, created and themed once."""
-    app = QApplication.instance()
-    if app is None:
-        # Workers run Python too: hand the GIL back to the GUI thread within 1 ms instead of 5 ms,
-        # so a slot that touches large arrays is not held up several times by a busy worker.
-        sys.setswitchinterval(0.001)
-        app = QApplication(sys.argv[:1])
-        app.setApplicationName(APP_NAME)
-        app.setOrganizationName(APP_NAME)
-        icon = resources_dir() / "icons" / "pneumoviewer-256.png"
-        if icon.is_file():
-            app.setWindowIcon(QIcon(str(icon)))
-        apply_dark_theme(app)
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    # Workers run Python too: hand the GIL back to the GUI thread within 1 ms instead of 5 ms,
+    # so a slot that touches large arrays is not held up several times by a busy worker.
+    sys.setswitchinterval(0.001)
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    icon = resources_dir() / "icons" / "pneumoviewer-256.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    apply_dark_theme(app)
     return app
 
 
@@ -53,7 +54,7 @@ def run_app(paths: list[str], demo: bool) -> int:
     window.resize(1600, 1000)
     window.show()
     if demo:
-        window.open_paths([demo_dir()])
+        window.controller.open_paths([demo_dir()])
     elif paths:
-        window.open_paths([Path(path) for path in paths])
+        window.controller.open_paths([Path(path) for path in paths])
     return app.exec()

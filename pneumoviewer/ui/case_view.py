@@ -6,14 +6,19 @@ rectangles and this view redraws exactly those. Status rules live in `Case`, not
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
-from pneumoviewer.review.case import Case, CaseChange
-from pneumoviewer.review.mask_editor import DirtyRect, MaskEditor
 from pneumoviewer.ui.image_view import ImageCanvas
 from pneumoviewer.ui.tools import Mode
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.io.dicom import DicomImage
+    from pneumoviewer.review.case import Case, CaseChange
+    from pneumoviewer.review.mask_editor import DirtyRect, MaskEditor
 
 
 class CaseView(QWidget):
@@ -22,10 +27,9 @@ class CaseView(QWidget):
         "File → Open demo studies shows six SIIM-ACR examples.\nF1 lists the keyboard shortcuts."
     )
 
-    # The core calls back on whatever thread made the change (an import runs in a worker);
-    # re-emitting as Qt signals queues those calls onto the GUI thread.
+    # The editor calls back on the GUI thread (this view makes the edits); case changes from any
+    # thread reach `case_changed` through the review controller's signal.
     sigPixelsChanged = Signal(object)  # DirtyRect
-    sigCaseChanged = Signal(object, object)  # Case, CaseChange
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,16 +52,12 @@ class CaseView(QWidget):
         view.sigStrokeFinished.connect(self._stroke_finished)
         view.sigFillRequested.connect(self._fill)
         self.sigPixelsChanged.connect(self._pixels_changed)
-        self.sigCaseChanged.connect(self._case_changed)
         self._forward_pixels = self.sigPixelsChanged.emit  # one object, so disconnect finds it
-        self._forward_case = self.sigCaseChanged.emit
         self._listened_editor: MaskEditor | None = None  # the editor whose dirty rects we redraw
 
     # -- what is shown --------------------------------------------------------------------------
     def show_case(self, case: Case | None) -> None:
         """Make `case` the one being edited (its pixels arrive separately via `show_pixels`)."""
-        if self.case is not None:
-            self.case.changed.disconnect(self._forward_case)
         if self._listened_editor is not None:
             self._listened_editor.pixels_changed.disconnect(self._forward_pixels)
             self._listened_editor = None
@@ -68,8 +68,9 @@ class CaseView(QWidget):
         self.stack.setCurrentWidget(self.placeholder)
         if case is None:
             self.canvas.clear_image()
-            return
-        case.changed.connect(self._forward_case)
+
+    def show_image(self, image_id: str, image: DicomImage) -> None:
+        self.show_pixels(image_id, image.raw, image.window, image.invert)
 
     def show_pixels(self, image_id: str, raw: np.ndarray, window: tuple[float, float], invert: bool) -> None:
         if self.case is None or self.case.image_id != image_id:
@@ -111,6 +112,7 @@ class CaseView(QWidget):
 
     def _editor(self) -> MaskEditor:
         """The case's editor, created on the first edit, with its dirty rects redrawn from then on."""
+        assert self.case is not None  # callers check _editable() first
         editor = self.case.editor
         if editor is not self._listened_editor:
             editor.pixels_changed.connect(self._forward_pixels)
@@ -143,7 +145,7 @@ class CaseView(QWidget):
             self._editor().redo()
 
     def start_from_ai(self) -> None:
-        if self._editable():
+        if self._editable() and self.case is not None:
             self._editor()
             self.case.start_from_ai()
 
@@ -155,7 +157,10 @@ class CaseView(QWidget):
         if self._on_canvas() and self._listened_editor is not None:
             self.canvas.update_edit_region(self._listened_editor.mask, rect)
 
-    def _case_changed(self, case: Case, change: CaseChange) -> None:
+    def case_changed(self, case: Case, change: CaseChange) -> None:
+        """A case changed (an edit, the AI, an import): redraw what changed if it is the one on screen."""
+        from pneumoviewer.review.case import CaseChange  # imported by then: a session exists
+
         if case is not self.case or not self._on_canvas():
             return
         if change is CaseChange.AI:

@@ -1,9 +1,8 @@
-"""Small dialogs and the recent-folders list."""
+"""Small dialogs: export options, the import's RLE convention, shortcuts, the model card."""
 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -25,34 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from pneumoviewer.io.rle import RleConvention
-from pneumoviewer.paths import user_data_dir
 from pneumoviewer.review.export import ExportScope
 from pneumoviewer.ui.actions import shortcut_table
 
-_RECENT_FILE = "recent-folders.json"
-_RECENT_LIMIT = 10
 RLE_CHOICES = (
     ("Relative (SIIM-ACR challenge)", RleConvention.RELATIVE),
     ("Absolute, 1-based (most Kaggle formats)", RleConvention.ABSOLUTE),
 )
-
-
-def recent_folders() -> list[Path]:
-    try:
-        entries = json.loads((user_data_dir() / _RECENT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [Path(entry) for entry in entries if isinstance(entry, str) and Path(entry).is_dir()]
-
-
-def remember_folder(folder: Path) -> None:
-    folder = Path(folder).resolve()
-    entries = [folder] + [entry for entry in recent_folders() if entry != folder]
-    text = json.dumps([str(entry) for entry in entries[:_RECENT_LIMIT]], indent=1)
-    try:
-        (user_data_dir() / _RECENT_FILE).write_text(text, encoding="utf-8")
-    except OSError:
-        pass  # a read-only profile only costs the recent list, never the session
 
 
 class ExportDialog(QDialog):
@@ -111,7 +89,8 @@ class ExportDialog(QDialog):
 def ask_rle_convention(path: Path, parent: QWidget | None = None) -> RleConvention | None:
     """Which RLE convention the CSV to import uses (the two cannot always be told apart from the text)."""
     labels = [label for label, _ in RLE_CHOICES]
-    label, chosen = QInputDialog.getItem(parent, "Import annotations", f"RLE convention of {path.name}:", labels, 0, False)
+    label, chosen = QInputDialog.getItem(parent, "Import annotations", f"RLE convention of {path.name}:", labels, 0,
+                                         False)
     return dict(RLE_CHOICES)[label] if chosen else None
 
 

@@ -8,11 +8,14 @@ here after each committed edit.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pneumoviewer.review.case import Case, LesionStats, ReviewStatus
-from pneumoviewer.review.session import ReviewSession
-from pneumoviewer.ui.model_queue import AiFinding
 from pneumoviewer.ui.worklist import WorklistRow
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.review.case import Case, LesionStats
+    from pneumoviewer.review.session import ReviewSession
+    from pneumoviewer.ui.model_queue import AiFinding
 
 
 def format_area(stats: LesionStats | None) -> str:
@@ -49,16 +52,16 @@ def _date(value: str) -> str:
 def counter_text(session: ReviewSession | None) -> str:
     if session is None:
         return ""
-    counts = session.status_counts()
+    counts = {status.value: count for status, count in session.status_counts().items()}
     return (
-        f"Done {session.done_count} / {len(session)}  ·  accepted {counts[ReviewStatus.ACCEPTED]}  "
-        f"corrected {counts[ReviewStatus.CORRECTED]}  rejected {counts[ReviewStatus.REJECTED]}"
+        f"Done {session.done_count} / {len(session)}  ·  accepted {counts['accepted']}  "
+        f"corrected {counts['corrected']}  rejected {counts['rejected']}"
     )
 
 
 class Findings:
     def __init__(self) -> None:
-        self.presence_threshold: float | None = None  # the loaded model's call: positive at score >= this
+        self.presence_threshold: float | None = None  # the loaded model's presence threshold (shown with the call)
         self.model_problem: str | None = None  # why no model is loaded (then no score will come)
         self._ai_failures: dict[str, str] = {}  # image id -> why the AI could not process it
         self._timings: dict[str, dict[str, float]] = {}
@@ -77,33 +80,39 @@ class Findings:
         self._timings[image_id] = dict(finding.prediction.timings)
         self._ai_lesions[image_id] = finding.lesions
 
+    def record_restored(self, image_id: str, lesions: LesionStats) -> None:
+        """An AI result reused from the session store (measured off the GUI thread; no timings)."""
+        self._ai_failures.pop(image_id, None)
+        self._timings.pop(image_id, None)
+        self._ai_lesions[image_id] = lesions
+
     def forget_mask(self, image_id: str) -> None:
         """The reader's mask changed: measure it again when next asked."""
         self._mask_lesions.pop(image_id, None)
 
     def mask_lesions(self, case: Case) -> LesionStats:
-        stats = self._mask_lesions.get(case.image_id)
+        stats: LesionStats | None = self._mask_lesions.get(case.image_id)
         if stats is None:
             stats = self._mask_lesions[case.image_id] = case.lesions()
         return stats
 
-    def ai_positive(self, case: Case) -> bool | None:
-        ai = self._ai_lesions.get(case.image_id)
-        return None if ai is None else ai.area_px > 0
+    @staticmethod
+    def ai_positive(case: Case) -> bool | None:
+        """The model's call (`Prediction.positive`, kept on the case); None before the AI ran."""
+        return case.ai_positive
 
     def row_area(self, case: Case) -> float | None:
         """The reader's mask once reviewed or drawn, otherwise the AI's."""
         if case.status.is_done or case.has_mask_pixels:
-            stats = self.mask_lesions(case)
-        else:
-            stats = self._ai_lesions.get(case.image_id)
+            return self.mask_lesions(case).area_cm2
+        stats = self._ai_lesions.get(case.image_id)
         return None if stats is None else stats.area_cm2
 
     def row(self, case: Case, ai_error: str | None) -> WorklistRow:
         return WorklistRow(
             image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
             view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
-            score=case.ai_score, area_cm2=self.row_area(case) if case.has_mask_pixels else None,
+            score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
             status=case.status.value, error=ai_error,
         )
 
@@ -126,8 +135,11 @@ class Findings:
         if case.ai_score is None:
             problem = self._ai_failures.get(case.image_id) or self.model_problem
             return "pending…" if problem is None else f"not available: {problem}"
+        call = "pneumothorax" if case.ai_positive else "none"
         if self.presence_threshold is None:
-            return f"{case.ai_score:.3f}"
-        if case.ai_score >= self.presence_threshold:
-            return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}: pneumothorax"
-        return f"{case.ai_score:.3f} < {self.presence_threshold:.3f}: none"
+            return f"{case.ai_score:.3f}: {call}"
+        if case.ai_score < self.presence_threshold:
+            return f"{case.ai_score:.3f} < {self.presence_threshold:.3f}: {call}"
+        if not case.ai_positive:  # over the threshold, but every lesion was too small to keep
+            return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}, no lesion large enough: none"
+        return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}: {call}"

@@ -1,12 +1,13 @@
-"""Docks, menus and the worklist header of the main window (layout only, no behaviour)."""
+"""Docks, menus and the worklist header of the main window: layout only (the window connects them)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -14,14 +15,17 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMainWindow,
     QMenu,
+    QMenuBar,
     QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-if TYPE_CHECKING:
-    from pneumoviewer.ui.main_window import MainWindow
+from pneumoviewer.ui.info_panel import InfoPanel
+from pneumoviewer.ui.tools import ToolPanel
+from pneumoviewer.ui.worklist_table import WorklistTable
 
 STATUS_FILTERS = (
     ("All cases", None),
@@ -40,17 +44,17 @@ class Panels:
     unreadable_box: QGroupBox
     unreadable_list: QListWidget
     recent_menu: QMenu
-    worklist_dock: QDockWidget | None = None
+    worklist_dock: QDockWidget
 
 
-def build(window: MainWindow) -> Panels:
-    window.setCentralWidget(window.case_view)
-    panels = Panels(QComboBox(), QLabel(), QGroupBox("Unreadable files"), QListWidget(), QMenu("Open &recent"))
+def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tools: ToolPanel, info: InfoPanel,
+          actions: dict[str, QAction]) -> Panels:
+    """The film in the middle, the worklist docked left, tools and findings right, and the menus."""
+    window.setCentralWidget(case_view)
+    panels = Panels(QComboBox(), QLabel(), QGroupBox("Unreadable files"), QListWidget(), QMenu("Open &recent"),
+                    QDockWidget("Worklist", window))
     for label, statuses in STATUS_FILTERS:
         panels.status_filter.addItem(label, statuses)
-    panels.status_filter.currentIndexChanged.connect(
-        lambda _: window.worklist_filter.set_statuses(panels.status_filter.currentData())
-    )
     panels.counter.setObjectName("review-counter")
     panels.counter.setStyleSheet("color: #c9d1d9; padding: 2px 0;")
     box_layout = QVBoxLayout(panels.unreadable_box)
@@ -65,17 +69,17 @@ def build(window: MainWindow) -> Panels:
     column.setContentsMargins(4, 4, 4, 4)
     column.addWidget(panels.status_filter)
     column.addWidget(panels.counter)
-    column.addWidget(window.worklist, 3)
+    column.addWidget(worklist, 3)
     column.addWidget(panels.unreadable_box, 1)
     # A minimum the table stays usable at; its preferred width is applied on first show (fit_docks),
     # so on a 1280-pixel screen the film keeps most of the window.
-    panels.worklist_dock = _dock(window, "Worklist", worklist_panel, Qt.DockWidgetArea.LeftDockWidgetArea, 260)
+    _dock(window, panels.worklist_dock, worklist_panel, Qt.DockWidgetArea.LeftDockWidgetArea, 260)
 
     side = QWidget()
     side_column = QVBoxLayout(side)
     side_column.setContentsMargins(4, 4, 4, 4)
-    for box in (window.tools.review_box, window.info.findings_box, window.tools.edit_box,
-                window.tools.overlay_box, window.tools.window_box, window.info.case_box):
+    for box in (tools.review_box, info.findings_box, tools.edit_box, tools.overlay_box, tools.window_box,
+                info.case_box):
         side_column.addWidget(box)
     side_column.addStretch(1)
     scroll = QScrollArea()
@@ -84,36 +88,28 @@ def build(window: MainWindow) -> Panels:
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setFrameShape(QScrollArea.Shape.NoFrame)
     width = side.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
-    _dock(window, "Tools and findings", scroll, Qt.DockWidgetArea.RightDockWidgetArea, width)
-    _menus(window, panels.recent_menu)
-    window.panels = panels
-    from pneumoviewer.ui.dialogs import recent_folders
-
-    refresh_recent_menu(window, recent_folders())
+    _dock(window, QDockWidget("Tools and findings", window), scroll, Qt.DockWidgetArea.RightDockWidgetArea, width)
+    _menus(window.menuBar(), actions, panels.recent_menu)
     return panels
 
 
-def _dock(window: MainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> QDockWidget:
-    dock = QDockWidget(title, window)
-    dock.setObjectName(title)
+def _dock(window: QMainWindow, dock: QDockWidget, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> None:
+    dock.setObjectName(dock.windowTitle())  # the saved layout finds docks by name
     dock.setWidget(widget)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+    features = QDockWidget.DockWidgetFeature
+    dock.setFeatures(features.DockWidgetMovable | features.DockWidgetFloatable)
     widget.setMinimumWidth(width)
     window.addDockWidget(area, dock)
-    return dock
 
 
-def fit_docks(window: MainWindow) -> None:
+def fit_docks(window: QMainWindow, worklist_dock: QDockWidget, worklist: WorklistTable) -> None:
     """Default worklist width: all its columns, but at most a third of the window (the film comes first)."""
-    wanted = window.worklist.preferred_width() + 12
-    window.resizeDocks([window.panels.worklist_dock], [min(wanted, window.width() // 3)],
-                       Qt.Orientation.Horizontal)
+    wanted = worklist.preferred_width() + 12
+    window.resizeDocks([worklist_dock], [min(wanted, window.width() // 3)], Qt.Orientation.Horizontal)
 
 
-def _menus(window: MainWindow, recent_menu: QMenu) -> None:
-    a = window.actions
-    bar = window.menuBar()
-    sections = {
+def _menus(bar: QMenuBar, a: dict[str, QAction], recent_menu: QMenu) -> None:
+    sections: dict[str, list[str | QMenu | None]] = {
         "&File": ["open_folder", "open_files", recent_menu, "open_demo", None, "import_csv", "export_csv",
                   "export_png", None, "quit"],
         "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model"],
@@ -135,16 +131,14 @@ def _menus(window: MainWindow, recent_menu: QMenu) -> None:
                 menu.addAction(a[entry])
 
 
-def refresh_recent_menu(window: MainWindow, folders: list[Path]) -> None:
-    menu = window.panels.recent_menu
+def refresh_recent_menu(menu: QMenu, folders: list[Path], open_folder: Callable[[Path], None]) -> None:
     menu.clear()
     for folder in folders:
-        menu.addAction(str(folder)).triggered.connect(lambda _=False, f=folder: window.open_folder(f))
+        menu.addAction(str(folder)).triggered.connect(lambda _=False, f=folder: open_folder(f))
     menu.setEnabled(bool(folders))
 
 
-def show_unreadable(window: MainWindow, reasons: list[str]) -> None:
-    panels = window.panels
+def show_unreadable(panels: Panels, reasons: list[str]) -> None:
     panels.unreadable_list.clear()
     for reason in reasons:
         # Zero-width spaces after separators let a long path or UID wrap instead of running off the panel.
@@ -153,39 +147,3 @@ def show_unreadable(window: MainWindow, reasons: list[str]) -> None:
         panels.unreadable_list.addItem(item)
     panels.unreadable_box.setTitle(f"Unreadable files ({len(reasons)})")
     panels.unreadable_box.setVisible(bool(reasons))
-
-
-def show_counter(window: MainWindow, text: str) -> None:
-    window.panels.counter.setText(text)
-
-
-def _settings() -> QSettings:
-    from pneumoviewer.paths import user_data_dir
-
-    return QSettings(str(user_data_dir() / "window.ini"), QSettings.Format.IniFormat)
-
-
-def restore_preferences(window: MainWindow) -> None:
-    """Window size, dock layout, overlay opacities and brush size as the user left them."""
-    settings = _settings()
-    window.layout_restored = settings.contains("geometry")
-    if window.layout_restored:
-        window.restoreGeometry(settings.value("geometry"))
-        window.restoreState(settings.value("state"))
-    tools = window.tools
-    for name, control in (("ai", tools.ai_overlay), ("edit", tools.edit_overlay), ("heatmap", tools.heatmap_overlay)):
-        control.slider.setValue(int(settings.value(f"opacity/{name}", control.slider.value())))
-    tools.brush_slider.setValue(int(settings.value("brush", tools.brush_slider.value())))
-    window.actions["toggle_ai_contour"].setChecked(settings.value("ai_contour", "true") == "true")
-
-
-def save_preferences(window: MainWindow) -> None:
-    settings = _settings()
-    settings.setValue("geometry", window.saveGeometry())
-    settings.setValue("state", window.saveState())
-    tools = window.tools
-    for name, control in (("ai", tools.ai_overlay), ("edit", tools.edit_overlay), ("heatmap", tools.heatmap_overlay)):
-        settings.setValue(f"opacity/{name}", control.slider.value())
-    settings.setValue("brush", tools.brush_slider.value())
-    settings.setValue("ai_contour", "true" if window.actions["toggle_ai_contour"].isChecked() else "false")
-    settings.sync()

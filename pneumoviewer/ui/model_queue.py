@@ -7,21 +7,27 @@ order given (the worklist order). torch is imported only inside the worker, neve
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import importlib.util
 import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from pneumoviewer.review.case import LesionStats, lesion_stats
 from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
+
+if TYPE_CHECKING:
+    from pneumoviewer.review.case import LesionStats
 
 
 class JobKind(Enum):
@@ -43,12 +49,24 @@ class AiFinding:
 
     prediction: Any  # pneumoviewer.model.inference.Prediction
     lesions: LesionStats
+    model_key: str | None = None  # model_fingerprint of the model that made it (None: not a checkpoint file)
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    """What a predictor factory may return instead of a bare predictor: the model it loaded and, when
+    that is not the one asked for (a chosen file was refused, the bundled one took its place), why."""
+
+    predictor: Any
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
 class ModelLoaded:
     description: str  # which model, how long it took to load
     card: dict[str, Any]  # the model card (what it is, how it was trained, validation figures)
+    refused: str | None = None  # why the model asked for was not used (the bundled one was)
+    model_key: str | None = None  # its fingerprint, stored with its results
 
 
 @dataclass(frozen=True)
@@ -61,10 +79,71 @@ class JobResult:
 def lower_this_threads_priority(niceness: int = 10) -> None:
     """Let the GUI thread win the CPU over the AI when both want it (Linux: threads have own nice)."""
     if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        try:
+        with suppress(OSError):  # not permitted here: the AI simply keeps the normal priority
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-        except OSError:
-            pass  # not permitted here: the AI simply keeps the normal priority
+
+
+def preload_torch_libraries() -> None:
+    """Load torch's native libraries with libc's dlopen, which ctypes calls with the GIL released.
+
+    `import torch` loads them itself, but from inside an import, holding the GIL for the whole
+    dlopen (relocating half a gigabyte of code: a quarter of a second here), so the window froze.
+    Once loaded, they cost `import torch` nothing. Linux only; elsewhere torch loads them as usual.
+    """
+    spec = importlib.util.find_spec("torch")  # finds the package without importing it
+    if not sys.platform.startswith("linux") or spec is None or spec.origin is None:
+        return
+    package = Path(spec.origin).parent
+    dlopen = ctypes.CDLL(None).dlopen
+    dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+    # In the order and with the flags torch uses: its global dependencies first, then its extension.
+    for library, flags in ((package / "lib" / "libtorch_global_deps.so", os.RTLD_NOW | os.RTLD_GLOBAL),
+                           *((path, os.RTLD_NOW) for path in package.glob("_C.*.so"))):
+        if library.is_file():
+            dlopen(bytes(library), flags)
+
+
+@contextmanager
+def garbage_collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the model loads, then what survived is frozen (`gc.freeze`).
+
+    Importing torch and its companions creates about a million objects; each full collection that
+    triggers holds the GIL for 0.1-0.2 s, which were the window's freezes while the model loaded.
+    Those objects live as long as the app: frozen, later collections (during a sweep) skip them.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+def _load_model(factory: Callable[[], Any]) -> ChosenModel:
+    """AI thread: the model, and everything a job needs, loaded without holding up the window."""
+    with garbage_collection_paused():
+        preload_torch_libraries()
+        chosen = factory()
+        # What every job runs, imported in this same pause (pydicom, scikit-image, Grad-CAM).
+        import pneumoviewer.io.images
+        import pneumoviewer.model.cam
+        import pneumoviewer.review.case  # noqa: F401
+    return chosen if isinstance(chosen, ChosenModel) else ChosenModel(chosen)
+
+
+def _model_key(predictor: Any) -> str | None:
+    """The fingerprint stored with this predictor's results (None for a predictor without a checkpoint file)."""
+    from pneumoviewer.model.identity import model_fingerprint
+
+    checkpoint = getattr(predictor, "checkpoint", None)
+    if checkpoint is None:
+        return None
+    try:
+        return model_fingerprint(checkpoint)
+    except OSError:
+        return None
 
 
 def default_predictor() -> Any:
@@ -78,7 +157,7 @@ class ModelQueue(QObject):
     sigHeatmap = Signal(str, object)  # image_id, float32 HxW in [0, 1]
     sigJobFailed = Signal(str, str)  # image_id, reason
     sigModelFailed = Signal(str)  # the model itself cannot be loaded
-    sigModelReady = Signal(str)  # which model is loaded
+    sigModelReady = Signal(str, str)  # which model is loaded; why the chosen one was refused ("" when it was not)
     sigProgress = Signal(int, int, str)  # done, total, description
     sigRunningChanged = Signal(bool)
 
@@ -95,7 +174,10 @@ class ModelQueue(QObject):
         self._done = 0
         self.model_error: str | None = None
         self.model_card: dict[str, Any] | None = None
-        self._predictor: Any = None  # loaded on the worker thread, reused by every later run
+        self.model_key: str | None = None  # the loaded model's fingerprint (GUI thread's copy, set on delivery)
+        # Loaded on the worker thread and reused by every later run; only that thread reads them.
+        self._predictor: Any = None
+        self._model_key: str | None = None
 
     @property
     def running(self) -> bool:
@@ -126,8 +208,10 @@ class ModelQueue(QObject):
         self.cancel()
         self._predictor_factory = predictor_factory
         self._predictor = None  # a running worker keeps its own reference until it stops
+        self._model_key = None
         self.model_error = None
         self.model_card = None
+        self.model_key = None
 
     def warm_up(self) -> None:
         """Load the model now (in the worker), so the first prediction does not wait for torch."""
@@ -162,26 +246,28 @@ class ModelQueue(QObject):
             job = self._pending.popleft() if self._pending and not cancel() else None
             return job, len(self._pending)
 
-    def _drain(self, cancel: Callable[[], bool]) -> Iterator[Progress]:
+    def _drain(self, cancel: Callable[[], bool]) -> Generator[Progress, None, int]:
         """Worker thread: load the model once, then run jobs until the queue is empty."""
         lower_this_threads_priority()
         if self._predictor is None:
             yield Progress(0, 0, "Loading the AI model…")
             started = time.perf_counter()
             factory = self._predictor_factory
-            loaded_predictor = factory()
+            chosen = _load_model(factory)
             if factory is not self._predictor_factory:  # another model was chosen meanwhile: the next worker loads it
                 return 0
-            self._predictor = loaded_predictor
+            self._predictor = chosen.predictor
+            self._model_key = _model_key(chosen.predictor)
             name = Path(getattr(self._predictor, "checkpoint", "model")).name
             card = getattr(self._predictor, "card", None)
             loaded = ModelLoaded(f"{name}, loaded in {time.perf_counter() - started:.1f} s",
                                  {"file": str(getattr(self._predictor, "checkpoint", name)),
-                                  **(card.to_dict() if card is not None else {})})
+                                  **(card.to_dict() if card is not None else {})}, chosen.refused, self._model_key)
             yield Progress(0, 0, "AI model loaded", loaded)
-        predictor = self._predictor
+        predictor, model_key = self._predictor, self._model_key
         from pneumoviewer.io.images import load_radiograph
         from pneumoviewer.model.cam import grad_cam
+        from pneumoviewer.review.case import lesion_stats
 
         done = 0
         while True:
@@ -192,7 +278,7 @@ class ModelQueue(QObject):
                 pixels = load_radiograph(job.path).pixels
                 if job.kind is JobKind.PREDICT:
                     prediction = predictor.predict(pixels, cancel=cancel)
-                    value = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm))
+                    value: Any = AiFinding(prediction, lesion_stats(prediction.mask, job.pixel_spacing_mm), model_key)
                 else:
                     value = grad_cam(predictor, pixels)
                 result = JobResult(job, value)
@@ -207,7 +293,8 @@ class ModelQueue(QObject):
     def _deliver(self, result: JobResult | ModelLoaded) -> None:
         if isinstance(result, ModelLoaded):
             self.model_card = result.card
-            self.sigModelReady.emit(result.description)
+            self.model_key = result.model_key
+            self.sigModelReady.emit(result.description, result.refused or "")
             return
         job = result.job
         if result.error is not None:

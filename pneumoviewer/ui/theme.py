@@ -26,7 +26,9 @@ QToolButton:hover {{ background: #2d333b; }}
 QToolButton:checked {{ background: {ACCENT}; border-color: {ACCENT}; color: white; }}
 QToolButton:disabled {{ color: #6e7681; }}
 QTableView {{ gridline-color: #262a31; selection-background-color: #1f4f8f; alternate-background-color: #1b1f24; }}
-QHeaderView::section {{ background: #1f2329; color: #c9d1d9; border: 0; border-right: 1px solid #30363d; padding: 3px 4px; }}
+QHeaderView::section {{
+    background: #1f2329; color: #c9d1d9; border: 0; border-right: 1px solid #30363d; padding: 3px 4px;
+}}
 QStatusBar {{ background: #1f2329; }}
 QProgressBar {{ border: 1px solid #30363d; border-radius: 3px; text-align: center; background: #0d1117; }}
 QProgressBar::chunk {{ background: {ACCENT}; }}

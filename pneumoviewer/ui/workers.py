@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +133,7 @@ class Worker(QObject, QRunnable):
         finally:
             self.sigDone.emit()
 
-    def _run_generator(self, steps: Iterator[Progress]) -> Any:
+    def _run_generator(self, steps: Generator[Progress, None, Any]) -> Any:
         while True:
             try:
                 step = next(steps)

@@ -1,7 +1,7 @@
-"""The triage worklist: one row per image, sorted by AI score, filterable by review status.
+"""The triage worklist's rows: one per image, sorted by AI score, filterable by review status.
 
-Rows are plain snapshots (`WorklistRow`) that the window refreshes from the review session; the
-table never reaches into cases itself.
+Rows are plain snapshots (`WorklistRow`) that the review controller refreshes from the session; the
+table (worklist_table.py) only shows them. No widgets here: the controller owns these models.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     QTimer,
 )
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from pneumoviewer.ui.theme import STATUS_COLOURS
 
@@ -71,7 +71,7 @@ class WorklistModel(QAbstractTableModel):
 
     RESORT_DELAY_MS = 300
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[WorklistRow] = []
         self._index: dict[str, int] = {}
@@ -125,7 +125,7 @@ class WorklistModel(QAbstractTableModel):
         """Put the rows in sort order now, keeping selections on the same images."""
         self._resort_timer.stop()
         ordered = self._sorted(self._rows)
-        if all(a is b for a, b in zip(ordered, self._rows)):
+        if all(a is b for a, b in zip(ordered, self._rows, strict=True)):
             return
         self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
@@ -133,7 +133,9 @@ class WorklistModel(QAbstractTableModel):
         self._rows = ordered
         self._reindex()
         self.changePersistentIndexList(
-            persistent, [self.index(self._index[image_id], index.column()) for image_id, index in zip(image_ids, persistent)]
+            persistent,
+            [self.index(self._index[image_id], index.column())
+             for image_id, index in zip(image_ids, persistent, strict=True)],
         )
         self.layoutChanged.emit()
 
@@ -220,7 +222,7 @@ class WorklistModel(QAbstractTableModel):
 class WorklistFilter(QSortFilterProxyModel):
     """Keeps rows whose status is in `statuses` (None = all); sorting is the source model's."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._statuses: frozenset[str] | None = None
 
@@ -245,41 +247,10 @@ class WorklistFilter(QSortFilterProxyModel):
         return self.data(self.index(proxy_row, 0), IMAGE_ID_ROLE)
 
     def proxy_row_of(self, image_id: str) -> int:
-        source: WorklistModel = self.sourceModel()
+        source = self.sourceModel()
+        assert isinstance(source, WorklistModel)
         number = source.source_row(image_id)
         if number < 0:
             return -1
         return self.mapFromSource(source.index(number, 0)).row()
 
-
-class WorklistTable(QTableView):
-    def __init__(self, model: WorklistFilter, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setModel(model)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setSortingEnabled(True)
-        self.sortByColumn(SCORE_COLUMN, Qt.SortOrder.DescendingOrder)
-        self.setAlternatingRowColors(True)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.setWordWrap(False)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(24)
-        header = self.horizontalHeader()
-        # Fixed widths from the font: ResizeToContents would ask every row for its size on each change.
-        metrics = self.fontMetrics()
-        samples = ("Case 0000", "View", "Age", "Sex", "0.00", "100.0", "unreviewed")
-        self._column_widths = [
-            # Header text is bold and carries the sort arrow: whichever is wider sets the column.
-            max(metrics.horizontalAdvance(sample) + 14, round(metrics.horizontalAdvance(title) * 1.1) + 18)
-            for sample, title in zip(samples, COLUMNS)
-        ]
-        for column, width in enumerate(self._column_widths):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, width)
-        header.setStretchLastSection(True)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-
-    def preferred_width(self) -> int:
-        """Width that shows every column without scrolling sideways (room kept for the vertical scroll bar)."""
-        return sum(self._column_widths) + 2 * self.frameWidth() + self.verticalScrollBar().sizeHint().width()

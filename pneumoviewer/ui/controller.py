@@ -1,0 +1,585 @@
+"""The review controller: the app's state and what the user asks of it, with no widgets.
+
+It owns the open session, the case on screen (`current_id`, the one record of it), the caches of
+decoded images and heatmaps, the AI queue and the model in use, the follow-the-top policy and the
+one background task at a time. It is the one place where the core's plain callbacks (the session's,
+the workers', the AI queue's) become Qt signals: every `sig…` signal below is emitted on the GUI
+thread, whatever thread made the change, so views connect to them and draw. Views call the slots
+for what the user asked (open, show or step a case, set a status, predict, use a model, import or
+export, cancel).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from pneumoviewer.paths import default_model_path
+from pneumoviewer.ui import tasks
+from pneumoviewer.ui.findings import Findings, case_fields, counter_text
+from pneumoviewer.ui.lru_cache import LruCache
+from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJob, ModelQueue, default_predictor
+from pneumoviewer.ui.preferences import recent_folders, remember_folder
+from pneumoviewer.ui.workers import Worker, WorkerPool
+from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
+    from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
+    from pneumoviewer.review.export import ExportScope
+    from pneumoviewer.review.session import ReviewSession
+
+IMAGE_CACHE_SIZE = 6  # decoded images kept: the last few cases viewed and the next one
+HEATMAP_CACHE_SIZE = 12
+_ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn after a bulk change
+
+
+class ReviewController(QObject):
+    sigSessionOpened = Signal()  # the session's rows are listed and its first case chosen
+    sigTitleChanged = Signal(str)  # what is open ("" when nothing is)
+    sigUnreadable = Signal(list)  # one reason per file that is not reviewed (unreadable, a duplicate)
+    sigRecentFolders = Signal(list)  # the recently opened folders, newest first
+    sigNote = Signal(str)  # a line where the film goes while there is no case (reading headers)
+    sigCurrentCase = Signal(object)  # the Case on screen, or None; its pixels follow in sigPixels
+    sigCaseFields = Signal(dict)  # header facts of the case on screen
+    sigFindingFields = Signal(dict)  # the AI's and the reader's lesions of the case on screen
+    sigPixels = Signal(str, object)  # image_id, DicomImage (decoded off the GUI thread)
+    sigCaseShown = Signal(str)  # image_id, once its pixels have been handed to the views
+    sigImageFailed = Signal(str, str)  # image_id, why it cannot be shown
+    sigHeatmap = Signal(str, object)  # image_id, Grad-CAM array in [0, 1] or None
+    sigCaseChanged = Signal(object, object)  # Case, CaseChange (edits, statuses, AI results)
+    sigCounter = Signal(str)  # the review counter ("Done 3 / 50 · …")
+    sigMessage = Signal(str, int)  # a passing message, how long in ms (0: until the next); "" clears
+    sigWarning = Signal(str, str)  # title, text: something the reader must see
+    sigSaveFailed = Signal(str)  # the autosave could not write (disk full, read-only folder)
+    sigAiState = Signal(str, str)  # the lasting AI note; why it is not what was asked ("" when fine)
+    sigProgress = Signal(int, int, str)  # done, total, what: background work under way
+    sigIdle = Signal()  # no background work any more
+    sigReadOnly = Signal(bool)  # True while an import writes masks: edits wait
+    sigTaskFinished = Signal(object)  # the result of an export / import
+
+    # Core callbacks arrive on any thread; emitting these queues them onto the GUI thread.
+    _sigCoreCaseChanged = Signal(object, object)
+    _sigCoreSaveFailed = Signal(str)
+
+    def __init__(self, predictor_factory: Callable[[], Any] = default_predictor, data_dir: Path | None = None,
+                 model_checkpoint: Path | None = None, parent: QObject | None = None) -> None:
+        """`predictor_factory` loads the model on the AI thread; `model_checkpoint` is the checkpoint it
+        loads (the bundled one for the default factory), whose stored results a reopened folder reuses.
+        `data_dir` is where sessions autosave (None: the per-user data folder)."""
+        super().__init__(parent)
+        self.data_dir = data_dir
+        if model_checkpoint is None and predictor_factory is default_predictor:
+            model_checkpoint = default_model_path()
+        self.model_checkpoint = model_checkpoint
+        self.pool = WorkerPool(max_threads=4, parent=self)
+        self.model_queue = ModelQueue(self.pool, predictor_factory, self)
+        self.worklist_model = WorklistModel(self)
+        self.worklist_filter = WorklistFilter(self)  # the worklist as shown: filtered and sorted
+        self.worklist_filter.setSourceModel(self.worklist_model)
+        self.findings = Findings()
+        self.session: ReviewSession | None = None
+        self.current_id: str | None = None
+        self.images: LruCache[str, Any] = LruCache(IMAGE_CACHE_SIZE)
+        self.heatmaps: LruCache[str, np.ndarray] = LruCache(HEATMAP_CACHE_SIZE)
+        self.heatmaps_wanted = False  # the heatmap overlay is on: compute it for the case on screen
+        # Until the reader acts, the case on screen follows the top of the worklist as scores arrive
+        # (likeliest pneumothorax first); any key, click or wheel on the film or the list stops that.
+        self.follow_top = False
+        self.importing = False  # an import writes masks on its own thread
+        self._restored_under: str | None = None  # the model key of AI results reused when the session opened
+        self._task: Worker | None = None
+        self._loader: Worker | None = None
+        self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
+        self._row_timer = QTimer(self)
+        self._row_timer.setSingleShot(True)
+        self._row_timer.setInterval(0)
+        self._row_timer.timeout.connect(self._refresh_stale_rows)
+        self._sigCoreCaseChanged.connect(self._case_changed)
+        self._sigCoreSaveFailed.connect(self._save_failed)
+        self.worklist_model.layoutChanged.connect(self._follow_the_top)
+        mq = self.model_queue
+        mq.sigPredicted.connect(self._predicted)
+        mq.sigHeatmap.connect(self._heatmap_ready)
+        mq.sigJobFailed.connect(self._ai_job_failed)
+        mq.sigModelFailed.connect(self._model_failed)
+        mq.sigModelReady.connect(self._model_ready)
+        mq.sigProgress.connect(self._ai_progress)
+        mq.sigRunningChanged.connect(self._ai_running_changed)
+
+    # -- opening studies --------------------------------------------------------------------------
+    @Slot(list)
+    def open_paths(self, paths: list[Path]) -> None:
+        """A single folder opens as a folder session; anything else as a selection of files."""
+        paths = [Path(path).expanduser() for path in paths]
+        missing = [path for path in paths if not path.exists()]
+        if missing:
+            self._warn("Cannot open", "\n".join(f"{path}: no such file or folder" for path in missing))
+            paths = [path for path in paths if path.exists()]
+        if len(paths) == 1 and paths[0].is_dir():
+            self.open_folder(paths[0])
+        elif paths:
+            self._start_indexing(paths, "Reading headers")
+
+    def open_folder(self, folder: Path) -> None:
+        remember_folder(folder)
+        self.sigRecentFolders.emit(recent_folders())
+        self._start_indexing([Path(folder)], "Indexing headers")
+
+    def _start_indexing(self, paths: list[Path], progress_text: str) -> None:
+        self._close_session()
+        worker = Worker(tasks.open_for_review, paths, self.data_dir, self.model_checkpoint,
+                        progress_text=progress_text, batch_keyword="found")
+        self.sigNote.emit("Reading the study headers…")
+        worker.sigYielded.connect(self._headers_found)
+        worker.sigFinished.connect(self._session_opened)
+        worker.sigErrored.connect(self._indexing_stopped)
+        worker.sigAborted.connect(self._indexing_stopped)
+        self._run_task(worker)
+
+    @Slot(object)
+    def _headers_found(self, headers: list) -> None:
+        """List studies as their headers are read, so a folder of thousands shows at once and fills in.
+
+        These rows are provisional (no AI, no restored status yet): the session replaces them when the
+        whole folder is indexed, with the same case numbers unless files are out of path order.
+        """
+        from pneumoviewer.review.case import Case  # imported by the indexing worker that sent these
+
+        if self.sender() is not self._task or self.session is not None:
+            return  # a batch from an indexing that was cancelled meanwhile
+        first = self.worklist_model.rowCount() + 1
+        cases = [Case.from_metadata(meta, f"Case {number:04d}") for number, meta in enumerate(headers, first)]
+        self.worklist_model.append_rows([self.findings.row(case, None) for case in cases])
+
+    @Slot()
+    def _indexing_stopped(self, *_: object) -> None:
+        if self.session is None:  # cancelled or failed: no half list without a session behind it
+            self.worklist_model.set_rows([])
+            self.current_id = None
+            self.sigCurrentCase.emit(None)
+
+    @Slot(object)
+    def _session_opened(self, opened: tasks.OpenedForReview) -> None:
+        studies = opened.studies
+        self.session = session = studies.session
+        session.case_changed.connect(self._sigCoreCaseChanged.emit)
+        session.save_failed.connect(self._forward_save_failure)
+        self.sigTitleChanged.emit(studies.title)
+        error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
+        restored, loaded_key = {}, self.model_queue.model_key
+        # Results stored by another model than the one loaded meanwhile are not kept: predicted again below.
+        if opened.restored is not None and loaded_key in (None, opened.restored.model_key):
+            restored = opened.restored.lesions
+        self._restored_under = opened.restored.model_key if restored and opened.restored is not None else None
+        for image_id, lesions in restored.items():
+            self.findings.record_restored(image_id, lesions)
+        picked = self.current_id  # a provisional row the reader already picked
+        self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
+        duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
+                      for case in session.duplicates]
+        self.sigUnreadable.emit([str(error) for error in studies.unreadable] + duplicates)
+        if session.restore_problems:
+            self._warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
+        self._update_counter()
+        reviewed = session.done_count
+        self.sigMessage.emit(
+            f"{len(session)} images" + (f", {reviewed} reviewed cases restored" if reviewed else "")
+            + (f", {len(restored)} AI results reused" if restored else ""), 8000
+        )
+        # The network runs only on what has no stored result: new or changed files, or another model.
+        self.model_queue.enqueue([self._job(JobKind.PREDICT, case) for case in session.worklist()
+                                  if case.image_id not in restored])
+        self.current_id = None
+        shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
+        shown = shown or self.worklist_filter.image_id_at(0)
+        if shown is not None:
+            self._make_current(shown)
+        self.follow_top = picked is None
+        self.sigSessionOpened.emit()
+
+    def _forward_save_failure(self, error: Exception) -> None:  # any thread
+        self._sigCoreSaveFailed.emit(str(error))
+
+    @Slot(str)
+    def _save_failed(self, reason: str) -> None:
+        self.sigSaveFailed.emit(reason)
+        self.sigMessage.emit(f"Autosave failed: {reason}", 0)
+
+    def _close_session(self) -> None:
+        self.model_queue.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self.current_id = None
+        self.sigCurrentCase.emit(None)
+        if self.session is not None:
+            self.session.case_changed.disconnect(self._sigCoreCaseChanged.emit)
+            self.session.save_failed.disconnect(self._forward_save_failure)
+            try:
+                self.session.close()
+            except OSError as error:
+                self._warn("Autosave failed", str(error))
+        self.session = None
+        self._restored_under = None
+        self.follow_top = False
+        self.images.clear()
+        self.heatmaps.clear()
+        self._stale_rows.clear()
+        self.findings.clear()
+        self.worklist_model.set_rows([])
+        self.sigTitleChanged.emit("")
+
+    def close(self) -> None:
+        """Stop all background work and close the session (a last save)."""
+        self.cancel_work()
+        if self._loader is not None:
+            self._loader.cancel()
+        self.pool.shutdown()
+        self._close_session()
+
+    # -- the case on screen -------------------------------------------------------------------------
+    @Slot(str)
+    def show_case(self, image_id: str) -> None:
+        """The reader picked this case (a click or a key in the list): show it, and stop following the top."""
+        if image_id == self.current_id:
+            return  # also the echo of the views selecting the case this controller chose
+        self.follow_top = False
+        if self.session is None:
+            self.current_id = image_id  # a provisional row while the folder is read: shown once it is
+            return
+        self._make_current(image_id)
+
+    @Slot(int)
+    def step_case(self, step: int) -> None:
+        """The next (+1) or previous (-1) case of the worklist as shown."""
+        self.follow_top = False
+        proxy = self.worklist_filter
+        row = proxy.proxy_row_of(self.current_id) if self.current_id else -1
+        image_id = proxy.image_id_at(max(0, min(row + step, proxy.rowCount() - 1)))
+        if image_id is not None and image_id != self.current_id and self.session is not None:
+            self._make_current(image_id)
+
+    @Slot()
+    def reader_acted(self, *_: object) -> None:
+        """A key, click or wheel on the film or the list: the case stays where the reader put it."""
+        self.follow_top = False
+
+    def _follow_the_top(self) -> None:
+        top = self.worklist_filter.image_id_at(0)
+        if self.follow_top and self.session is not None and top not in (None, self.current_id):
+            self._make_current(top)
+
+    def _current_case(self) -> Case | None:
+        """The case on screen; None also while a folder is listed (a picked row has no session yet)."""
+        if self.session is None or self.current_id is None:
+            return None
+        return self.session.case(self.current_id)
+
+    def _make_current(self, image_id: str) -> None:
+        assert self.session is not None  # only called with a session open
+        case = self.session.case(image_id)
+        self.current_id = image_id
+        self.sigCurrentCase.emit(case)
+        self._update_info(case)
+        jobs = [] if case.has_ai_result else [self._job(JobKind.PREDICT, case)]
+        if self.heatmaps_wanted and image_id not in self.heatmaps:
+            jobs.append(self._job(JobKind.HEATMAP, case))
+        if jobs:
+            self.model_queue.prioritise(jobs)
+        cached = self.images.get(image_id)
+        if cached is not None:
+            self._show_pixels(image_id, cached)
+            return
+        if self._loader is not None:
+            self._loader.cancel()
+        self.sigMessage.emit(f"Loading {case.display_id}…", 0)
+        self._loader = worker = Worker(tasks.load_image, image_id, case.path)
+        worker.sigFinished.connect(self._image_loaded)
+        worker.sigErrored.connect(self._image_failed)
+        self.pool.start(worker)
+
+    @Slot(object)
+    def _image_loaded(self, loaded: tasks.LoadedImage) -> None:
+        self.images.put(loaded.image_id, loaded.image)
+        if loaded.image_id == self.current_id:
+            self._show_pixels(loaded.image_id, loaded.image)
+
+    def _show_pixels(self, image_id: str, image: Any) -> None:
+        self.sigPixels.emit(image_id, image)
+        self.sigHeatmap.emit(image_id, self.heatmaps.get(image_id))
+        self.sigMessage.emit("", 0)
+        self.sigCaseShown.emit(image_id)
+        self._prefetch(self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1))
+
+    def _prefetch(self, image_id: str | None) -> None:
+        """Decode the next case while this one is read, so stepping on is instant."""
+        if image_id is None or image_id in self.images or self.session is None:
+            return
+        worker = Worker(tasks.load_image, image_id, self.session.case(image_id).path)
+        worker.sigFinished.connect(self._image_loaded)  # errors show when the user gets there
+        self.pool.start(worker)
+
+    @Slot(object)
+    def _image_failed(self, error: Exception) -> None:
+        if self.current_id is not None:
+            self.sigImageFailed.emit(self.current_id, str(error))
+        self.sigMessage.emit("", 0)
+
+    def _update_info(self, case: Case) -> None:
+        self.sigCaseFields.emit(case_fields(case))
+        self.sigFindingFields.emit(self.findings.finding_fields(case))
+
+    @Slot(bool)
+    def set_heatmaps_wanted(self, wanted: bool) -> None:
+        """The heatmap overlay was switched on or off; on, the case on screen gets its Grad-CAM first."""
+        self.heatmaps_wanted = wanted
+        case = self._current_case()
+        if wanted and case is not None and case.image_id not in self.heatmaps:
+            self.model_queue.prioritise([self._job(JobKind.HEATMAP, case)])
+
+    @Slot(object)
+    def set_status(self, status: ReviewStatus | str) -> None:
+        from pneumoviewer.review.case import ReviewStatus
+
+        if self.importing:
+            self.sigMessage.emit("Annotations are being imported: review again in a moment", 4000)
+        elif self.session is not None and self.current_id is not None:
+            self.session.set_status(self.current_id, ReviewStatus(status))
+
+    # -- the AI -------------------------------------------------------------------------------------
+    @staticmethod
+    def _job(kind: JobKind, case: Case) -> ModelJob:
+        assert case.path is not None  # every case of a session was read from a file
+        return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
+
+    @Slot()
+    def warm_up(self) -> None:
+        """Load the model now (on the AI thread), so the first prediction does not wait for it."""
+        self.model_queue.warm_up()
+
+    @Slot()
+    def predict_all(self) -> None:
+        """Queue the AI for every case in worklist order (again after a model change: edits stay)."""
+        if self.session is not None:
+            self.model_queue.enqueue([self._job(JobKind.PREDICT, case) for case in self.session.worklist()])
+
+    @Slot(object)
+    def use_model(self, checkpoint: Path) -> None:
+        """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
+        checkpoint = Path(checkpoint)
+
+        def chosen_or_bundled() -> ChosenModel:  # on the AI thread, which is where torch is imported
+            from pneumoviewer.model.inference import Predictor
+
+            predictor, problem = Predictor.chosen_or_default(checkpoint)
+            return ChosenModel(predictor, None if problem is None else str(problem))
+
+        self.model_checkpoint = checkpoint
+        self._restored_under = None  # every case is predicted again below
+        self.model_queue.use_model(chosen_or_bundled)
+        self.heatmaps.clear()
+        if self.current_id is not None:
+            self.sigHeatmap.emit(self.current_id, None)
+        for row in self.worklist_model.rows():
+            self.worklist_model.update_row(row.image_id, error=None)
+        self.sigAiState.emit(f"AI: loading {checkpoint.name}…", "")
+        self.model_queue.warm_up()
+        self.predict_all()
+        case = self._current_case()
+        if case is not None:  # the case on screen first
+            heatmap = [self._job(JobKind.HEATMAP, case)] if self.heatmaps_wanted else []
+            self.model_queue.prioritise([self._job(JobKind.PREDICT, case), *heatmap])
+
+    @Slot(str, object)
+    def _predicted(self, image_id: str, finding: AiFinding) -> None:
+        if self.session is None or self.worklist_model.row(image_id) is None:
+            return  # a result for a session that was closed meanwhile
+        self.findings.record_prediction(image_id, finding)
+        self.session.apply_prediction(image_id, finding.prediction, finding.model_key)
+
+    @Slot(str, object)
+    def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
+        self.heatmaps.put(image_id, heatmap)
+        self.sigHeatmap.emit(image_id, heatmap)
+
+    @Slot(str, str)
+    def _ai_job_failed(self, image_id: str, reason: str) -> None:
+        self.worklist_model.update_row(image_id, error=reason)
+        self.findings.record_failure(image_id, reason)
+        if image_id == self.current_id and self.session is not None:
+            self._update_info(self.session.case(image_id))
+            self.sigMessage.emit(f"AI could not process this image: {reason}", 10000)
+
+    @Slot(str, str)
+    def _model_ready(self, description: str, refused: str) -> None:
+        if not refused:
+            self.sigAiState.emit(f"AI: {description}", "")
+        else:  # the chosen model was refused and the bundled one took its place: a lasting red note
+            self.sigAiState.emit(f"AI: {description} (bundled; the chosen model was not used)", refused)
+            self._warn("Model not used", f"{refused}\nThe bundled model is used instead.")
+        if self._restored_under is not None and self.model_queue.model_key != self._restored_under:
+            self._restored_under = None  # the results reused at opening came from another model than this one
+            self.predict_all()
+        threshold = ((self.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
+        self.findings.presence_threshold = None if threshold is None else float(threshold)
+        self.findings.model_problem = None
+        self._refresh_current_findings()
+
+    @Slot(str)
+    def _model_failed(self, reason: str) -> None:
+        self.sigAiState.emit("AI unavailable", reason)
+        self.findings.model_problem = "no AI model (see the status bar)"
+        self._refresh_current_findings()
+        for row in self.worklist_model.rows():
+            if row.score is None:
+                self.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")
+        # No modal box: the red status-bar note (reason in its tooltip) stays while viewing and editing work.
+        self.sigMessage.emit(f"The AI model could not be loaded, so there will be no predictions: {reason}", 30000)
+
+    def _refresh_current_findings(self) -> None:
+        case = self._current_case()
+        if case is not None:
+            self._update_info(case)
+
+    @Slot(int, int, str)
+    def _ai_progress(self, done: int, total: int, text: str) -> None:
+        if self._task is None:  # a task's own progress comes first
+            self.sigProgress.emit(done, total, text)
+
+    @Slot(bool)
+    def _ai_running_changed(self, running: bool) -> None:
+        if not running:
+            self._refresh_busy()
+
+    # -- case changes (edits, statuses, AI) -----------------------------------------------------------
+    @Slot(object, object)
+    def _case_changed(self, case: Case, change: CaseChange) -> None:
+        from pneumoviewer.review.case import CaseChange
+
+        self.sigCaseChanged.emit(case, change)
+        if change is CaseChange.MASK:
+            self.findings.forget_mask(case.image_id)
+        if change is CaseChange.STATUS:
+            self._update_counter()
+        if case.image_id == self.current_id:
+            self._refresh_row(case)
+            self.sigFindingFields.emit(self.findings.finding_fields(case))
+        else:
+            # Other cases change in bulk (an import, the AI sweep): measuring each mask here, one after
+            # another, would hold up the window; their rows are refreshed a few milliseconds at a time.
+            self._stale_rows[case.image_id] = case
+            if not self._row_timer.isActive():
+                self._row_timer.start()
+
+    def _refresh_row(self, case: Case) -> None:
+        self.worklist_model.update_row(
+            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
+            ai_positive=self.findings.ai_positive(case),
+        )
+
+    def _refresh_stale_rows(self) -> None:
+        deadline = time.perf_counter() + _ROW_REFRESH_BUDGET_S
+        while self._stale_rows and time.perf_counter() < deadline:
+            self._refresh_row(self._stale_rows.pop(next(iter(self._stale_rows))))
+        if self._stale_rows:
+            self._row_timer.start()
+
+    def _update_counter(self) -> None:
+        self.sigCounter.emit(counter_text(self.session))
+
+    # -- annotation files in and out ------------------------------------------------------------------
+    def export_csv(self, path: Path, convention: RleConvention | None = None, scope: ExportScope | None = None) -> None:
+        """Write the cases' masks as a challenge-format CSV, in a worker (default: relative RLE, reviewed cases)."""
+        from pneumoviewer.io.rle import RleConvention
+        from pneumoviewer.review.export import ExportScope, export_csv
+
+        if self.session is not None:
+            self._run_task(Worker(export_csv, list(self.session.cases), Path(path),
+                                  convention or RleConvention.RELATIVE, scope or ExportScope.REVIEWED,
+                                  pass_cancel=True, progress_text="Exporting CSV"))
+
+    def export_pngs(self, folder: Path, scope: ExportScope | None = None) -> None:
+        """One PNG mask per case, in a worker (default: the reviewed cases)."""
+        from pneumoviewer.review.export import ExportScope, export_pngs
+
+        if self.session is not None:
+            self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope or ExportScope.REVIEWED,
+                                  pass_cancel=True, progress_text="Exporting PNG masks"))
+
+    def import_csv(self, path: Path, convention: RleConvention | None = None) -> None:
+        """Load a challenge-format CSV as the editable masks, in a worker (default: relative RLE)."""
+        from pneumoviewer.io.rle import RleConvention
+
+        if self.session is None:
+            return
+        worker = Worker(self.session.import_annotations, Path(path), convention or RleConvention.RELATIVE,
+                        progress_text="Importing annotations")
+        # The import writes masks on its own thread: an edit or an Accept at the same time could
+        # interleave with it on the same case, so they wait until it is done (a second or two).
+        self.importing = True
+        self.sigReadOnly.emit(True)
+        worker.sigDone.connect(self._import_ended)
+        self._run_task(worker)
+
+    @Slot()
+    def _import_ended(self) -> None:
+        self.importing = False
+        self.sigReadOnly.emit(False)
+
+    # -- background work ------------------------------------------------------------------------------
+    def _run_task(self, worker: Worker) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._task = worker
+        worker.sigProgress.connect(self.sigProgress)
+        worker.sigFinished.connect(self._task_done)
+        worker.sigErrored.connect(self._task_failed)
+        worker.sigAborted.connect(self._task_aborted)
+        worker.sigDone.connect(self._task_ended)
+        self.sigProgress.emit(0, 0, "Working…")
+        self.pool.start(worker)
+
+    @Slot(object)
+    def _task_done(self, result: Any) -> None:
+        summary = getattr(result, "path", None)
+        if hasattr(result, "images"):
+            self.sigMessage.emit(f"Exported {result.images} images ({result.positive} with lesions) to {summary}", 0)
+        elif hasattr(result, "unknown_ids"):
+            self.sigMessage.emit(
+                f"Imported {result.positive} masks and {result.negative} negatives from {summary}"
+                + (f"; {len(result.unknown_ids)} ids not in this folder" if result.unknown_ids else ""), 0
+            )
+        self.sigTaskFinished.emit(result)
+
+    @Slot(object)
+    def _task_failed(self, error: Exception) -> None:
+        self._warn("That did not work", str(error))
+
+    @Slot()
+    def _task_aborted(self) -> None:
+        self.sigMessage.emit("Cancelled", 5000)
+
+    @Slot()
+    def _task_ended(self) -> None:
+        if self.sender() is self._task:
+            self._task = None
+        self._refresh_busy()
+
+    def _refresh_busy(self) -> None:
+        if self._task is None and not self.model_queue.running:
+            self.sigIdle.emit()
+
+    @Slot()
+    def cancel_work(self) -> None:
+        self.model_queue.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _warn(self, title: str, text: str) -> None:
+        self.sigMessage.emit(f"{title}: {text.splitlines()[0] if text else ''}", 15000)
+        self.sigWarning.emit(title, text)

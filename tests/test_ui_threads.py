@@ -1,0 +1,139 @@
+"""Threads in the real window: workers never touch a widget, and torch is never imported on the GUI thread."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ui_driver  # tests/ui_driver.py
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from ui_driver import WAIT_MS, open_and_wait, paint
+
+from pneumoviewer.review import autosave
+from pneumoviewer.review.case import ReviewStatus
+
+make_window = ui_driver.make_window  # fixtures
+study_folder = ui_driver.study_folder
+
+
+def test_an_import_onto_a_full_disk_says_so_in_the_window_and_loses_no_file(
+    qtbot, make_window, study_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, study_folder)
+    session = window.controller.session
+    edited = session.case(window.controller.current_id)
+    QTest.keyClick(window, Qt.Key.Key_B)
+    paint(window, 300, (300, 400))  # saved while there is room
+    saved_file = session.store.mask_path(edited.image_id)
+    saved_bytes = saved_file.read_bytes()
+    other = next(case for case in session.cases if case is not edited)
+    csv_file = tmp_path / "reference.csv"
+    csv_file.write_text(f"ImageId,EncodedPixels\n{edited.image_id},{1024 * 100 + 100} 50\n"
+                        f"{other.image_id},{1024 * 200 + 200} 30\n")
+
+    def disk_full(path, text, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(autosave, "atomic_write_text", disk_full)
+    failure_threads: list[threading.Thread] = []
+    session.save_failed.connect(lambda error: failure_threads.append(threading.current_thread()))
+    messages: list[tuple[str, threading.Thread]] = []
+    show_message = window.status.showMessage
+
+    def recording_show_message(text, *args):
+        messages.append((text, threading.current_thread()))
+        show_message(text, *args)
+
+    monkeypatch.setattr(window.status, "showMessage", recording_show_message)
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
+        window.controller.import_csv(csv_file)
+    # The status bar said so (the import's own summary may follow it a moment later).
+    qtbot.waitUntil(lambda: any("Autosave failed" in text and "disk is full" in text for text, _ in messages),
+                    timeout=WAIT_MS)
+
+    # Reported on the import's thread (and again on the GUI thread when a later change retries the save)...
+    assert any(thread is not threading.main_thread() for thread in failure_threads)
+    assert {thread for _, thread in messages} == {threading.main_thread()}  # but drawn on the GUI thread
+    assert int(edited.mask.sum()) == 50 and int(other.mask.sum()) == 30  # the import is kept in memory
+    assert saved_file.read_bytes() == saved_bytes  # the saved mask is whole, not half-overwritten
+    assert session.has_unsaved_changes
+
+    monkeypatch.undo()  # room again: the next change saves what was pending
+    QTest.keyClick(window, Qt.Key.Key_A)
+    assert edited.status is ReviewStatus.ACCEPTED and not session.has_unsaved_changes
+    saved = session.store.load_mask(other.image_id, other.shape)
+    assert saved is not None and np.array_equal(saved, other.mask)
+
+
+_OPEN_AND_PREDICT = textwrap.dedent("""
+    import importlib.abc, json, sys, threading
+    from pathlib import Path
+
+    first_import = {}
+    WATCHED = ("torch", "pneumoviewer.model.inference")
+
+    class Watch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in WATCHED and name not in first_import:
+                first_import[name] = threading.current_thread() is threading.main_thread()
+            return None
+
+    sys.meta_path.insert(0, Watch())
+    from PySide6.QtCore import QTimer
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.main_window import MainWindow
+
+    checkpoint, folder, data = (Path(arg) for arg in sys.argv[1:4])
+
+    def load():  # on the AI thread
+        from pneumoviewer.model.inference import Predictor
+        return Predictor.cached(checkpoint)
+
+    app = application()
+    window = MainWindow(load, data, checkpoint)
+    window.setProperty("quiet", True)
+    window.controller.use_model(checkpoint)  # the menu's "use another model", before anything loaded
+    window.show()
+    window.controller.open_paths([folder])
+
+    def check():
+        rows = window.worklist_model.rows()
+        if rows and all(row.score is not None for row in rows):
+            print("RESULT", json.dumps({"rows": len(rows), "on_gui_thread": first_import}), flush=True)
+            window.close()
+            app.quit()
+        else:
+            QTimer.singleShot(50, check)
+
+    QTimer.singleShot(50, check)
+    QTimer.singleShot(120_000, app.quit)
+    app.exec()
+""")
+
+
+def test_torch_is_first_imported_on_the_ai_thread_never_on_the_gui_thread(
+    random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A fresh process (this one has torch already) opens the demo studies and predicts them all."""
+    from pneumoviewer.paths import demo_dir
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"))
+    finished = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_PREDICT, str(random_checkpoint), str(demo_dir()), str(tmp_path / "data")],
+        capture_output=True, text=True, env=env, timeout=180, check=False,
+    )
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, finished.stdout + finished.stderr
+    result = json.loads(lines[0].removeprefix("RESULT "))
+    assert result["rows"] == 6
+    assert result["on_gui_thread"] == {"torch": False, "pneumoviewer.model.inference": False}

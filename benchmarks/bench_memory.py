@@ -98,13 +98,13 @@ def run(folder: Path, work: Path, model: Path | None, ai: bool) -> list[Figure]:
     window.setProperty("quiet", True)
     window.resize(1600, 1000)
     window.show()
-    wait_until(lambda: window.model_queue.model_card is not None or window.model_queue.model_error is not None, 300)
+    wait_until(lambda: window.controller.model_queue.model_card is not None or window.controller.model_queue.model_error is not None, 300)
     print(f"AI: {window.status.ai_label.text()}")
     before = rss_mb()
     started = time.perf_counter()
-    window.open_paths([folder])
-    wait_until(lambda: window.session is not None and window.worklist_model.rowCount() > 0, 300)
-    cases = list(window.session.cases)
+    window.controller.open_paths([folder])
+    wait_until(lambda: window.controller.session is not None and window.worklist_model.rowCount() > 0, 300)
+    cases = list(window.controller.session.cases)
     print(f"{len(cases)} cases indexed in {time.perf_counter() - started:.1f} s; RSS {rss_mb():.0f} MB "
           f"(before opening {before:.0f} MB)")
     samples: list[tuple[int, float, int]] = []
@@ -132,7 +132,7 @@ def run(folder: Path, work: Path, model: Path | None, ai: bool) -> list[Figure]:
     print(f"after the AI sweep: {scored} of {len(cases)} scored, RSS {after_ai:.0f} MB")
     first = samples[min(1, len(samples) - 1)]
     print(f"growth from {first[0]} to {samples[-1][0]} images shown: {samples[-1][1] - first[1]:+.0f} MB")
-    print(f"caches at the end: {len(window._images)} decoded images, {len(window._heatmaps)} heatmaps; "
+    print(f"caches at the end: {len(window.controller.images)} decoded images, {len(window.controller.heatmaps)} heatmaps; "
           f"packed AI masks of all cases {packed_ai_masks:.1f} MB")
     print(f"peak RSS over {len(cases)} images: {peak_rss_mb():.0f} MB")
     window.close()

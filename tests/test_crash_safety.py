@@ -163,24 +163,24 @@ def test_in_the_app_a_failed_export_or_autosave_is_a_message_naming_the_file(
 ) -> None:
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    window.set_status(ReviewStatus.REJECTED)
+    window.controller.set_status(ReviewStatus.REJECTED)
     target = tmp_path / "annotations.csv"
     target.write_text("ImageId,EncodedPixels\nprevious,-1\n")
     disk_full_at_fsync(monkeypatch)
 
-    window.export_csv(target)
+    window.controller.export_csv(target)
     qtbot.waitUntil(lambda: "did not work" in window.status.currentMessage(), timeout=WAIT_MS)
     message = window.status.currentMessage()
     assert str(target) in message and "the disk is full" in message
     assert target.read_text() == "ImageId,EncodedPixels\nprevious,-1\n"
 
-    case = window.session.case(window.current_id)
+    case = window.controller.session.case(window.controller.current_id)
     case.editor.begin_stroke()
     case.editor.paint([300, 340], [300, 320], 8)
     case.editor.end_stroke()
     message = window.status.currentMessage()
     assert message.startswith("Autosave failed: ") and "the disk is full" in message
-    assert str(window.session.store.directory) in message
+    assert str(window.controller.session.store.directory) in message
     monkeypatch.undo()
     assert "Traceback" not in "".join(capfd.readouterr())
 
@@ -213,9 +213,9 @@ _WORKING_APP = textwrap.dedent("""
 
     def work():
         global step
-        cases = window.session.cases
+        cases = window.controller.session.cases
         case = cases[step % len(cases)]
-        window.show_case(case.image_id)
+        window.controller.show_case(case.image_id)
         kind = step % 5
         if kind in (0, 1):
             stroke(case, True)
@@ -224,14 +224,14 @@ _WORKING_APP = textwrap.dedent("""
         elif kind == 3 and case.editor.can_undo:
             case.editor.undo()
         else:
-            window.set_status([ReviewStatus.REJECTED, ReviewStatus.ACCEPTED][step // 5 % 2])
+            window.controller.set_status([ReviewStatus.REJECTED, ReviewStatus.ACCEPTED][step // 5 % 2])
         state = {c.image_id: [c.status.value, encode(c.mask) if c.mask is not None else "-1"] for c in cases}
         print("DONE", step, case.image_id, json.dumps(state), flush=True)
         step += 1
         QTimer.singleShot(0, work)
 
-    window.sigSessionOpened.connect(lambda: QTimer.singleShot(0, work))
-    window.open_paths([folder])
+    window.controller.sigSessionOpened.connect(lambda: QTimer.singleShot(0, work))
+    window.controller.open_paths([folder])
     app.exec()
 """)
 
@@ -264,10 +264,10 @@ def test_every_completed_stroke_and_status_survives_a_sigkill_mid_work(
 
     window = make_window()
     open_and_wait(qtbot, window, study_folder)
-    assert window.session.restore_problems == []
+    assert window.controller.session.restore_problems == []
     restored = 0
     for image_id, (status, rle) in last_state.items():
-        case = window.session.case(image_id)
+        case = window.controller.session.case(image_id)
         if image_id == next_case:
             continue
         assert case.status.value == status, image_id

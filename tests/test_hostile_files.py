@@ -164,16 +164,16 @@ def test_a_folder_of_hostile_files_opens_in_the_app(qtbot, make_window, corpus: 
         shutil.copyfile(source, target)
     scan = scan_folder(folder)
     window = make_window()
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
-        window.open_paths([folder])
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
+        window.controller.open_paths([folder])
     listed = [window.panels.unreadable_list.item(row).toolTip()  # the text itself has wrap points
               for row in range(window.panels.unreadable_list.count())]
     # Every file the scan refuses is listed with its reason; copies of one image are listed once each.
     assert sorted(line for line in listed if "(shown once)" not in line) == sorted(map(str, scan.unreadable))
-    assert len(listed) == len(scan.unreadable) + len(window.session.duplicates)
+    assert len(listed) == len(scan.unreadable) + len(window.controller.session.duplicates)
     assert len(scan.unreadable) >= 200
     good_ids = [read_header(path).sop_instance_uid for path in good]
-    assert {case.image_id for case in window.session.cases} >= set(good_ids)
+    assert {case.image_id for case in window.controller.session.cases} >= set(good_ids)
 
     # The AI sweep passes every case: a result or a reason, never a stall.
     qtbot.waitUntil(lambda: all(row.score is not None or row.error for row in window.worklist_model.rows()),
@@ -183,7 +183,7 @@ def test_a_folder_of_hostile_files_opens_in_the_app(qtbot, make_window, corpus: 
         window.worklist.selectRow(row)
         qtbot.waitUntil(lambda image_id=image_id: window.case_view.image_id_on_canvas == image_id, timeout=WAIT_MS)
         assert window.worklist_model.row(image_id).score is not None
-    damaged = next(case for case in window.session.cases if bounded(lambda case=case: load_dicom(case.path))[1])
+    damaged = next(case for case in window.controller.session.cases if bounded(lambda case=case: load_dicom(case.path))[1])
     window.worklist.selectRow(window.worklist_filter.proxy_row_of(damaged.image_id))
     qtbot.waitUntil(lambda: "cannot be shown" in window.case_view.placeholder.text(), timeout=WAIT_MS)
     assert str(damaged.path.name) in window.case_view.placeholder.text()

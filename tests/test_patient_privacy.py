@@ -77,32 +77,32 @@ def test_a_whole_review_leaves_no_patient_identity_anywhere(
     assert len(leaks(files_text(identified_folder))) == len(IDENTIFIERS) - 1  # the search finds them where they are
     caplog.set_level(logging.DEBUG)
     window = make_window()
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):  # its first case cannot be shown
-        window.open_paths([identified_folder])
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):  # its first case cannot be shown
+        window.controller.open_paths([identified_folder])
     qtbot.waitUntil(lambda: all(row.score is not None or row.error for row in window.worklist_model.rows()),
                     timeout=WAIT_MS)
     shown = window_text(window)
     assert window.panels.unreadable_list.count() == 1  # the file cut inside the name: listed, by file name only
-    window.actions["toggle_heatmap"].setChecked(True)
+    window.actions_by_name["toggle_heatmap"].setChecked(True)
     for row in range(window.worklist_filter.rowCount()):
         window.worklist.selectRow(row)
         image_id = window.worklist_filter.image_id_at(row)
-        qtbot.waitUntil(lambda image_id=image_id: window.current_id == image_id, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda image_id=image_id: window.controller.current_id == image_id, timeout=WAIT_MS)
         qtbot.wait(200)  # the image (or why it cannot be shown) and the Grad-CAM arrive
         shown += window_text(window) + window.case_view.placeholder.text()
-        case = window.session.case(image_id)
+        case = window.controller.session.case(image_id)
         case.editor.begin_stroke()
         case.editor.paint([200, 260], [300, 320], 10)
         case.editor.end_stroke()
-        window.set_status(ReviewStatus.ACCEPTED if row % 2 else ReviewStatus.REJECTED)
+        window.controller.set_status(ReviewStatus.ACCEPTED if row % 2 else ReviewStatus.REJECTED)
     exports = tmp_path / "exports"
     exports.mkdir()
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
-        window.export_csv(exports / "annotations.csv", RleConvention.ABSOLUTE)
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
-        window.export_pngs(exports / "masks")
-    with qtbot.waitSignal(window.sigTaskFinished, timeout=WAIT_MS):
-        window.import_csv(exports / "annotations.csv", RleConvention.ABSOLUTE)
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
+        window.controller.export_csv(exports / "annotations.csv", RleConvention.ABSOLUTE)
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
+        window.controller.export_pngs(exports / "masks")
+    with qtbot.waitSignal(window.controller.sigTaskFinished, timeout=WAIT_MS):
+        window.controller.import_csv(exports / "annotations.csv", RleConvention.ABSOLUTE)
     shown += window_text(window)
     window.close()
 

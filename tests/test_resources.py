@@ -15,10 +15,10 @@ import ui_driver  # tests/ui_driver.py
 from ui_driver import WAIT_MS
 
 from pneumoviewer.review.case import Case
-from pneumoviewer.ui.main_window import _HEATMAP_CACHE, _IMAGE_CACHE
+from pneumoviewer.ui.controller import HEATMAP_CACHE_SIZE, IMAGE_CACHE_SIZE
 
 make_window = ui_driver.make_window  # fixture
-CASES = _HEATMAP_CACHE + 4
+CASES = HEATMAP_CACHE_SIZE + 4
 
 
 @pytest.fixture
@@ -34,19 +34,19 @@ def test_stepping_through_a_folder_keeps_at_most_a_few_decoded_images_and_heatma
     qtbot, make_window, large_folder: Path
 ) -> None:
     window = make_window()
-    window.actions["toggle_heatmap"].setChecked(True)
-    with qtbot.waitSignal(window.sigSessionOpened, timeout=WAIT_MS):
-        window.open_paths([large_folder])
+    window.actions_by_name["toggle_heatmap"].setChecked(True)
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
+        window.controller.open_paths([large_folder])
     most_images = most_heatmaps = 0
-    for case in list(window.session.cases):
+    for case in list(window.controller.session.cases):
         window.worklist.selectRow(window.worklist_filter.proxy_row_of(case.image_id))
         qtbot.waitUntil(lambda case=case: window.case_view.image_id_on_canvas == case.image_id, timeout=WAIT_MS)
-        qtbot.waitUntil(lambda case=case: case.image_id in window._heatmaps, timeout=WAIT_MS)
-        most_images = max(most_images, len(window._images))
-        most_heatmaps = max(most_heatmaps, len(window._heatmaps))
-    assert most_images == _IMAGE_CACHE and most_heatmaps == _HEATMAP_CACHE  # full, never more
+        qtbot.waitUntil(lambda case=case: case.image_id in window.controller.heatmaps, timeout=WAIT_MS)
+        most_images = max(most_images, len(window.controller.images))
+        most_heatmaps = max(most_heatmaps, len(window.controller.heatmaps))
+    assert most_images == IMAGE_CACHE_SIZE and most_heatmaps == HEATMAP_CACHE_SIZE  # full, never more
     # The most recent ones are kept; going back to one of them needs no decoding.
-    assert list(window._images)[-1] == window.current_id
+    assert list(window.controller.images)[-1] == window.controller.current_id
 
 
 def test_a_case_keeps_its_ai_mask_in_a_few_bytes_and_gives_it_back_exactly() -> None:

@@ -93,11 +93,11 @@ def test_the_app_reviews_without_ai_when_its_model_is_hostile(
     hostile, _ = models["pickle payload, torch zip"]
     window = make_window(lambda: Predictor.cached(hostile))
     open_and_wait(qtbot, window, study_folder)
-    qtbot.waitUntil(lambda: window.model_queue.model_error is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.controller.model_queue.model_error is not None, timeout=WAIT_MS)
     assert str(hostile) in window.status.ai_label.toolTip() and "refused" in window.status.ai_label.toolTip()
     assert not (tmp_path / "marker").exists()
     QTest.keyClick(window, Qt.Key.Key_R)  # reviewing goes on
-    assert window.session.case(window.current_id).status is ReviewStatus.REJECTED
+    assert window.controller.session.case(window.controller.current_id).status is ReviewStatus.REJECTED
 
 
 def test_a_chosen_model_that_cannot_be_used_gives_way_to_the_bundled_one(
@@ -111,11 +111,11 @@ def test_a_chosen_model_that_cannot_be_used_gives_way_to_the_bundled_one(
     open_and_wait(qtbot, window, study_folder)  # a model chosen while the first one still loads counts too
     for name in ("pickle payload, torch zip", "truncated safetensors"):
         chosen, reason = models[name]
-        with qtbot.waitSignal(window.model_queue.sigPredicted, timeout=WAIT_MS):  # the AI goes on, bundled
-            window.use_model(chosen)
+        with qtbot.waitSignal(window.controller.model_queue.sigPredicted, timeout=WAIT_MS):  # the AI goes on, bundled
+            window.controller.use_model(chosen)
         qtbot.waitUntil(lambda chosen=chosen: str(chosen) in window.status.ai_label.toolTip(), timeout=WAIT_MS)
         assert window.status.ai_label.toolTip().startswith(f"{chosen}: ") and reason in window.status.ai_label.toolTip()
         assert window.status.ai_label.text().startswith(f"AI: {random_checkpoint.name}")
         assert "the chosen model was not used" in window.status.ai_label.text()
-        assert window.model_queue.model_error is None
+        assert window.controller.model_queue.model_error is None
     assert not (tmp_path / "marker").exists()

@@ -6,20 +6,17 @@ functions, on the worker that first needs it, so the window paints before any of
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pneumoviewer.errors import ProgressCallback
+
 if TYPE_CHECKING:
-    from pneumoviewer.io.dicom import DicomImage, DicomMetadata
+    from pneumoviewer.io.dicom import DicomImage
     from pneumoviewer.review.case import LesionStats
-    from pneumoviewer.review.opening import OpenedStudies
+    from pneumoviewer.review.opening import FoundCallback, OpenedStudies
     from pneumoviewer.review.session import ReviewSession
-
-ProgressCallback = Callable[[int, int], None]
-FoundCallback = Callable[["DicomMetadata"], None]  # each header as it is read (called on the worker thread)
-
 
 @dataclass(frozen=True)
 class RestoredPredictions:

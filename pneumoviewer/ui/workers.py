@@ -15,6 +15,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
+from pneumoviewer.errors import Cancelled
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -24,10 +26,6 @@ class Progress:
     total: int
     description: str = ""
     result: Any = None
-
-
-class WorkerCancelled(Exception):
-    """Raised inside a worker's function (by `check_cancelled`) to stop early."""
 
 
 class Worker(QObject, QRunnable):
@@ -54,7 +52,7 @@ class Worker(QObject, QRunnable):
 
         `pass_cancel=True` adds a `cancel` keyword: a callable that turns True once cancelled.
         `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>";
-        after a cancel, calling it raises `WorkerCancelled` (so a folder scan stops at the next file).
+        after a cancel, calling it raises `errors.Cancelled` (so a folder scan stops at the next file).
         `batch_keyword` adds that keyword: a callable taking one item at a time; the items reach
         `sigYielded` as lists, collected by the GUI thread every BATCH_MS (one queued signal per file
         would flood the event loop; a slow next file must not hold back the ones already read), the
@@ -108,24 +106,24 @@ class Worker(QObject, QRunnable):
 
     def check_cancelled(self) -> None:
         if self._cancel_event.is_set():
-            raise WorkerCancelled
+            raise Cancelled("cancelled")
 
     def run(self) -> None:  # runs on a pool thread
         self.sigStarted.emit()
         try:
             if self._cancel_event.is_set():
-                raise WorkerCancelled
+                raise Cancelled("cancelled")
             if inspect.isgeneratorfunction(self._function):
                 result = self._run_generator(self._function(*self._args, **self._kwargs))
             else:
                 result = self._function(*self._args, **self._kwargs)
             if self._cancel_event.is_set():
-                raise WorkerCancelled
-        except WorkerCancelled:
+                raise Cancelled("cancelled")
+        except Cancelled:
             self.sigAborted.emit()
         except Exception as error:  # noqa: BLE001 - every failure must reach the user, not the void
             if self._cancel_event.is_set():
-                self.sigAborted.emit()  # the callee's own cancel exception (Cancelled, ExportCancelled)
+                self.sigAborted.emit()  # cancelled, and the callee stopped in its own way
             else:
                 self.sigErrored.emit(error)
         else:
@@ -145,7 +143,7 @@ class Worker(QObject, QRunnable):
                     self.sigYielded.emit(step.result)
             if self._cancel_event.is_set():
                 steps.close()
-                raise WorkerCancelled
+                raise Cancelled("cancelled")
 
 
 class WorkerPool(QObject):

@@ -62,31 +62,32 @@ def main() -> int:
     window = MainWindow(**kwargs)
     window.resize(width, height)
     window.show()
-    window.open_paths([demo_dir()])
-    wait_until(lambda: window.session is not None)
+    window.controller.open_paths([demo_dir()])
+    wait_until(lambda: window.controller.session is not None)
     wait_until(lambda: all(row.score is not None or row.error for row in window.worklist_model.rows()))
     imported = []
-    window.sigTaskFinished.connect(imported.append)
-    window.import_csv(demo_dir() / "ground-truth-rle.csv")
+    window.controller.sigTaskFinished.connect(imported.append)
+    window.controller.import_csv(demo_dir() / "ground-truth-rle.csv")
     wait_until(lambda: bool(imported))  # every mask, not just the first (the import runs in a worker)
-    positives = [case for case in window.session.cases if case.has_mask_pixels]
+    positives = [case for case in window.controller.session.cases if case.has_mask_pixels]
     # A true positive the AI marks, highest score first (else the best-scored reference positive).
     shown = max(positives, key=lambda case: (bool(case.ai_lesions() and case.ai_lesions().area_px),
                                              case.ai_score or 0.0, case.lesions().area_px))
     window.worklist_model.resort()
-    window._select_proxy_row(window.worklist_filter.proxy_row_of(shown.image_id))
+    window.controller.reader_acted()  # as a click would: the screen stops following the top of the list
+    window.controller.show_case(shown.image_id)
     wait_until(lambda: window.case_view.image_id_on_canvas == shown.image_id)
-    window.actions["toggle_heatmap"].setChecked(True)
+    window.actions_by_name["toggle_heatmap"].setChecked(True)
     wait_until(lambda: window.canvas.heatmap_item.image is not None)
     settle()
     window.grab().save(str(args.out / "main-window.png"))
     ai = shown.ai_lesions()
     print(f"main-window.png: {shown.display_id} (AI score {shown.ai_score:.3f}, AI mask {ai.area_px if ai else 0} px)")
 
-    for case, status in zip(window.session.worklist()[:3], (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED,
-                                                              ReviewStatus.REJECTED)):
-        window.session.set_status(case.image_id, status)
-    window.actions["toggle_heatmap"].setChecked(False)
+    for case, status in zip(window.controller.session.worklist()[:3], (ReviewStatus.ACCEPTED,
+            ReviewStatus.CORRECTED, ReviewStatus.REJECTED), strict=False):
+        window.controller.session.set_status(case.image_id, status)
+    window.actions_by_name["toggle_heatmap"].setChecked(False)
     settle()
     window.grab().save(str(args.out / "worklist-review.png"))
     print("worklist-review.png")

@@ -13,6 +13,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+# The verified ImageNet encoder weights beside the data (tests that need them skip without them).
+IMAGENET_WEIGHTS = REPO_ROOT.parent / "shared" / "weights" / "mobilenet_v2-imagenet.safetensors"
 
 
 @pytest.fixture(scope="session")

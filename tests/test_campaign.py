@@ -14,8 +14,6 @@ import pytest
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.training import campaign
 
-IMAGENET_WEIGHTS = Path("/work/shared/weights/mobilenet_v2-imagenet.safetensors")
-
 
 def _write_protocol(path: Path, labels: Path, images: Path, epochs: int = 1) -> Path:
     path.write_text(f'''

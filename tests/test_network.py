@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import IMAGENET_WEIGHTS
 from torch import nn
 
 from pneumoviewer.model.network import (
@@ -15,8 +14,6 @@ from pneumoviewer.model.network import (
     load_imagenet_encoder,
     select_device,
 )
-
-IMAGENET_WEIGHTS = Path("/work/shared/weights/mobilenet_v2-imagenet.safetensors")
 
 
 def test_forward_returns_mask_and_presence_logits() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import IMAGENET_WEIGHTS
 
 from pneumoviewer.cli import main
 from pneumoviewer.errors import FileProblem
@@ -27,7 +28,6 @@ from pneumoviewer.training.train import (
     train,
 )
 
-IMAGENET_WEIGHTS = Path("/work/shared/weights/mobilenet_v2-imagenet.safetensors")
 SPEC_64 = InputSpec.from_card(ModelCard(network=NetworkConfig(input_size=64)))
 
 

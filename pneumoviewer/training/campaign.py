@@ -64,12 +64,13 @@ def default_root() -> Path:
 def read_protocol(path: Path) -> list[Run]:
     """The runs of a protocol file: `[paths]` placeholders, `[defaults] args`, then `[[run]]` tables in order.
 
-    `{name}` in paths (`{data}`, `{weights}`, ...) are filled in every argument; the defaults' args
-    come first, so a run's own args can override them (argparse keeps the last value).
+    `{name}` in paths (`{data}`, `{weights}`, ...) are filled in every argument; a relative path is
+    relative to the repository root (`../shared/data` beside the checkout). The defaults' args come
+    first, so a run's own args can override them (argparse keeps the last value).
     """
     with open(path, "rb") as stream:
         protocol = tomllib.load(stream)
-    paths = {key: str(value) for key, value in protocol.get("paths", {}).items()}
+    paths = {key: str((REPO_ROOT / str(value)).resolve()) for key, value in protocol.get("paths", {}).items()}
     defaults = list(protocol.get("defaults", {}).get("args", []))
     runs = []
     for table in protocol.get("run", []):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
@@ -29,6 +29,9 @@ from pydicom.uid import JPEGBaseline8Bit
 
 from pneumoviewer.errors import FileProblem, ProgressCallback
 
+if TYPE_CHECKING:
+    from pneumoviewer.io.header_index import HeaderIndex
+
 # The largest single radiographs (full-field mammography, long-leg stitches) are around
 # 25 megapixels; anything beyond these limits is a damaged or hostile header.
 MAX_SIDE = 12_000
@@ -38,7 +41,7 @@ MAX_PIXELS = 40_000_000
 # min/max would waste the grey range; 0.5 % / 99.5 % ignore those few pixels but keep the
 # whole lung field, bones and mediastinum visible.
 WINDOW_PERCENTILES = (0.5, 99.5)
-_GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+GREYSCALE = ("MONOCHROME1", "MONOCHROME2")  # the photometric interpretations shown
 _COLOUR = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK")
 _DICOM_MARKER_OFFSET = 128
 _WARNINGS_LOCK = threading.Lock()
@@ -125,6 +128,7 @@ def scan_folder(
     folder: str | os.PathLike[str],
     progress: ProgressCallback | None = None,
     found: Callable[[DicomMetadata], None] | None = None,
+    index: HeaderIndex | None = None,
 ) -> FolderScan:
     """Headers of every DICOM image under `folder` (recursive, sorted by path).
 
@@ -133,7 +137,9 @@ def scan_folder(
     `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
     called after each file; an exception it raises (a cancel) stops the scan and propagates.
     `found(metadata)` is called with each header as soon as it is read (a window lists the
-    studies of a large folder while the scan goes on).
+    studies of a large folder while the scan goes on). With an `index` (`header_index`),
+    a file unchanged since it was read before is not parsed again, and each file read is
+    added to it.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -141,16 +147,18 @@ def scan_folder(
     candidates, unlistable = _visible_files(folder)
     scan = FolderScan(unreadable=unlistable)
     for done, path in enumerate(candidates, start=1):
-        if is_dicom_file(path):
+        header = index.lookup(path) if index is not None else None
+        if header is None and is_dicom_file(path):
             try:
-                scan.images.append(read_header(path))
+                header = read_header(path) if index is None else index.read(path)
             except DicomError as error:
                 scan.unreadable.append(error)
-            else:
-                if found is not None:
-                    found(scan.images[-1])
-        elif path.suffix.lower() == ".dcm":
+        elif header is None and path.suffix.lower() == ".dcm":
             scan.unreadable.append(DicomError(path, _not_dicom_reason(path)))
+        if header is not None:
+            scan.images.append(header)
+            if found is not None:
+                found(header)
         if progress is not None:
             progress(done, len(candidates))
     return scan
@@ -317,7 +325,7 @@ def _check_image_header(path: Path, dataset: Dataset) -> None:
             path, f"is a colour image ({photometric or 'unknown'}, {samples} samples per pixel); "
             "only greyscale radiographs are supported"
         )
-    if photometric not in _GREYSCALE:
+    if photometric not in GREYSCALE:
         raise DicomError(path, f"has an unknown photometric interpretation ({photometric[:40]!r})")
     bits_allocated, bits_stored = dataset.get("BitsAllocated"), dataset.get("BitsStored")
     if bits_allocated is None or bits_stored is None:

@@ -6,7 +6,9 @@ that case's mask changes; removed when it becomes empty). These writes are atomi
 fsync + rename), so a crash or SIGKILL at any moment leaves the previous or the new file, never
 half of one; a full disk or a read-only folder raises `SessionSaveError` and keeps the previous
 file. `predictions.jsonl` keeps the AI results apart from the reviewer's work: it is appended to,
-and each line is checked when read (see `prediction_store`).
+and each line is checked when read (see `prediction_store`). `headers.index` keeps the headers of
+the folder's files as last read, so an unchanged folder reopens without parsing them again (see
+`io.header_index`); it is only a cache: lost or damaged, the files are read again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class SessionStore:
         self.index_path = self.directory / "index.json"
         self.masks_dir = self.directory / "masks"
         self.predictions = PredictionJournal(self.directory / JOURNAL_NAME)
+        self.headers_path = self.directory / "headers.index"
 
     def mask_path(self, image_id: str) -> Path:
         if _SAFE_NAME.match(image_id) and image_id not in (".", ".."):

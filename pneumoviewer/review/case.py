@@ -64,10 +64,16 @@ class LesionStats:
 
 def lesion_stats(mask: np.ndarray | None, pixel_spacing_mm: tuple[float, float] | None) -> LesionStats:
     """Lesion count and area; the area in mm² is pixels × row spacing × column spacing."""
-    if mask is None or not mask.any():
+    rows = np.flatnonzero(mask.any(axis=1)) if mask is not None and mask.size else np.zeros(0, dtype=np.intp)
+    if mask is None or not rows.size:
         return LesionStats(0, 0, None if pixel_spacing_mm is None else 0.0)
-    area_px = int(np.count_nonzero(mask))
-    count = int(label(mask, connectivity=2, return_num=True)[1])
+    # Labelled within the box around the lesions, the same regions as in the whole image (all else
+    # is background) at a fraction of the cost: a small lesion on a 1024² film, 0.1 ms instead of 3.
+    band = mask[rows[0] : rows[-1] + 1]
+    columns = np.flatnonzero(band.any(axis=0))
+    box = band[:, columns[0] : columns[-1] + 1]
+    area_px = int(np.count_nonzero(box))
+    count = int(label(box, connectivity=2, return_num=True)[1])
     area_mm2 = None
     if pixel_spacing_mm is not None:
         area_mm2 = area_px * float(pixel_spacing_mm[0]) * float(pixel_spacing_mm[1])
@@ -128,10 +134,16 @@ class Case:
         mask = np.zeros(self.shape, dtype=bool)
         if self._ai_box is not None:
             row0, row1, col0, col1 = self._ai_box
-            box_shape = (row1 - row0, col1 - col0)
-            mask[row0:row1, col0:col1] = np.unpackbits(self._ai_bits, count=box_shape[0] * box_shape[1]).view(
-                bool).reshape(box_shape)
+            mask[row0:row1, col0:col1] = self._ai_box_pixels()
         return mask
+
+    def _ai_box_pixels(self) -> np.ndarray:
+        """The AI mask within its box (0x0 without a finding)."""
+        if self._ai_box is None or self._ai_bits is None:
+            return np.zeros((0, 0), dtype=bool)
+        row0, row1, col0, col1 = self._ai_box
+        box_shape = (row1 - row0, col1 - col0)
+        return np.unpackbits(self._ai_bits, count=box_shape[0] * box_shape[1]).view(bool).reshape(box_shape)
 
     def set_ai_result(self, score: float, mask: np.ndarray, positive: bool) -> None:
         """Store (or replace) the AI score, mask and call (`Prediction.positive`); edits and their history stay."""
@@ -150,7 +162,8 @@ class Case:
         self.changed.emit(self, CaseChange.AI)
 
     def ai_lesions(self) -> LesionStats | None:
-        return None if self._ai_bits is None else lesion_stats(self.ai_mask, self.pixel_spacing_mm)
+        """The AI mask's lesions (None before the AI ran), measured within its box, not the whole film."""
+        return None if self._ai_bits is None else lesion_stats(self._ai_box_pixels(), self.pixel_spacing_mm)
 
     # -- the editable mask ---------------------------------------------------------------------
 

@@ -1,17 +1,21 @@
 """Opening what the user picked (a folder, or a selection of files and folders) as a review session.
 
 The app (on a worker thread) and `pneumoviewer export` call `open_studies` with the same paths, so
-both read the same headers and find the same autosave (see `session.session_store_for`).
+both read the same headers and find the same autosave (see `session.session_store_for`). The headers
+read are kept beside that autosave (`SessionStore.headers_path`), so reopening reads only the files
+changed or added since (see `io.header_index`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pneumoviewer.errors import ProgressCallback
-from pneumoviewer.io.dicom import DicomError, DicomMetadata, read_header, scan_folder
+from pneumoviewer.io.dicom import DicomError, DicomMetadata, scan_folder
+from pneumoviewer.io.header_index import HeaderIndex
 from pneumoviewer.review.session import ReviewSession, session_store_for
 
 FoundCallback = Callable[[DicomMetadata], None]  # each header as soon as it is read
@@ -43,20 +47,22 @@ def open_studies(
         if not path.exists():
             raise DicomError(path, "no such file or folder")
     store = session_store_for(paths, data_dir)
+    index = HeaderIndex.load(store.headers_path)
     if len(paths) == 1 and paths[0].is_dir():
-        scan = scan_folder(paths[0], progress=progress, found=found)
+        scan = scan_folder(paths[0], progress=progress, found=found, index=index)
+        _keep(index, store.headers_path)
         return OpenedStudies(ReviewSession.from_metadata(store.folder, scan.images, data_dir), scan.unreadable,
                              str(paths[0]))
     images: list[DicomMetadata] = []
     unreadable: list[DicomError] = []
     files = [path for path in paths if not path.is_dir()]
     for folder in (path for path in paths if path.is_dir()):
-        scan = scan_folder(folder, progress=progress, found=found)
+        scan = scan_folder(folder, progress=progress, found=found, index=index)
         images += scan.images
         unreadable += scan.unreadable
     for done, path in enumerate(files, start=1):
         try:
-            images.append(read_header(path))
+            images.append(index.lookup(path) or index.read(path))
         except DicomError as error:
             unreadable.append(error)
         else:
@@ -64,8 +70,17 @@ def open_studies(
                 found(images[-1])
         if progress is not None:
             progress(done, len(files))
+    _keep(index, store.headers_path)
     session = ReviewSession.from_metadata(store.folder, images, data_dir)
     if len(paths) == 1:
         return OpenedStudies(session, unreadable, str(paths[0].resolve()))
     kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
     return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {store.folder.parent}")
+
+
+def _keep(index: HeaderIndex, path: Path) -> None:
+    """Save the index if the files changed; one that cannot be written (a read-only data folder) only
+    means reading the headers again next time, so that is no reason to stop the opening."""
+    if index.changed:
+        with contextlib.suppress(OSError):
+            index.save(path)

@@ -36,7 +36,6 @@ def restore_predictions(session: ReviewSession, model_checkpoint: Path | None) -
     """Apply the results stored for this session under `model_checkpoint`'s fingerprint (None: nothing
     to look for, or that model's files cannot be read; then every case is predicted)."""
     from pneumoviewer.model.identity import model_fingerprint
-    from pneumoviewer.review.case import lesion_stats
 
     if model_checkpoint is None:
         return None
@@ -45,8 +44,8 @@ def restore_predictions(session: ReviewSession, model_checkpoint: Path | None) -
     except OSError:
         return None
     restored = session.restore_predictions(model_key)
-    lesions = {image_id: lesion_stats(session.case(image_id).ai_mask, session.case(image_id).pixel_spacing_mm)
-               for image_id in restored}
+    lesions = {image_id: lesions for image_id in restored
+               if (lesions := session.case(image_id).ai_lesions()) is not None}
     return RestoredPredictions(model_key, lesions)
 
 

@@ -38,7 +38,6 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         return real(path)
 
     monkeypatch.setattr(dicom, "read_header", counting)
-    monkeypatch.setattr(header_index, "read_header", counting)
     return calls
 
 

@@ -22,8 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pneumoviewer.io import dicom
 from pneumoviewer.io.atomic import atomic_write_bytes
-from pneumoviewer.io.dicom import GREYSCALE, MAX_PIXELS, MAX_SIDE, DicomMetadata, read_header
+from pneumoviewer.io.dicom import GREYSCALE, MAX_PIXELS, MAX_SIDE, DicomMetadata
 
 FORMAT_VERSION = 1
 # Bump when `read_header` derives a field differently (a fallback, a new tag): older indexes are then ignored.
@@ -81,7 +82,7 @@ class HeaderIndex:
             stamp = file_stamp(os.stat(key))
         except OSError:
             stamp = None  # read_header reports why the file cannot be read
-        metadata = read_header(path)
+        metadata = dicom.read_header(path)  # the scan's own reader: one way of reading a header
         if stamp is not None:
             fields = {name: getattr(metadata, name) for name in _FIELDS}
             self._listed[key] = (stamp, fields)

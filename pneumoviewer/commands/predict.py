@@ -166,7 +166,7 @@ def _outcome(result: Predicted, convention: RleConvention) -> ImageOutcome:
 
 
 def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path | None) -> None:
-    from pneumoviewer.model.overlay import safe_file_stem, write_heat_png, write_overlay_png
+    from pneumoviewer.io.overlay import safe_file_stem, write_heat_png, write_overlay_png
 
     stem = safe_file_stem(result.image_id)
     if cam_dir is not None and result.heat is not None:

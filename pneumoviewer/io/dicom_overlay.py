@@ -34,15 +34,17 @@ _OVERLAY_SERIES_NUMBER = 9102  # beside the SEG series (9101)
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def overlay_caption(positive: bool, area_mm2: float | None, area_px: int, model_version: str | None) -> str:
-    """The one caption line: finding, area, model version, and the disclaimer."""
+def overlay_caption(positive: bool, area_mm2: float | None, area_px: int, model_version: str | None,
+                    by_reader: bool = False) -> str:
+    """The one caption line: finding, area, who made the mask (model version), and the disclaimer."""
     if positive:
         area = f"{area_mm2 / 100:.1f} cm2" if area_mm2 is not None else f"{area_px} px"
         finding = f"Pneumothorax, {area}"
     else:
         finding = "No pneumothorax"
-    model = f"model {model_version[:12]}" if model_version else "model unknown"
-    return f"{finding} | {model} | {AI_DISCLAIMER}"
+    model = f"AI model {model_version[:12]}" if model_version else "AI model unknown"
+    author = f"reader's mask ({model})" if by_reader and model_version else "reader's mask" if by_reader else model
+    return f"{finding} | {author} | {AI_DISCLAIMER}"
 
 
 def write_overlay(path: Path, source: Path, mask: np.ndarray, caption: str) -> WrittenObject:
@@ -63,10 +65,11 @@ def write_overlay(path: Path, source: Path, mask: np.ndarray, caption: str) -> W
         instance_number=1, manufacturer=MANUFACTURER,
         # highdicom insists on an orientation; an unknown one is written empty below (type 2: "unknown").
         patient_orientation=orientation if len(orientation) == 2 else ("L", "F"),
-        pixel_spacing=spacing, transfer_syntax_uid=ExplicitVRLittleEndian,
+        pixel_spacing=spacing,  # type: ignore[arg-type]  # highdicom's hint says int; DICOM's value is a decimal
+        transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     if len(orientation) != 2:
-        image.PatientOrientation = ""
+        image.PatientOrientation = []
     image.Laterality = dataset.get("Laterality", "")  # type 2C; a chest is not a paired body part
     image.ImageType = ["DERIVED", "SECONDARY"]
     image.BurnedInAnnotation = "YES"

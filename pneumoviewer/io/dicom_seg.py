@@ -38,6 +38,7 @@ from pneumoviewer.io.dicom_derived import (
 
 PNEUMOTHORAX = Code("36118008", "SCT", "Pneumothorax")
 SEGMENT_LABEL = "Pneumothorax"
+AI_ALGORITHM_NAME = "PneumoViewer pneumothorax U-Net"  # how the SEG names the AI
 _SEG_SERIES_NUMBER = 9101  # a fixed number for PneumoViewer's SEG series, clear of the modality's
 
 
@@ -57,8 +58,13 @@ class WrittenObject:
     generated_uids: tuple[str, ...]  # source UID attributes that had to be generated; () for none
 
 
-def build_seg(source: DerivationSource, mask: np.ndarray, algorithm: Algorithm | None) -> hd.seg.Segmentation:
-    """The SEG of `mask` (bool, the source's rows x columns) over `source`; `algorithm` None = the reader's."""
+def build_seg(source: DerivationSource, mask: np.ndarray, algorithm: Algorithm | None,
+              reader_confirmed: bool = False) -> hd.seg.Segmentation:
+    """The SEG of `mask` (bool, the source's rows x columns) over `source`.
+
+    `algorithm` None: the reader's mask (MANUAL). With an algorithm: the AI's mask, AUTOMATIC, or
+    SEMIAUTOMATIC when `reader_confirmed` (a reader accepted it as it is).
+    """
     dataset = source.dataset
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != (int(dataset.Rows), int(dataset.Columns)):
@@ -71,7 +77,8 @@ def build_seg(source: DerivationSource, mask: np.ndarray, algorithm: Algorithm |
     else:
         description = hd.seg.SegmentDescription(
             1, SEGMENT_LABEL, codes.SCT.MorphologicallyAbnormalStructure, PNEUMOTHORAX,
-            hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if reader_confirmed
+            else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             hd.AlgorithmIdentificationSequence(algorithm.name, codes.DCM.ArtificialIntelligence, algorithm.version))
     spacing = pixel_spacing_mm(dataset)
     seg = hd.seg.Segmentation(
@@ -88,7 +95,8 @@ def build_seg(source: DerivationSource, mask: np.ndarray, algorithm: Algorithm |
         software_versions=SOFTWARE_VERSION,
         device_serial_number=DEVICE_SERIAL_NUMBER,
         content_label="PNEUMOTHORAX",
-        content_description=("AI pneumothorax mask" if algorithm else "Reader's pneumothorax mask")[:64],
+        content_description="AI pneumothorax mask" if algorithm and not reader_confirmed
+        else "Reader's pneumothorax read",
         pixel_measures=None if spacing is None else hd.PixelMeasuresSequence(list(spacing), None),
         omit_empty_frames=False,
         transfer_syntax_uid=ExplicitVRLittleEndian,
@@ -100,11 +108,12 @@ def build_seg(source: DerivationSource, mask: np.ndarray, algorithm: Algorithm |
     return seg
 
 
-def write_seg(path: Path, source: Path | Dataset, mask: np.ndarray, algorithm: Algorithm | None) -> WrittenObject:
+def write_seg(path: Path, source: Path | Dataset, mask: np.ndarray, algorithm: Algorithm | None,
+              reader_confirmed: bool = False) -> WrittenObject:
     """Write the SEG of `mask` over `source` (a DICOM file or its dataset) to `path`, atomically."""
     path = Path(path)
     prepared = derivation_source(source)
-    seg = build_seg(prepared, mask, algorithm)
+    seg = build_seg(prepared, mask, algorithm, reader_confirmed)
     buffer = io.BytesIO()
     seg.save_as(buffer, enforce_file_format=True)
     try:
@@ -121,10 +130,7 @@ def read_seg_mask(seg_path: Path, source: Path | Dataset) -> np.ndarray:
     """
     seg_path = Path(seg_path)
     prepared = derivation_source(source)
-    try:
-        seg = hd.seg.Segmentation.from_dataset(_without_thickless_pixel_measures(dcmread(seg_path)), copy=False)
-    except (OSError, ValueError, AttributeError, InvalidDicomError) as error:
-        raise DicomOutputError(seg_path, f"not a readable DICOM Segmentation: {error}") from error
+    seg = read_seg(seg_path)
     numbers = seg.get_segment_numbers(segment_label=SEGMENT_LABEL)
     if not numbers:
         raise DicomOutputError(seg_path, f'has no "{SEGMENT_LABEL}" segment')
@@ -134,6 +140,14 @@ def read_seg_mask(seg_path: Path, source: Path | Dataset) -> np.ndarray:
     pixels = seg.get_pixels_by_source_instance([uid], segment_numbers=numbers[:1], combine_segments=False)
     return np.asarray(pixels[0, :, :, 0], dtype=bool)
 
+
+
+def read_seg(seg_path: Path) -> hd.seg.Segmentation:
+    """A SEG file as highdicom's object, including SEGs over projection radiographs (see below)."""
+    try:
+        return hd.seg.Segmentation.from_dataset(_without_thickless_pixel_measures(dcmread(seg_path)), copy=False)
+    except (OSError, ValueError, AttributeError, InvalidDicomError) as error:
+        raise DicomOutputError(seg_path, f"not a readable DICOM Segmentation: {error}") from error
 
 
 def _without_thickless_pixel_measures(dataset: Dataset) -> Dataset:

@@ -6,32 +6,22 @@ with pydicom and highdicom, and give back its mask pixel for pixel.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from dicom_validation import dciodvfy_errors, needs_dciodvfy  # tests/dicom_validation.py
 
 from pneumoviewer.io.annotations import read_annotation_masks
 from pneumoviewer.io.dicom_derived import DicomOutputError, derivation_source, is_valid_uid
 from pneumoviewer.io.dicom_overlay import overlay_caption, write_overlay
 from pneumoviewer.io.dicom_seg import Algorithm, read_seg, read_seg_mask, write_seg
 
-DCIODVFY = shutil.which("dciodvfy")
-needs_dciodvfy = pytest.mark.skipif(
-    DCIODVFY is None, reason="dciodvfy not installed (Debian package dicom3tools; scripts/install.sh installs it as root)")
 STAGE2 = "unlabelled/ID_025f1e40c.dcm"
 CR_EDGE = "edge/cr-chest-jpeg2000-lossy-monochrome1-16bit.dcm"
 ALGORITHM = Algorithm("PneumoViewer pneumothorax U-Net", "0123456789abcdef")
-
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    assert DCIODVFY is not None
-    result = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ import pneumoviewer
 from pneumoviewer.errors import FileProblem
 
 log = logging.getLogger(__name__)
+# highdicom warns about a one-component Patient's Name by quoting it: patient identity must never reach
+# the console or a log, and the name is the source's, copied as it is.
+warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent the intended person name")
 
 MANUFACTURER = "PneumoViewer"
 SOFTWARE_VERSION = pneumoviewer.__version__

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Creates .venv beside the checkout and installs PneumoViewer into it (editable), with the
-# Debian libraries Qt needs when they are missing and we may install them.
+# Debian libraries Qt needs, and dicom3tools (dciodvfy: the tests validate every DICOM object we
+# write with it), when they are missing and we may install them.
 # Usage: scripts/install.sh [EXTRA]   e.g. scripts/install.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
 
-qt_libs=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3)
+debian_packages=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3 dicom3tools)
 missing=()
-for pkg in "${qt_libs[@]}"; do
+for pkg in "${debian_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "Installing Qt's system libraries: ${missing[*]}"
+        echo "Installing Debian packages (Qt's libraries, dicom3tools): ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "Qt needs these Debian packages: sudo apt-get install ${missing[*]}" >&2
+        echo "Qt (and the DICOM tests: dicom3tools) need these Debian packages: sudo apt-get install ${missing[*]}" >&2
     fi
 fi
 

@@ -1,4 +1,5 @@
-"""`pneumoviewer predict`: masks in the challenge CSV format, triage scores, optional CAM/overlay PNGs."""
+"""`pneumoviewer predict`: masks in the challenge CSV format, triage scores, optional CAM/overlay PNGs and
+DICOM Segmentations of the AI's masks (algorithm name and version = the model's fingerprint)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ def register(subparsers: Subparsers) -> None:
                         help="scores CSV (ImageId,score,call,lesions,area_px,area_mm2,file; default: OUT-scores.csv)")
     parser.add_argument("--cam-dir", type=Path, help="write each image's Grad-CAM heat as a grey PNG here")
     parser.add_argument("--overlay-dir", type=Path, help="write each image with mask outline and heat as a PNG here")
+    parser.add_argument("--seg-dir", type=Path, metavar="DIR",
+                        help="write each DICOM image's AI mask as a DICOM Segmentation here (<id>.seg.dcm; "
+                        "an empty segment when negative)")
     add_setting_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return fail(str(error), status=2)
     return _predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
-                    scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides)
+                    scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides,
+                    seg_dir=args.seg_dir)
 
 
 def _predict(
@@ -78,6 +83,7 @@ def _predict(
     cam_dir: Path | None,
     overlay_dir: Path | None,
     overrides: Mapping[str, Any],
+    seg_dir: Path | None = None,
 ) -> int:
     """The whole `predict` command; returns the exit status (non-zero only if nothing was predicted)."""
     from tqdm import tqdm
@@ -101,6 +107,7 @@ def _predict(
         return fail(str(error))
     except ValueError as error:
         return fail(f"settings: {error}")
+    segs = _SegWriter(seg_dir, predictor.checkpoint) if seg_dir is not None else None
     files, skipped = collect_images(paths)
     for problem in skipped:
         report(problem)
@@ -128,6 +135,10 @@ def _predict(
                 _write_pictures(result, cam_dir, overlay_dir)
             except OSError as error:  # the prediction still counts; only its picture is missing
                 report(f"{error.filename}: picture not written ({error.strerror})", progress)
+            if segs is not None:
+                seg_problem = segs.write(result)
+                if seg_problem is not None:
+                    report(seg_problem, progress)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -150,6 +161,7 @@ def _predict(
         f"Masks: {out}\nScores (highest first): {scores}"
         + (f"\nGrad-CAM: {cam_dir}" if cam_dir else "")
         + (f"\nOverlays: {overlay_dir}" if overlay_dir else "")
+        + (f"\nDICOM SEGs: {segs.written} in {seg_dir}" if segs is not None else "")
     )
     return 130 if interrupted else 0
 
@@ -166,7 +178,7 @@ def _outcome(result: Predicted, convention: RleConvention) -> ImageOutcome:
 
 
 def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path | None) -> None:
-    from pneumoviewer.model.overlay import safe_file_stem, write_heat_png, write_overlay_png
+    from pneumoviewer.io.overlay import safe_file_stem, write_heat_png, write_overlay_png
 
     stem = safe_file_stem(result.image_id)
     if cam_dir is not None and result.heat is not None:
@@ -176,6 +188,41 @@ def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path |
         caption = f"AI score {result.prediction.score:.2f}: {call}\n{result.image_id}"
         write_overlay_png(overlay_dir / f"{stem}.png", result.image.pixels, result.prediction.mask, result.heat,
                           caption)
+
+
+class _SegWriter:
+    """One DICOM Segmentation per predicted DICOM image, naming the model by its fingerprint."""
+
+    def __init__(self, folder: Path, checkpoint: Path) -> None:
+        from pneumoviewer.io.dicom_seg import AI_ALGORITHM_NAME, Algorithm
+        from pneumoviewer.model.identity import model_fingerprint
+
+        self.folder = folder
+        self.algorithm = Algorithm(AI_ALGORITHM_NAME, model_fingerprint(checkpoint))
+        self.written = 0
+
+    def write(self, result: Predicted) -> FileProblem | None:
+        """Write `result`'s SEG; the problem (the prediction itself still counts), or None."""
+        from pneumoviewer.io.dicom import is_dicom_file
+        from pneumoviewer.io.dicom_derived import DicomOutputError
+        from pneumoviewer.io.dicom_seg import write_seg
+        from pneumoviewer.io.overlay import safe_file_stem
+
+        if not is_dicom_file(result.path):
+            return FileProblem(result.path, "not a DICOM image: no DICOM Segmentation can refer to it")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            written = write_seg(self.folder / f"{safe_file_stem(result.image_id)}.seg.dcm", result.path,
+                                result.prediction.mask, self.algorithm)
+        except DicomOutputError as error:
+            return error
+        except OSError as error:
+            return FileProblem(self.folder, f"cannot create the folder ({error.strerror or error})")
+        self.written += 1
+        if written.generated_uids:
+            return FileProblem(result.path, f"{', '.join(written.generated_uids)} missing or invalid: "
+                               "generated for its SEG (written)")
+        return None
 
 
 def _scores_csv(outcomes: Sequence[ImageOutcome]) -> str:

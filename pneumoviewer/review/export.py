@@ -1,4 +1,8 @@
-"""Exporting reviewed annotations: a challenge-format CSV and one PNG mask per image.
+"""Exporting reviewed annotations: a challenge-format CSV, one PNG mask per image, and DICOM objects.
+
+The DICOM export writes, per case, a Segmentation (`<id>.seg.dcm`, the reader's read: MANUAL, or
+SEMIAUTOMATIC naming the model for an accepted AI mask) and/or a burned-in overlay Secondary Capture
+(`<id>.overlay.dcm`); a rejected case gets an empty segment, an explicit negative read.
 
 Which cases: the reviewed ones (accepted, corrected, rejected) by default, or all of them. What
 each case contributes: its editable mask, empty (`-1`) when rejected (see `Case.export_mask`).
@@ -23,7 +27,7 @@ from pneumoviewer.errors import CancelCheck, FileProblem, ProgressCallback, rais
 from pneumoviewer.io.annotations import write_annotation_masks
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.rle import RleConvention
-from pneumoviewer.review.case import Case, ReviewStatus
+from pneumoviewer.review.case import Case, ReviewStatus, lesion_stats
 
 
 class ExportScope(str, Enum):
@@ -40,6 +44,7 @@ class ExportSummary:
     path: Path  # the CSV file, or the PNG folder
     images: int
     positive: int  # images with at least one lesion pixel
+    skipped: tuple[str, ...] = ()  # image ids whose source is no DICOM file (PNG/JPEG): nothing can refer to it
 
 
 def cases_to_export(cases: Sequence[Case], scope: ExportScope = ExportScope.REVIEWED) -> list[Case]:
@@ -92,6 +97,56 @@ def export_pngs(
         except OSError as error:
             raise ExportError(target, f"cannot write the mask image: {_why(error)}") from error
     return ExportSummary(folder, len(chosen), positive)
+
+
+def export_dicom(
+    cases: Sequence[Case],
+    seg_dir: Path | None,
+    overlay_dir: Path | None,
+    model_version: str | None = None,
+    scope: ExportScope = ExportScope.REVIEWED,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> ExportSummary:
+    """Write a SEG per case into `seg_dir` and/or an overlay into `overlay_dir` (None: not that one).
+
+    `model_version` (the fingerprint of the model whose masks the reader accepted) names the
+    algorithm in accepted cases' SEGs and in the overlay captions; without it they say "manual".
+    """
+    from pneumoviewer.io.dicom import is_dicom_file
+    from pneumoviewer.io.dicom_derived import DicomOutputError
+    from pneumoviewer.io.dicom_overlay import overlay_caption, write_overlay
+    from pneumoviewer.io.dicom_seg import AI_ALGORITHM_NAME, Algorithm, write_seg
+    from pneumoviewer.io.overlay import safe_file_stem
+
+    folders = [folder for folder in (seg_dir, overlay_dir) if folder is not None]
+    for folder in folders:
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ExportError(folder, f"cannot create the folder: {_why(error)}") from error
+    chosen = cases_to_export(cases, scope)
+    positive, skipped = 0, []
+    for case, mask in _masks_with_progress(chosen, progress, cancel):
+        if case.path is None or not is_dicom_file(case.path):
+            skipped.append(case.image_id)
+            continue
+        positive += bool(mask.any())
+        stem = safe_file_stem(case.image_id)
+        try:
+            if seg_dir is not None:
+                accepted_ai = case.status is ReviewStatus.ACCEPTED and model_version is not None
+                algorithm = Algorithm(AI_ALGORITHM_NAME, model_version) if accepted_ai and model_version else None
+                write_seg(Path(seg_dir) / f"{stem}.seg.dcm", case.path, mask, algorithm, reader_confirmed=True)
+            if overlay_dir is not None:
+                stats = lesion_stats(mask, case.pixel_spacing_mm)
+                caption = overlay_caption(bool(mask.any()), stats.area_mm2, stats.area_px, model_version,
+                                          by_reader=True)
+                write_overlay(Path(overlay_dir) / f"{stem}.overlay.dcm", case.path, mask, caption)
+        except DicomOutputError as error:
+            raise ExportError(error.path, error.reason) from error
+    return ExportSummary(Path(folders[0]) if folders else Path(), len(chosen) - len(skipped), positive,
+                         tuple(skipped))
 
 
 def _why(error: OSError) -> str:

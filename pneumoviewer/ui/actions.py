@@ -30,6 +30,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("import_csv", "&Import annotations CSV…", ("Ctrl+I",)),
     ActionSpec("export_csv", "&Export annotations CSV…", ("Ctrl+E",)),
     ActionSpec("export_png", "Export &PNG masks…", ("Ctrl+Shift+E",)),
+    ActionSpec("export_dicom", "Export DICOM &SEG…"),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",)),
     # Worklist
     ActionSpec("next_case", "&Next case", ("Down", "J", "PgDown")),

@@ -511,6 +511,17 @@ class ReviewController(QObject):
             self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope or ExportScope.REVIEWED,
                                   pass_cancel=True, progress_text="Exporting PNG masks"))
 
+    def export_dicom(self, folder: Path, scope: ExportScope | None = None) -> None:
+        """A DICOM Segmentation and a burned-in overlay per case into `folder`, in a worker (default: the
+        reviewed cases); accepted AI masks name the loaded model by its fingerprint."""
+        from pneumoviewer.review.export import ExportScope, export_dicom
+
+        if self.session is not None:
+            folder = Path(folder)
+            self._run_task(Worker(export_dicom, list(self.session.cases), folder, folder, self.model_queue.model_key,
+                                  scope or ExportScope.REVIEWED, pass_cancel=True,
+                                  progress_text="Exporting DICOM SEG and overlays"))
+
     def import_csv(self, path: Path, convention: RleConvention | None = None) -> None:
         """Load a challenge-format CSV as the editable masks, in a worker (default: relative RLE)."""
         from pneumoviewer.io.rle import RleConvention

@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         a["import_csv"].triggered.connect(self._ask_import)
         a["export_csv"].triggered.connect(lambda: self._ask_export(True))
         a["export_png"].triggered.connect(lambda: self._ask_export(False))
+        a["export_dicom"].triggered.connect(self._ask_export_dicom)
         a["quit"].triggered.connect(self.close)
         a["next_case"].triggered.connect(lambda: c.step_case(+1))
         a["previous_case"].triggered.connect(lambda: c.step_case(-1))
@@ -223,6 +224,14 @@ class MainWindow(QMainWindow):
                 self.controller.export_csv(dialog.path, dialog.rle_convention, dialog.scope)
             else:
                 self.controller.export_pngs(dialog.path, dialog.scope)
+
+    def _ask_export_dicom(self) -> None:
+        if self.controller.session is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export DICOM SEG and overlays of the reviewed cases into",
+                                                  str(Path.home()))
+        if folder:
+            self.controller.export_dicom(Path(folder))
 
     def _ask_import(self) -> None:
         from pneumoviewer.ui.dialogs import ask_rle_convention

@@ -1,4 +1,4 @@
-"""PNG pictures of a prediction for headless runs: the Grad-CAM heat alone, and an overlay to read.
+"""Pictures of a prediction: the Grad-CAM heat alone, and an overlay to read (PNG, or burned into DICOM).
 
 The overlay is the radiograph with the heat blended in (transparent where the heat is zero) and the
 predicted mask's outline in cyan, a colour absent from the heat scale, plus a caption with the score.
@@ -56,13 +56,19 @@ def write_heat_png(path: Path, heat: np.ndarray) -> None:
     Image.fromarray(np.round(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8), mode="L").save(path)
 
 
-def write_overlay_png(
-    path: Path, pixels: np.ndarray, mask: np.ndarray, heat: np.ndarray | None, caption: str
-) -> None:
+def overlay_picture(pixels: np.ndarray, mask: np.ndarray, heat: np.ndarray | None, caption: str) -> Image.Image:
+    """The overlay with `caption` burned in at the top left, white on a black halo (readable on any grey)."""
     picture = Image.fromarray(overlay_rgb(pixels, mask, heat), mode="RGB")
     font_size = max(12, picture.height // 40)
     draw = ImageDraw.Draw(picture)
     draw.text((font_size // 2, font_size // 2), caption, fill=(255, 255, 255), stroke_width=2,
               stroke_fill=(0, 0, 0), font=ImageFont.load_default(size=font_size))
+    return picture
+
+
+def write_overlay_png(
+    path: Path, pixels: np.ndarray, mask: np.ndarray, heat: np.ndarray | None, caption: str
+) -> None:
+    picture = overlay_picture(pixels, mask, heat, caption)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +24,10 @@ import pneumoviewer
 from pneumoviewer.errors import FileProblem
 
 log = logging.getLogger(__name__)
-# highdicom warns about a one-component Patient's Name by quoting it: patient identity must never reach
-# the console or a log, and the name is the source's, copied as it is.
-warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent the intended person name")
+# Person names the derived objects copy from the source. highdicom warns about a one-component name by
+# quoting it, and patient identity must never reach the console or a log: such names get the trailing
+# caret DICOM allows ("Doe" and "Doe^" are the same family name), so there is nothing to warn about.
+_PERSON_NAMES = ("PatientName", "ReferringPhysicianName")
 
 MANUFACTURER = "PneumoViewer"
 SOFTWARE_VERSION = pneumoviewer.__version__
@@ -79,8 +79,9 @@ def derivation_source(source: Path | Dataset, with_pixels: bool = False) -> Deri
     if generated:
         log.warning("%s: %s missing or invalid; generated UIDs used for the derived objects",
                     getattr(source, "name", "source"), ", ".join(generated))
-    if "SOPInstanceUID" in generated and "file_meta" in dataset:
-        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    file_meta = getattr(dataset, "file_meta", None)
+    if "SOPInstanceUID" in generated and file_meta is not None:
+        file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
     _drop_invalid_values(dataset)
     return DerivationSource(dataset, tuple(generated))
 
@@ -115,6 +116,10 @@ def _drop_invalid_values(dataset: Dataset) -> None:
     for name in ("PixelSpacing", "ImagerPixelSpacing"):
         if name in dataset and _positive_pair(dataset.get(name)) is None:
             del dataset[name]  # "0\\0" means unknown
+    for name in _PERSON_NAMES:
+        value = str(dataset.get(name, "") or "")
+        if value and "^" not in value and "=" not in value:
+            setattr(dataset, name, value + "^")
 
 
 def _read(source: Path | Dataset, with_pixels: bool) -> Dataset:

@@ -7,7 +7,7 @@
   scripts/campaign.py stop             SIGTERM the campaign (its last checkpoint stays)
   scripts/campaign.py pack --size 384 --codec jpeg90 --out FILE   the compact image pack for a GPU
 
-Every command takes --root (default $PNEUMOVIEWER_CAMPAIGN_ROOT or /work/campaign) and --protocol
+Every command takes --root (default $PNEUMOVIEWER_CAMPAIGN_ROOT or ../campaign beside the checkout) and --protocol
 (default docs/campaign.toml).
 """
 

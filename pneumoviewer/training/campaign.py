@@ -12,7 +12,7 @@ change a run's arguments (more epochs, say) and it continues from its state.
 Only one campaign runs at a time: `<root>/campaign.lock` is held with `flock` by the driver and
 inherited by its trainer, so the lock is free exactly when neither lives (a lock file left by a
 killed process is stale by construction and simply taken over); the file names the holder's PID.
-The root lives outside the work tree (default `/work/campaign`, or `$PNEUMOVIEWER_CAMPAIGN_ROOT`)
+The root lives outside the work tree (default `../campaign` beside the checkout, or `$PNEUMOVIEWER_CAMPAIGN_ROOT`)
 so that it survives a fresh checkout.
 """
 
@@ -34,9 +34,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-DEFAULT_ROOT = Path("/work/campaign")
 ROOT_VARIABLE = "PNEUMOVIEWER_CAMPAIGN_ROOT"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Beside the checkout, like ../shared: a fresh clone or checkout of the work tree leaves it alone.
+DEFAULT_ROOT = REPO_ROOT.parent / "campaign"
 DEFAULT_PROTOCOL = REPO_ROOT / "docs" / "campaign.toml"
 LOG_FILE = "campaign.jsonl"
 LOCK_FILE = "campaign.lock"

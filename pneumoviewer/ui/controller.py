@@ -1,28 +1,30 @@
 """The review controller: the app's state and what the user asks of it, with no widgets.
 
 It owns the open session, the case on screen (`current_id`, the one record of it), the caches of
-decoded images and heatmaps, the AI queue and the model in use, the follow-the-top policy and the
-one background task at a time. It is the one place where the core's plain callbacks (the session's,
-the workers', the AI queue's) become Qt signals: every `sig…` signal below is emitted on the GUI
-thread, whatever thread made the change, so views connect to them and draw. Views call the slots
-for what the user asked (open, show or step a case, set a status, predict, use a model, import or
-export, cancel).
+decoded images and heatmaps, the AI queue and the follow-the-top policy. Helpers it owns do the
+rest, with no state of the controller's copied: `transfers` (transfers.py: the one background task,
+annotation files in and out), `ai` (ai_bridge.py: the model in use, what the AI queue reports),
+`case_images` (case_images.py: decoding and prefetch) and `rows` (findings.py: worklist rows after
+a change). It is the one place where the core's plain callbacks (the session's, the workers', the
+AI queue's) become Qt signals: every `sig…` signal below is emitted on the GUI thread, whatever
+thread made the change, so views connect to them and draw. Views call the slots for what the user
+asked (open, show or step a case, set a status, predict, use a model, import or export, cancel).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from pneumoviewer.paths import default_model_path
 from pneumoviewer.ui import tasks
 from pneumoviewer.ui.ai_bridge import AiBridge, model_job
-from pneumoviewer.ui.findings import Findings, case_fields, counter_text
+from pneumoviewer.ui.case_images import CaseImages
+from pneumoviewer.ui.findings import Findings, RowRefresher, case_fields, counter_text
 from pneumoviewer.ui.lru_cache import LruCache
 from pneumoviewer.ui.model_queue import JobKind, ModelQueue, default_predictor
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
@@ -38,7 +40,6 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
 
 IMAGE_CACHE_SIZE = 6  # decoded images kept: the last few cases viewed and the next one
 HEATMAP_CACHE_SIZE = 12
-_ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn after a bulk change
 
 
 class ReviewController(QObject):
@@ -87,18 +88,16 @@ class ReviewController(QObject):
         self.findings = Findings()
         self.session: ReviewSession | None = None
         self.current_id: str | None = None
-        self.images: LruCache[str, Any] = LruCache(IMAGE_CACHE_SIZE)
+        self.case_images = CaseImages(self.pool, IMAGE_CACHE_SIZE, self)
+        self.images = self.case_images.cache  # the decoded images: the last few cases viewed and the next one
         self.heatmaps: LruCache[str, np.ndarray] = LruCache(HEATMAP_CACHE_SIZE)
         self.heatmaps_wanted = False  # the heatmap overlay is on: compute it for the case on screen
         # Until the reader acts, the case on screen follows the top of the worklist as scores arrive
         # (likeliest pneumothorax first); any key, click or wheel on the film or the list stops that.
         self.follow_top = False
-        self._loader: Worker | None = None
-        self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
-        self._row_timer = QTimer(self)
-        self._row_timer.setSingleShot(True)
-        self._row_timer.setInterval(0)
-        self._row_timer.timeout.connect(self._refresh_stale_rows)
+        self.rows = RowRefresher(self.worklist_model, self.findings, self)
+        self.case_images.sigLoaded.connect(self._image_loaded)
+        self.case_images.sigFailed.connect(self._image_failed)
         self._sigCoreCaseChanged.connect(self._case_changed)
         self._sigCoreSaveFailed.connect(self._save_failed)
         self.worklist_model.layoutChanged.connect(self._follow_the_top)
@@ -222,7 +221,7 @@ class ReviewController(QObject):
         self.follow_top = False
         self.images.clear()
         self.heatmaps.clear()
-        self._stale_rows.clear()
+        self.rows.clear()
         self.findings.clear()
         self.worklist_model.set_rows([])
         self.sigTitleChanged.emit("")
@@ -230,8 +229,7 @@ class ReviewController(QObject):
     def close(self) -> None:
         """Stop all background work and close the session (a last save)."""
         self.cancel_work()
-        if self._loader is not None:
-            self._loader.cancel()
+        self.case_images.cancel()
         self.pool.shutdown()
         self._close_session()
 
@@ -288,39 +286,27 @@ class ReviewController(QObject):
         if cached is not None:
             self._show_pixels(image_id, cached)
             return
-        if self._loader is not None:
-            self._loader.cancel()
         self.sigMessage.emit(f"Loading {case.display_id}…", 0)
-        self._loader = worker = Worker(tasks.load_image, image_id, case.path)
-        worker.sigFinished.connect(self._image_loaded)
-        worker.sigErrored.connect(self._image_failed)
-        self.pool.start(worker)
+        self.case_images.load(image_id, case.path)
 
-    @Slot(object)
-    def _image_loaded(self, loaded: tasks.LoadedImage) -> None:
-        self.images.put(loaded.image_id, loaded.image)
-        if loaded.image_id == self.current_id:
-            self._show_pixels(loaded.image_id, loaded.image)
+    @Slot(str, object)
+    def _image_loaded(self, image_id: str, image: Any) -> None:
+        if image_id == self.current_id:
+            self._show_pixels(image_id, image)
 
     def _show_pixels(self, image_id: str, image: Any) -> None:
         self.sigPixels.emit(image_id, image)
         self.sigHeatmap.emit(image_id, self.heatmaps.get(image_id))
         self.sigMessage.emit("", 0)
         self.sigCaseShown.emit(image_id)
-        self._prefetch(self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1))
+        following = self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1)
+        if following is not None and self.session is not None:
+            self.case_images.prefetch(following, self.session.case(following).path)
 
-    def _prefetch(self, image_id: str | None) -> None:
-        """Decode the next case while this one is read, so stepping on is instant."""
-        if image_id is None or image_id in self.images or self.session is None:
-            return
-        worker = Worker(tasks.load_image, image_id, self.session.case(image_id).path)
-        worker.sigFinished.connect(self._image_loaded)  # errors show when the user gets there
-        self.pool.start(worker)
-
-    @Slot(object)
-    def _image_failed(self, error: Exception) -> None:
+    @Slot(str)
+    def _image_failed(self, reason: str) -> None:
         if self.current_id is not None:
-            self.sigImageFailed.emit(self.current_id, str(error))
+            self.sigImageFailed.emit(self.current_id, reason)
         self.sigMessage.emit("", 0)
 
     def update_info(self, case: Case) -> None:
@@ -371,27 +357,10 @@ class ReviewController(QObject):
         if change is CaseChange.STATUS:
             self._update_counter()
         if case.image_id == self.current_id:
-            self._refresh_row(case)
+            self.rows.refresh(case)
             self.sigFindingFields.emit(self.findings.finding_fields(case))
-        else:
-            # Other cases change in bulk (an import, the AI sweep): measuring each mask here, one after
-            # another, would hold up the window; their rows are refreshed a few milliseconds at a time.
-            self._stale_rows[case.image_id] = case
-            if not self._row_timer.isActive():
-                self._row_timer.start()
-
-    def _refresh_row(self, case: Case) -> None:
-        self.worklist_model.update_row(
-            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
-            ai_positive=self.findings.ai_positive(case),
-        )
-
-    def _refresh_stale_rows(self) -> None:
-        deadline = time.perf_counter() + _ROW_REFRESH_BUDGET_S
-        while self._stale_rows and time.perf_counter() < deadline:
-            self._refresh_row(self._stale_rows.pop(next(iter(self._stale_rows))))
-        if self._stale_rows:
-            self._row_timer.start()
+        else:  # other cases change in bulk (an import, the AI sweep): their rows a few ms at a time
+            self.rows.later(case)
 
     def _update_counter(self) -> None:
         self.sigCounter.emit(counter_text(self.session))

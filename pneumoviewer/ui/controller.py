@@ -1,30 +1,34 @@
 """The review controller: the app's state and what the user asks of it, with no widgets.
 
 It owns the open session, the case on screen (`current_id`, the one record of it), the caches of
-decoded images and heatmaps, the AI queue and the model in use, the follow-the-top policy and the
-one background task at a time. It is the one place where the core's plain callbacks (the session's,
-the workers', the AI queue's) become Qt signals: every `sig…` signal below is emitted on the GUI
-thread, whatever thread made the change, so views connect to them and draw. Views call the slots
-for what the user asked (open, show or step a case, set a status, predict, use a model, import or
-export, cancel).
+decoded images and heatmaps, the AI queue and the follow-the-top policy. Helpers it owns do the
+rest, with no state of the controller's copied: `transfers` (transfers.py: the one background task,
+annotation files in and out), `ai` (ai_bridge.py: the model in use, what the AI queue reports),
+`case_images` (case_images.py: decoding and prefetch) and `rows` (findings.py: worklist rows after
+a change). It is the one place where the core's plain callbacks (the session's, the workers', the
+AI queue's) become Qt signals: every `sig…` signal below is emitted on the GUI thread, whatever
+thread made the change, so views connect to them and draw. Views call the slots for what the user
+asked (open, show or step a case, set a status, predict, use a model, import or export, cancel).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from pneumoviewer.paths import default_model_path
 from pneumoviewer.ui import tasks
-from pneumoviewer.ui.findings import Findings, case_fields, counter_text
+from pneumoviewer.ui.ai_bridge import AiBridge, model_job
+from pneumoviewer.ui.case_images import CaseImages
+from pneumoviewer.ui.findings import Findings, RowRefresher, case_fields, counter_text
 from pneumoviewer.ui.lru_cache import LruCache
-from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJob, ModelQueue, default_predictor
+from pneumoviewer.ui.model_queue import JobKind, ModelQueue, default_predictor
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
+from pneumoviewer.ui.transfers import TransferRunner
 from pneumoviewer.ui.workers import Worker, WorkerPool
 from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel
 
@@ -36,7 +40,6 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
 
 IMAGE_CACHE_SIZE = 6  # decoded images kept: the last few cases viewed and the next one
 HEATMAP_CACHE_SIZE = 12
-_ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn after a bulk change
 
 
 class ReviewController(QObject):
@@ -85,32 +88,28 @@ class ReviewController(QObject):
         self.findings = Findings()
         self.session: ReviewSession | None = None
         self.current_id: str | None = None
-        self.images: LruCache[str, Any] = LruCache(IMAGE_CACHE_SIZE)
+        self.case_images = CaseImages(self.pool, IMAGE_CACHE_SIZE, self)
+        self.images = self.case_images.cache  # the decoded images: the last few cases viewed and the next one
         self.heatmaps: LruCache[str, np.ndarray] = LruCache(HEATMAP_CACHE_SIZE)
         self.heatmaps_wanted = False  # the heatmap overlay is on: compute it for the case on screen
         # Until the reader acts, the case on screen follows the top of the worklist as scores arrive
         # (likeliest pneumothorax first); any key, click or wheel on the film or the list stops that.
         self.follow_top = False
-        self.importing = False  # an import writes masks on its own thread
-        self._restored_under: str | None = None  # the model key of AI results reused when the session opened
-        self._task: Worker | None = None
-        self._loader: Worker | None = None
-        self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
-        self._row_timer = QTimer(self)
-        self._row_timer.setSingleShot(True)
-        self._row_timer.setInterval(0)
-        self._row_timer.timeout.connect(self._refresh_stale_rows)
+        self.rows = RowRefresher(self.worklist_model, self.findings, self)
+        self.case_images.sigLoaded.connect(self._image_loaded)
+        self.case_images.sigFailed.connect(self._image_failed)
         self._sigCoreCaseChanged.connect(self._case_changed)
         self._sigCoreSaveFailed.connect(self._save_failed)
         self.worklist_model.layoutChanged.connect(self._follow_the_top)
-        mq = self.model_queue
-        mq.sigPredicted.connect(self._predicted)
-        mq.sigHeatmap.connect(self._heatmap_ready)
-        mq.sigJobFailed.connect(self._ai_job_failed)
-        mq.sigModelFailed.connect(self._model_failed)
-        mq.sigModelReady.connect(self._model_ready)
-        mq.sigProgress.connect(self._ai_progress)
-        mq.sigRunningChanged.connect(self._ai_running_changed)
+        self.transfers = TransferRunner(self.pool, self)  # the one background task; annotation files in and out
+        t = self.transfers
+        t.sigProgress.connect(self.sigProgress)
+        t.sigMessage.connect(self.sigMessage)
+        t.sigWarning.connect(self.warn)
+        t.sigReadOnly.connect(self.sigReadOnly)
+        t.sigTaskFinished.connect(self.sigTaskFinished)
+        t.sigTaskEnded.connect(self.refresh_busy)
+        self.ai = AiBridge(self)  # the model in use and what the AI queue reports
 
     # -- opening studies --------------------------------------------------------------------------
     @Slot(list)
@@ -119,7 +118,7 @@ class ReviewController(QObject):
         paths = [Path(path).expanduser() for path in paths]
         missing = [path for path in paths if not path.exists()]
         if missing:
-            self._warn("Cannot open", "\n".join(f"{path}: no such file or folder" for path in missing))
+            self.warn("Cannot open", "\n".join(f"{path}: no such file or folder" for path in missing))
             paths = [path for path in paths if path.exists()]
         if len(paths) == 1 and paths[0].is_dir():
             self.open_folder(paths[0])
@@ -140,7 +139,7 @@ class ReviewController(QObject):
         worker.sigFinished.connect(self._session_opened)
         worker.sigErrored.connect(self._indexing_stopped)
         worker.sigAborted.connect(self._indexing_stopped)
-        self._run_task(worker)
+        self.transfers.run(worker)
 
     @Slot(object)
     def _headers_found(self, headers: list) -> None:
@@ -151,7 +150,7 @@ class ReviewController(QObject):
         """
         from pneumoviewer.review.case import Case  # imported by the indexing worker that sent these
 
-        if self.sender() is not self._task or self.session is not None:
+        if self.sender() is not self.transfers.task or self.session is not None:
             return  # a batch from an indexing that was cancelled meanwhile
         first = self.worklist_model.rowCount() + 1
         cases = [Case.from_metadata(meta, f"Case {number:04d}") for number, meta in enumerate(headers, first)]
@@ -172,20 +171,14 @@ class ReviewController(QObject):
         session.save_failed.connect(self._forward_save_failure)
         self.sigTitleChanged.emit(studies.title)
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
-        restored, loaded_key = {}, self.model_queue.model_key
-        # Results stored by another model than the one loaded meanwhile are not kept: predicted again below.
-        if opened.restored is not None and loaded_key in (None, opened.restored.model_key):
-            restored = opened.restored.lesions
-        self._restored_under = opened.restored.model_key if restored and opened.restored is not None else None
-        for image_id, lesions in restored.items():
-            self.findings.record_restored(image_id, lesions)
+        restored = self.ai.take_restored(opened.restored)
         picked = self.current_id  # a provisional row the reader already picked
         self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
         self.sigUnreadable.emit([str(error) for error in studies.unreadable] + duplicates)
         if session.restore_problems:
-            self._warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
+            self.warn("Autosave partly unreadable", "\n".join(map(str, session.restore_problems)))
         self._update_counter()
         reviewed = session.done_count
         self.sigMessage.emit(
@@ -193,7 +186,7 @@ class ReviewController(QObject):
             + (f", {len(restored)} AI results reused" if restored else ""), 8000
         )
         # The network runs only on what has no stored result: new or changed files, or another model.
-        self.model_queue.enqueue([self._job(JobKind.PREDICT, case) for case in session.worklist()
+        self.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in session.worklist()
                                   if case.image_id not in restored])
         self.current_id = None
         shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
@@ -213,8 +206,7 @@ class ReviewController(QObject):
 
     def _close_session(self) -> None:
         self.model_queue.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        self.transfers.cancel()
         self.current_id = None
         self.sigCurrentCase.emit(None)
         if self.session is not None:
@@ -223,13 +215,13 @@ class ReviewController(QObject):
             try:
                 self.session.close()
             except OSError as error:
-                self._warn("Autosave failed", str(error))
+                self.warn("Autosave failed", str(error))
         self.session = None
-        self._restored_under = None
+        self.ai.restored_under = None
         self.follow_top = False
         self.images.clear()
         self.heatmaps.clear()
-        self._stale_rows.clear()
+        self.rows.clear()
         self.findings.clear()
         self.worklist_model.set_rows([])
         self.sigTitleChanged.emit("")
@@ -237,8 +229,7 @@ class ReviewController(QObject):
     def close(self) -> None:
         """Stop all background work and close the session (a last save)."""
         self.cancel_work()
-        if self._loader is not None:
-            self._loader.cancel()
+        self.case_images.cancel()
         self.pool.shutdown()
         self._close_session()
 
@@ -274,7 +265,7 @@ class ReviewController(QObject):
         if self.follow_top and self.session is not None and top not in (None, self.current_id):
             self._make_current(top)
 
-    def _current_case(self) -> Case | None:
+    def current_case(self) -> Case | None:
         """The case on screen; None also while a folder is listed (a picked row has no session yet)."""
         if self.session is None or self.current_id is None:
             return None
@@ -285,52 +276,40 @@ class ReviewController(QObject):
         case = self.session.case(image_id)
         self.current_id = image_id
         self.sigCurrentCase.emit(case)
-        self._update_info(case)
-        jobs = [] if case.has_ai_result else [self._job(JobKind.PREDICT, case)]
+        self.update_info(case)
+        jobs = [] if case.has_ai_result else [model_job(JobKind.PREDICT, case)]
         if self.heatmaps_wanted and image_id not in self.heatmaps:
-            jobs.append(self._job(JobKind.HEATMAP, case))
+            jobs.append(model_job(JobKind.HEATMAP, case))
         if jobs:
             self.model_queue.prioritise(jobs)
         cached = self.images.get(image_id)
         if cached is not None:
             self._show_pixels(image_id, cached)
             return
-        if self._loader is not None:
-            self._loader.cancel()
         self.sigMessage.emit(f"Loading {case.display_id}…", 0)
-        self._loader = worker = Worker(tasks.load_image, image_id, case.path)
-        worker.sigFinished.connect(self._image_loaded)
-        worker.sigErrored.connect(self._image_failed)
-        self.pool.start(worker)
+        self.case_images.load(image_id, case.path)
 
-    @Slot(object)
-    def _image_loaded(self, loaded: tasks.LoadedImage) -> None:
-        self.images.put(loaded.image_id, loaded.image)
-        if loaded.image_id == self.current_id:
-            self._show_pixels(loaded.image_id, loaded.image)
+    @Slot(str, object)
+    def _image_loaded(self, image_id: str, image: Any) -> None:
+        if image_id == self.current_id:
+            self._show_pixels(image_id, image)
 
     def _show_pixels(self, image_id: str, image: Any) -> None:
         self.sigPixels.emit(image_id, image)
         self.sigHeatmap.emit(image_id, self.heatmaps.get(image_id))
         self.sigMessage.emit("", 0)
         self.sigCaseShown.emit(image_id)
-        self._prefetch(self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1))
+        following = self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1)
+        if following is not None and self.session is not None:
+            self.case_images.prefetch(following, self.session.case(following).path)
 
-    def _prefetch(self, image_id: str | None) -> None:
-        """Decode the next case while this one is read, so stepping on is instant."""
-        if image_id is None or image_id in self.images or self.session is None:
-            return
-        worker = Worker(tasks.load_image, image_id, self.session.case(image_id).path)
-        worker.sigFinished.connect(self._image_loaded)  # errors show when the user gets there
-        self.pool.start(worker)
-
-    @Slot(object)
-    def _image_failed(self, error: Exception) -> None:
+    @Slot(str)
+    def _image_failed(self, reason: str) -> None:
         if self.current_id is not None:
-            self.sigImageFailed.emit(self.current_id, str(error))
+            self.sigImageFailed.emit(self.current_id, reason)
         self.sigMessage.emit("", 0)
 
-    def _update_info(self, case: Case) -> None:
+    def update_info(self, case: Case) -> None:
         self.sigCaseFields.emit(case_fields(case))
         self.sigFindingFields.emit(self.findings.finding_fields(case))
 
@@ -338,9 +317,9 @@ class ReviewController(QObject):
     def set_heatmaps_wanted(self, wanted: bool) -> None:
         """The heatmap overlay was switched on or off; on, the case on screen gets its Grad-CAM first."""
         self.heatmaps_wanted = wanted
-        case = self._current_case()
+        case = self.current_case()
         if wanted and case is not None and case.image_id not in self.heatmaps:
-            self.model_queue.prioritise([self._job(JobKind.HEATMAP, case)])
+            self.model_queue.prioritise([model_job(JobKind.HEATMAP, case)])
 
     @Slot(object)
     def set_status(self, status: ReviewStatus | str) -> None:
@@ -352,11 +331,6 @@ class ReviewController(QObject):
             self.session.set_status(self.current_id, ReviewStatus(status))
 
     # -- the AI -------------------------------------------------------------------------------------
-    @staticmethod
-    def _job(kind: JobKind, case: Case) -> ModelJob:
-        assert case.path is not None  # every case of a session was read from a file
-        return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
-
     @Slot()
     def warm_up(self) -> None:
         """Load the model now (on the AI thread), so the first prediction does not wait for it."""
@@ -365,96 +339,12 @@ class ReviewController(QObject):
     @Slot()
     def predict_all(self) -> None:
         """Queue the AI for every case in worklist order (again after a model change: edits stay)."""
-        if self.session is not None:
-            self.model_queue.enqueue([self._job(JobKind.PREDICT, case) for case in self.session.worklist()])
+        self.ai.predict_all()
 
     @Slot(object)
     def use_model(self, checkpoint: Path) -> None:
         """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
-        checkpoint = Path(checkpoint)
-
-        def chosen_or_bundled() -> ChosenModel:  # on the AI thread, which is where torch is imported
-            from pneumoviewer.model.inference import Predictor
-
-            predictor, problem = Predictor.chosen_or_default(checkpoint)
-            return ChosenModel(predictor, None if problem is None else str(problem))
-
-        self.model_checkpoint = checkpoint
-        self._restored_under = None  # every case is predicted again below
-        self.model_queue.use_model(chosen_or_bundled)
-        self.heatmaps.clear()
-        if self.current_id is not None:
-            self.sigHeatmap.emit(self.current_id, None)
-        for row in self.worklist_model.rows():
-            self.worklist_model.update_row(row.image_id, error=None)
-        self.sigAiState.emit(f"AI: loading {checkpoint.name}…", "")
-        self.model_queue.warm_up()
-        self.predict_all()
-        case = self._current_case()
-        if case is not None:  # the case on screen first
-            heatmap = [self._job(JobKind.HEATMAP, case)] if self.heatmaps_wanted else []
-            self.model_queue.prioritise([self._job(JobKind.PREDICT, case), *heatmap])
-
-    @Slot(str, object)
-    def _predicted(self, image_id: str, finding: AiFinding) -> None:
-        if self.session is None or self.worklist_model.row(image_id) is None:
-            return  # a result for a session that was closed meanwhile
-        self.findings.record_prediction(image_id, finding)
-        self.session.apply_prediction(image_id, finding.prediction, finding.model_key)
-
-    @Slot(str, object)
-    def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
-        self.heatmaps.put(image_id, heatmap)
-        self.sigHeatmap.emit(image_id, heatmap)
-
-    @Slot(str, str)
-    def _ai_job_failed(self, image_id: str, reason: str) -> None:
-        self.worklist_model.update_row(image_id, error=reason)
-        self.findings.record_failure(image_id, reason)
-        if image_id == self.current_id and self.session is not None:
-            self._update_info(self.session.case(image_id))
-            self.sigMessage.emit(f"AI could not process this image: {reason}", 10000)
-
-    @Slot(str, str)
-    def _model_ready(self, description: str, refused: str) -> None:
-        if not refused:
-            self.sigAiState.emit(f"AI: {description}", "")
-        else:  # the chosen model was refused and the bundled one took its place: a lasting red note
-            self.sigAiState.emit(f"AI: {description} (bundled; the chosen model was not used)", refused)
-            self._warn("Model not used", f"{refused}\nThe bundled model is used instead.")
-        if self._restored_under is not None and self.model_queue.model_key != self._restored_under:
-            self._restored_under = None  # the results reused at opening came from another model than this one
-            self.predict_all()
-        threshold = ((self.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
-        self.findings.presence_threshold = None if threshold is None else float(threshold)
-        self.findings.model_problem = None
-        self._refresh_current_findings()
-
-    @Slot(str)
-    def _model_failed(self, reason: str) -> None:
-        self.sigAiState.emit("AI unavailable", reason)
-        self.findings.model_problem = "no AI model (see the status bar)"
-        self._refresh_current_findings()
-        for row in self.worklist_model.rows():
-            if row.score is None:
-                self.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")
-        # No modal box: the red status-bar note (reason in its tooltip) stays while viewing and editing work.
-        self.sigMessage.emit(f"The AI model could not be loaded, so there will be no predictions: {reason}", 30000)
-
-    def _refresh_current_findings(self) -> None:
-        case = self._current_case()
-        if case is not None:
-            self._update_info(case)
-
-    @Slot(int, int, str)
-    def _ai_progress(self, done: int, total: int, text: str) -> None:
-        if self._task is None:  # a task's own progress comes first
-            self.sigProgress.emit(done, total, text)
-
-    @Slot(bool)
-    def _ai_running_changed(self, running: bool) -> None:
-        if not running:
-            self._refresh_busy()
+        self.ai.use_model(checkpoint)
 
     # -- case changes (edits, statuses, AI) -----------------------------------------------------------
     @Slot(object, object)
@@ -467,130 +357,51 @@ class ReviewController(QObject):
         if change is CaseChange.STATUS:
             self._update_counter()
         if case.image_id == self.current_id:
-            self._refresh_row(case)
+            self.rows.refresh(case)
             self.sigFindingFields.emit(self.findings.finding_fields(case))
-        else:
-            # Other cases change in bulk (an import, the AI sweep): measuring each mask here, one after
-            # another, would hold up the window; their rows are refreshed a few milliseconds at a time.
-            self._stale_rows[case.image_id] = case
-            if not self._row_timer.isActive():
-                self._row_timer.start()
-
-    def _refresh_row(self, case: Case) -> None:
-        self.worklist_model.update_row(
-            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
-            ai_positive=self.findings.ai_positive(case),
-        )
-
-    def _refresh_stale_rows(self) -> None:
-        deadline = time.perf_counter() + _ROW_REFRESH_BUDGET_S
-        while self._stale_rows and time.perf_counter() < deadline:
-            self._refresh_row(self._stale_rows.pop(next(iter(self._stale_rows))))
-        if self._stale_rows:
-            self._row_timer.start()
+        else:  # other cases change in bulk (an import, the AI sweep): their rows a few ms at a time
+            self.rows.later(case)
 
     def _update_counter(self) -> None:
         self.sigCounter.emit(counter_text(self.session))
 
-    # -- annotation files in and out ------------------------------------------------------------------
+    # -- annotation files in and out (each runs as the one task) --------------------------------------
     def export_csv(self, path: Path, convention: RleConvention | None = None, scope: ExportScope | None = None) -> None:
         """Write the cases' masks as a challenge-format CSV, in a worker (default: relative RLE, reviewed cases)."""
-        from pneumoviewer.io.rle import RleConvention
-        from pneumoviewer.review.export import ExportScope, export_csv
-
         if self.session is not None:
-            self._run_task(Worker(export_csv, list(self.session.cases), Path(path),
-                                  convention or RleConvention.RELATIVE, scope or ExportScope.REVIEWED,
-                                  pass_cancel=True, progress_text="Exporting CSV"))
+            self.transfers.export_csv(self.session.cases, path, convention, scope)
 
     def export_pngs(self, folder: Path, scope: ExportScope | None = None) -> None:
         """One PNG mask per case, in a worker (default: the reviewed cases)."""
-        from pneumoviewer.review.export import ExportScope, export_pngs
-
         if self.session is not None:
-            self._run_task(Worker(export_pngs, list(self.session.cases), Path(folder), scope or ExportScope.REVIEWED,
-                                  pass_cancel=True, progress_text="Exporting PNG masks"))
+            self.transfers.export_pngs(self.session.cases, folder, scope)
 
     def export_dicom(self, folder: Path, scope: ExportScope | None = None) -> None:
         """A DICOM Segmentation and a burned-in overlay per case into `folder`, in a worker (default: the
         reviewed cases); accepted AI masks name the loaded model by its fingerprint."""
-        from pneumoviewer.review.export import ExportScope, export_dicom
-
         if self.session is not None:
-            folder = Path(folder)
-            self._run_task(Worker(export_dicom, list(self.session.cases), folder, folder, self.model_queue.model_key,
-                                  scope or ExportScope.REVIEWED, pass_cancel=True,
-                                  progress_text="Exporting DICOM SEG and overlays"))
+            self.transfers.export_dicom(self.session.cases, folder, self.model_queue.model_key, scope)
 
     def import_csv(self, path: Path, convention: RleConvention | None = None) -> None:
         """Load a challenge-format CSV as the editable masks, in a worker (default: relative RLE)."""
-        from pneumoviewer.io.rle import RleConvention
+        if self.session is not None:
+            self.transfers.import_csv(self.session, path, convention)
 
-        if self.session is None:
-            return
-        worker = Worker(self.session.import_annotations, Path(path), convention or RleConvention.RELATIVE,
-                        progress_text="Importing annotations")
-        # The import writes masks on its own thread: an edit or an Accept at the same time could
-        # interleave with it on the same case, so they wait until it is done (a second or two).
-        self.importing = True
-        self.sigReadOnly.emit(True)
-        worker.sigDone.connect(self._import_ended)
-        self._run_task(worker)
-
-    @Slot()
-    def _import_ended(self) -> None:
-        self.importing = False
-        self.sigReadOnly.emit(False)
+    @property
+    def importing(self) -> bool:
+        """An import writes masks on its own thread: edits and statuses wait."""
+        return self.transfers.importing
 
     # -- background work ------------------------------------------------------------------------------
-    def _run_task(self, worker: Worker) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self._task = worker
-        worker.sigProgress.connect(self.sigProgress)
-        worker.sigFinished.connect(self._task_done)
-        worker.sigErrored.connect(self._task_failed)
-        worker.sigAborted.connect(self._task_aborted)
-        worker.sigDone.connect(self._task_ended)
-        self.sigProgress.emit(0, 0, "Working…")
-        self.pool.start(worker)
-
-    @Slot(object)
-    def _task_done(self, result: Any) -> None:
-        summary = getattr(result, "path", None)
-        if hasattr(result, "images"):
-            self.sigMessage.emit(f"Exported {result.images} images ({result.positive} with lesions) to {summary}", 0)
-        elif hasattr(result, "unknown_ids"):
-            self.sigMessage.emit(
-                f"Imported {result.positive} masks and {result.negative} negatives from {summary}"
-                + (f"; {len(result.unknown_ids)} ids not in this folder" if result.unknown_ids else ""), 0
-            )
-        self.sigTaskFinished.emit(result)
-
-    @Slot(object)
-    def _task_failed(self, error: Exception) -> None:
-        self._warn("That did not work", str(error))
-
-    @Slot()
-    def _task_aborted(self) -> None:
-        self.sigMessage.emit("Cancelled", 5000)
-
-    @Slot()
-    def _task_ended(self) -> None:
-        if self.sender() is self._task:
-            self._task = None
-        self._refresh_busy()
-
-    def _refresh_busy(self) -> None:
-        if self._task is None and not self.model_queue.running:
+    def refresh_busy(self) -> None:
+        if self.transfers.task is None and not self.model_queue.running:
             self.sigIdle.emit()
 
     @Slot()
     def cancel_work(self) -> None:
         self.model_queue.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        self.transfers.cancel()
 
-    def _warn(self, title: str, text: str) -> None:
+    def warn(self, title: str, text: str) -> None:
         self.sigMessage.emit(f"{title}: {text.splitlines()[0] if text else ''}", 15000)
         self.sigWarning.emit(title, text)

@@ -2,20 +2,25 @@
 
 Lesion counts and areas are measured once per mask version (labelling a 1024² mask takes
 milliseconds, too slow to repeat on every repaint): the AI's on the AI worker, the reader's mask
-here after each committed edit.
+here after each committed edit; `RowRefresher` brings worklist rows up to date with their cases.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pneumoviewer.ui.worklist import WorklistRow
+from PySide6.QtCore import QObject, QTimer
+
+from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
     from pneumoviewer.review.case import Case, LesionStats
     from pneumoviewer.review.session import ReviewSession
     from pneumoviewer.ui.model_queue import AiFinding
+
+_ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn after a bulk change
 
 
 def format_area(stats: LesionStats | None) -> str:
@@ -143,3 +148,40 @@ class Findings:
         if not case.ai_positive:  # over the threshold, but every lesion was too small to keep
             return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}, no lesion large enough: none"
         return f"{case.ai_score:.3f} ≥ {self.presence_threshold:.3f}: {call}"
+
+
+class RowRefresher(QObject):
+    """A case's worklist row redrawn from the case: at once, or `later` for cases changed in bulk (an
+    import, the AI sweep), whose masks measured one after another would hold up the window; those rows
+    are refreshed a few milliseconds per event-loop turn, oldest change first."""
+
+    def __init__(self, worklist_model: WorklistModel, findings: Findings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worklist_model = worklist_model
+        self.findings = findings
+        self._stale_rows: dict[str, Case] = {}  # rows to refresh, oldest change first
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._refresh_stale_rows)
+
+    def refresh(self, case: Case) -> None:
+        self.worklist_model.update_row(
+            case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
+            ai_positive=self.findings.ai_positive(case),
+        )
+
+    def later(self, case: Case) -> None:
+        self._stale_rows[case.image_id] = case
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def clear(self) -> None:
+        self._stale_rows.clear()
+
+    def _refresh_stale_rows(self) -> None:
+        deadline = time.perf_counter() + _ROW_REFRESH_BUDGET_S
+        while self._stale_rows and time.perf_counter() < deadline:
+            self.refresh(self._stale_rows.pop(next(iter(self._stale_rows))))
+        if self._stale_rows:
+            self._timer.start()

@@ -1,0 +1,153 @@
+"""The review controller's AI side: the model in use, and what the AI queue reports, into the app's state.
+
+`AiBridge` is a QObject with no widgets that the review controller owns. It switches models, keeps
+the one record of which model made the results reused when the session opened (`restored_under`),
+and turns the AI queue's reports (a prediction, a heatmap, a failed job, the model ready or refused)
+into the session, the worklist rows, the findings and the controller's `sig…` signals, which the views
+draw. The state it reads (the session, the case on screen, the caches) stays the controller's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Slot
+
+from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJob
+
+if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
+    from pneumoviewer.review.case import Case, LesionStats
+    from pneumoviewer.ui.controller import ReviewController
+    from pneumoviewer.ui.tasks import RestoredPredictions
+
+
+def model_job(kind: JobKind, case: Case) -> ModelJob:
+    assert case.path is not None  # every case of a session was read from a file
+    return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
+
+
+class AiBridge(QObject):
+    def __init__(self, controller: ReviewController) -> None:
+        super().__init__(controller)
+        self.controller = controller
+        self.restored_under: str | None = None  # the model key of AI results reused when the session opened
+        mq = controller.model_queue
+        mq.sigPredicted.connect(self._predicted)
+        mq.sigHeatmap.connect(self._heatmap_ready)
+        mq.sigJobFailed.connect(self._ai_job_failed)
+        mq.sigModelFailed.connect(self._model_failed)
+        mq.sigModelReady.connect(self._model_ready)
+        mq.sigProgress.connect(self._ai_progress)
+        mq.sigRunningChanged.connect(self._ai_running_changed)
+
+    def take_restored(self, restored: RestoredPredictions | None) -> dict[str, LesionStats]:
+        """The stored results an opening reused, by image id, recorded as findings; {} when they came
+        from another model than the one loaded meanwhile (those cases are predicted again)."""
+        lesions: dict[str, LesionStats] = {}
+        if restored is not None and self.controller.model_queue.model_key in (None, restored.model_key):
+            lesions = restored.lesions
+        self.restored_under = restored.model_key if lesions and restored is not None else None
+        for image_id, image_lesions in lesions.items():
+            self.controller.findings.record_restored(image_id, image_lesions)
+        return lesions
+
+    def predict_all(self) -> None:
+        """Queue the AI for every case in worklist order (again after a model change: edits stay)."""
+        session = self.controller.session
+        if session is not None:
+            self.controller.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in session.worklist()])
+
+    def use_model(self, checkpoint: Path) -> None:
+        """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
+        c = self.controller
+        checkpoint = Path(checkpoint)
+
+        def chosen_or_bundled() -> ChosenModel:  # on the AI thread, which is where torch is imported
+            from pneumoviewer.model.inference import Predictor
+
+            predictor, problem = Predictor.chosen_or_default(checkpoint)
+            return ChosenModel(predictor, None if problem is None else str(problem))
+
+        c.model_checkpoint = checkpoint
+        self.restored_under = None  # every case is predicted again below
+        c.model_queue.use_model(chosen_or_bundled)
+        c.heatmaps.clear()
+        if c.current_id is not None:
+            c.sigHeatmap.emit(c.current_id, None)
+        for row in c.worklist_model.rows():
+            c.worklist_model.update_row(row.image_id, error=None)
+        c.sigAiState.emit(f"AI: loading {checkpoint.name}…", "")
+        c.model_queue.warm_up()
+        self.predict_all()
+        case = c.current_case()
+        if case is not None:  # the case on screen first
+            heatmap = [model_job(JobKind.HEATMAP, case)] if c.heatmaps_wanted else []
+            c.model_queue.prioritise([model_job(JobKind.PREDICT, case), *heatmap])
+
+    # -- what the AI queue reports ------------------------------------------------------------------
+    @Slot(str, object)
+    def _predicted(self, image_id: str, finding: AiFinding) -> None:
+        c = self.controller
+        if c.session is None or c.worklist_model.row(image_id) is None:
+            return  # a result for a session that was closed meanwhile
+        c.findings.record_prediction(image_id, finding)
+        c.session.apply_prediction(image_id, finding.prediction, finding.model_key)
+
+    @Slot(str, object)
+    def _heatmap_ready(self, image_id: str, heatmap: np.ndarray) -> None:
+        self.controller.heatmaps.put(image_id, heatmap)
+        self.controller.sigHeatmap.emit(image_id, heatmap)
+
+    @Slot(str, str)
+    def _ai_job_failed(self, image_id: str, reason: str) -> None:
+        c = self.controller
+        c.worklist_model.update_row(image_id, error=reason)
+        c.findings.record_failure(image_id, reason)
+        if image_id == c.current_id and c.session is not None:
+            c.update_info(c.session.case(image_id))
+            c.sigMessage.emit(f"AI could not process this image: {reason}", 10000)
+
+    @Slot(str, str)
+    def _model_ready(self, description: str, refused: str) -> None:
+        c = self.controller
+        if not refused:
+            c.sigAiState.emit(f"AI: {description}", "")
+        else:  # the chosen model was refused and the bundled one took its place: a lasting red note
+            c.sigAiState.emit(f"AI: {description} (bundled; the chosen model was not used)", refused)
+            c.warn("Model not used", f"{refused}\nThe bundled model is used instead.")
+        if self.restored_under is not None and c.model_queue.model_key != self.restored_under:
+            self.restored_under = None  # the results reused at opening came from another model than this one
+            self.predict_all()
+        threshold = ((c.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
+        c.findings.presence_threshold = None if threshold is None else float(threshold)
+        c.findings.model_problem = None
+        self._refresh_current_findings()
+
+    @Slot(str)
+    def _model_failed(self, reason: str) -> None:
+        c = self.controller
+        c.sigAiState.emit("AI unavailable", reason)
+        c.findings.model_problem = "no AI model (see the status bar)"
+        self._refresh_current_findings()
+        for row in c.worklist_model.rows():
+            if row.score is None:
+                c.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")
+        # No modal box: the red status-bar note (reason in its tooltip) stays while viewing and editing work.
+        c.sigMessage.emit(f"The AI model could not be loaded, so there will be no predictions: {reason}", 30000)
+
+    def _refresh_current_findings(self) -> None:
+        case = self.controller.current_case()
+        if case is not None:
+            self.controller.update_info(case)
+
+    @Slot(int, int, str)
+    def _ai_progress(self, done: int, total: int, text: str) -> None:
+        if self.controller.transfers.task is None:  # a task's own progress comes first
+            self.controller.sigProgress.emit(done, total, text)
+
+    @Slot(bool)
+    def _ai_running_changed(self, running: bool) -> None:
+        if not running:
+            self.controller.refresh_busy()

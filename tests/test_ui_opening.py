@@ -240,3 +240,27 @@ def test_a_reopened_folder_reuses_its_ai_results_and_runs_the_network_only_on_wh
     qtbot.waitUntil(lambda: third.controller.model_queue.model_key is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not third.controller.model_queue.running, timeout=WAIT_MS)
     assert runs_third == [] and all(row.score is not None for row in third.worklist_model.rows())
+
+
+def test_segs_beside_their_sources_open_as_masks_and_the_others_are_listed(qtbot, make_window, tmp_path: Path,
+                                                                          siim_dir: Path) -> None:
+    from pneumoviewer.io.dicom_seg import write_seg
+    from pneumoviewer.review.seg_import import NOT_IN_FOLDER
+
+    folder = tmp_path / "with-segs"
+    folder.mkdir()
+    first, second, foreign = sorted((siim_dir / "dicom-images").rglob("*.dcm"))[:3]
+    for source in (first, second):
+        (folder / source.name).write_bytes(source.read_bytes())
+    mask = np.zeros((1024, 1024), dtype=bool)
+    mask[300:420, 500:560] = True
+    write_seg(folder / "first.seg.dcm", first, mask, None)
+    write_seg(folder / "foreign.seg.dcm", foreign, mask, None)
+    window = make_window()
+    open_and_wait(qtbot, window, folder)
+
+    assert window.worklist_model.rowCount() == 2
+    listed = [window.panels.unreadable_list.item(row).toolTip() for row in range(window.panels.unreadable_list.count())]
+    assert len(listed) == 1 and "foreign.seg.dcm" in listed[0] and NOT_IN_FOLDER in listed[0]
+    case = next(case for case in window.controller.session.cases if case.path.name == first.name)
+    np.testing.assert_array_equal(case.mask, mask)

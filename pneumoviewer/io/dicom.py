@@ -25,7 +25,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.pixels import apply_modality_lut
-from pydicom.uid import JPEGBaseline8Bit
+from pydicom.uid import JPEGBaseline8Bit, SegmentationStorage
 
 from pneumoviewer.errors import FileProblem, ProgressCallback
 
@@ -50,6 +50,11 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 class DicomError(FileProblem):
     """A file that cannot be shown as a radiograph; `reason` says why in plain words."""
+
+
+class SegmentationFile(DicomError):
+    """A DICOM Segmentation (a mask over a radiograph, `io.dicom_seg`): not an image to review, but
+    a read to import; `scan_folder` lists it in `segmentations`, not among the unreadable files."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class DicomImage:
 class FolderScan:
     images: list[DicomMetadata] = field(default_factory=list)
     unreadable: list[DicomError] = field(default_factory=list)
+    segmentations: list[Path] = field(default_factory=list)  # DICOM SEG files (masks to import), path order
 
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
@@ -139,7 +145,7 @@ def scan_folder(
     `found(metadata)` is called with each header as soon as it is read (a window lists the
     studies of a large folder while the scan goes on). With an `index` (`header_index`),
     a file unchanged since it was read before is not parsed again, and each file read is
-    added to it.
+    added to it. DICOM Segmentations are listed in `segmentations` (their headers are not indexed).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -151,6 +157,8 @@ def scan_folder(
         if header is None and is_dicom_file(path):
             try:
                 header = read_header(path) if index is None else index.read(path)
+            except SegmentationFile:
+                scan.segmentations.append(path)
             except DicomError as error:
                 scan.unreadable.append(error)
         elif header is None and path.suffix.lower() == ".dcm":
@@ -263,6 +271,8 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
         with _damage_reported_as(path, "the DICOM header is damaged"):
             if any("end of file" in str(warning.message).lower() for warning in caught) or _cut_short(dataset):
                 raise DicomError(path, "the file is truncated or damaged (it ends in the middle of an element)")
+            if dataset.get("SOPClassUID") == SegmentationStorage:
+                raise SegmentationFile(path, "is a DICOM Segmentation (a mask), not a radiograph")
             _check_image_header(path, dataset)
             return dataset, _metadata(path, dataset)
 

@@ -74,7 +74,7 @@ def derivation_source(source: Path | Dataset, with_pixels: bool = False) -> Deri
     generated = []
     for name in _UID_ATTRIBUTES:
         if not is_valid_uid(original[name]):
-            setattr(dataset, name, generate_uid(entropy_srcs=["pneumoviewer-source", name, seed]))
+            setattr(dataset, name, _generated_uid(name, seed))
             generated.append(name)
     if generated:
         log.warning("%s: %s missing or invalid; generated UIDs used for the derived objects",
@@ -84,6 +84,19 @@ def derivation_source(source: Path | Dataset, with_pixels: bool = False) -> Deri
         file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
     _drop_invalid_values(dataset)
     return DerivationSource(dataset, tuple(generated))
+
+
+def referenced_sop_instance_uid(sop_instance_uid: str) -> str | None:
+    """The SOP Instance UID our derived objects give a source whose own UID is `sop_instance_uid`:
+    itself when valid, else the one generated from it (`derivation_source`); None when the source
+    has none (the generated UID then depends on the file: read it with `derivation_source`)."""
+    if is_valid_uid(sop_instance_uid):
+        return sop_instance_uid
+    return _generated_uid("SOPInstanceUID", sop_instance_uid) if sop_instance_uid else None
+
+
+def _generated_uid(name: str, seed: str) -> str:
+    return str(generate_uid(entropy_srcs=["pneumoviewer-source", name, seed]))
 
 
 def pixel_spacing_mm(dataset: Dataset) -> tuple[float, float] | None:

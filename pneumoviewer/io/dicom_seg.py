@@ -123,23 +123,53 @@ def write_seg(path: Path, source: Path | Dataset, mask: np.ndarray, algorithm: A
     return WrittenObject(path, str(seg.SOPInstanceUID), str(prepared.dataset.SOPInstanceUID), prepared.generated)
 
 
+@dataclass(frozen=True)
+class SegmentationRead:
+    """The "Pneumothorax" segment of one SEG file, ready to give its mask per source image."""
+
+    path: Path
+    source_uids: tuple[str, ...]  # the SOP Instance UIDs of the images it segments
+    by_our_ai: bool  # AUTOMATIC and named `AI_ALGORITHM_NAME`: written by `predict --seg-dir`
+    _seg: hd.seg.Segmentation
+    _segment: int
+
+    def mask(self, source_uid: str) -> np.ndarray:
+        """The mask (bool, the source's rows x columns) over the image `source_uid`, pixel for pixel."""
+        if source_uid not in self.source_uids:
+            raise DicomOutputError(self.path, f"does not refer to the source image {source_uid}")
+        try:
+            pixels = self._seg.get_pixels_by_source_instance([source_uid], segment_numbers=[self._segment],
+                                                             combine_segments=False)
+        except (ValueError, KeyError, AttributeError, IndexError) as error:
+            raise DicomOutputError(self.path, f"its mask cannot be read ({error})") from error
+        return np.asarray(pixels[0, :, :, 0], dtype=bool)
+
+
+def open_seg(seg_path: Path) -> SegmentationRead:
+    """Read a SEG file and find its "Pneumothorax" segment; raises `DicomOutputError` naming the file."""
+    seg_path = Path(seg_path)
+    seg = read_seg(seg_path)
+    try:
+        numbers = seg.get_segment_numbers(segment_label=SEGMENT_LABEL)
+        if not numbers:
+            raise DicomOutputError(seg_path, f'has no "{SEGMENT_LABEL}" segment')
+        description = seg.get_segment_description(numbers[0])
+        algorithm = description.algorithm_identification
+        kind = getattr(description.algorithm_type, "value", description.algorithm_type)
+        by_our_ai = (kind == hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC.value
+                     and algorithm is not None and str(algorithm[0].AlgorithmName) == AI_ALGORITHM_NAME)
+        uids = tuple(dict.fromkeys(str(item[2]) for item in seg.get_source_image_uids()))
+    except (ValueError, KeyError, AttributeError, IndexError, TypeError) as error:
+        raise DicomOutputError(seg_path, f"not a readable DICOM Segmentation: {error}") from error
+    return SegmentationRead(seg_path, uids, by_our_ai, seg, numbers[0])
+
+
 def read_seg_mask(seg_path: Path, source: Path | Dataset) -> np.ndarray:
     """The "Pneumothorax" mask (bool, the source's rows x columns) that `seg_path` holds for `source`.
 
     The SEG must refer to this source instance (by its UID, or the one generated for it).
     """
-    seg_path = Path(seg_path)
-    prepared = derivation_source(source)
-    seg = read_seg(seg_path)
-    numbers = seg.get_segment_numbers(segment_label=SEGMENT_LABEL)
-    if not numbers:
-        raise DicomOutputError(seg_path, f'has no "{SEGMENT_LABEL}" segment')
-    uid = str(prepared.dataset.SOPInstanceUID)
-    if uid not in {str(item[2]) for item in seg.get_source_image_uids()}:
-        raise DicomOutputError(seg_path, f"does not refer to the source image {uid}")
-    pixels = seg.get_pixels_by_source_instance([uid], segment_numbers=numbers[:1], combine_segments=False)
-    return np.asarray(pixels[0, :, :, 0], dtype=bool)
-
+    return open_seg(seg_path).mask(str(derivation_source(source).dataset.SOPInstanceUID))
 
 
 def read_seg(seg_path: Path) -> hd.seg.Segmentation:

@@ -3,19 +3,22 @@
 The app (on a worker thread) and `pneumoviewer export` call `open_studies` with the same paths, so
 both read the same headers and find the same autosave (see `session.session_store_for`). The headers
 read are kept beside that autosave (`SessionStore.headers_path`), so reopening reads only the files
-changed or added since (see `io.header_index`).
+changed or added since (see `io.header_index`). DICOM SEGs among them are not images: those of an
+opened image become its editable mask unless the reader's autosaved work says otherwise (see
+`seg_import`); the others are listed with why.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pneumoviewer.errors import ProgressCallback
-from pneumoviewer.io.dicom import DicomError, DicomMetadata, scan_folder
+from pneumoviewer.io.dicom import DicomError, DicomMetadata, SegmentationFile, scan_folder
 from pneumoviewer.io.header_index import HeaderIndex
+from pneumoviewer.review.seg_import import SegImport, import_segmentations
 from pneumoviewer.review.session import ReviewSession, session_store_for
 
 FoundCallback = Callable[[DicomMetadata], None]  # each header as soon as it is read
@@ -24,8 +27,9 @@ FoundCallback = Callable[[DicomMetadata], None]  # each header as soon as it is 
 @dataclass(frozen=True)
 class OpenedStudies:
     session: ReviewSession
-    unreadable: list[DicomError]  # files that are not readable DICOMs: listed, never a stop
+    unreadable: list[DicomError]  # files not reviewed (unreadable, SEGs not applied): listed, never a stop
     title: str  # what was opened, in words (the window title)
+    segmentations: SegImport = field(default_factory=SegImport)  # the SEGs applied as editable masks
 
 
 def open_studies(
@@ -40,7 +44,9 @@ def open_studies(
     each folder's scan, then the files; an exception it raises (a cancel) stops the reading.
     `found(metadata)` is called with each header as it is read. Raises `DicomError` for a picked
     path that does not exist (before reading anything) and for a folder that cannot be listed; a
-    picked file that is not a readable DICOM is listed in `unreadable`. Call it off the GUI thread.
+    picked file that is not a readable DICOM is listed in `unreadable`. DICOM SEGs are applied to
+    the session (`seg_import.import_segmentations`); those not applied are listed in `unreadable`
+    with the reason. Call it off the GUI thread.
     """
     paths = [Path(path).expanduser() for path in paths]
     for path in paths:
@@ -51,18 +57,23 @@ def open_studies(
     if len(paths) == 1 and paths[0].is_dir():
         scan = scan_folder(paths[0], progress=progress, found=found, index=index)
         _keep(index, store.headers_path)
-        return OpenedStudies(ReviewSession.from_metadata(store.folder, scan.images, data_dir), scan.unreadable,
-                             str(paths[0]))
+        session = ReviewSession.from_metadata(store.folder, scan.images, data_dir)
+        imported = _import(session, scan.segmentations, selection=False)
+        return OpenedStudies(session, scan.unreadable + imported.not_used, str(paths[0]), imported)
     images: list[DicomMetadata] = []
     unreadable: list[DicomError] = []
+    segmentations: list[Path] = []
     files = [path for path in paths if not path.is_dir()]
     for folder in (path for path in paths if path.is_dir()):
         scan = scan_folder(folder, progress=progress, found=found, index=index)
         images += scan.images
         unreadable += scan.unreadable
+        segmentations += scan.segmentations
     for done, path in enumerate(files, start=1):
         try:
             images.append(index.lookup(path) or index.read(path))
+        except SegmentationFile:
+            segmentations.append(path)
         except DicomError as error:
             unreadable.append(error)
         else:
@@ -72,10 +83,16 @@ def open_studies(
             progress(done, len(files))
     _keep(index, store.headers_path)
     session = ReviewSession.from_metadata(store.folder, images, data_dir)
+    imported = _import(session, segmentations, selection=True)
+    unreadable += imported.not_used
     if len(paths) == 1:
-        return OpenedStudies(session, unreadable, str(paths[0].resolve()))
+        return OpenedStudies(session, unreadable, str(paths[0].resolve()), imported)
     kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
-    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {store.folder.parent}")
+    return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {store.folder.parent}", imported)
+
+
+def _import(session: ReviewSession, segmentations: list[Path], selection: bool) -> SegImport:
+    return import_segmentations(session, segmentations, selection) if segmentations else SegImport()
 
 
 def _keep(index: HeaderIndex, path: Path) -> None:

@@ -14,7 +14,7 @@ from pneumoviewer.cli import main
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint
-from pneumoviewer.model.network import NetworkConfig
+from pneumoviewer.model.network import NetworkConfig, build_network
 from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings, presence_score
 from pneumoviewer.training import data
@@ -24,6 +24,7 @@ from pneumoviewer.training.state import STATE_FILE
 from pneumoviewer.training.train import (
     TrainingOptions,
     learning_rate_at,
+    parameter_groups,
     segmentation_loss,
     train,
 )
@@ -114,6 +115,17 @@ def test_loss_decreases_on_real_examples(small_labels: Path, siim_dir: Path, tmp
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_the_encoder_can_learn_at_a_share_of_the_rate() -> None:
+    model = build_network(NetworkConfig(input_size=64))
+    (everything,) = parameter_groups(model, 1.0)
+    assert everything["lr_scale"] == 1.0 and len(everything["params"]) == len(list(model.parameters()))
+    encoder, rest = parameter_groups(model, 0.1)
+    assert encoder["lr_scale"] == 0.1 and rest["lr_scale"] == 1.0
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in model.unet.encoder.parameters()}
+    assert len(encoder["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    assert any(p is model.unet.classification_head[3].weight for p in rest["params"])  # the presence head learns fully
 
 
 def test_learning_rate_warms_up_then_decays() -> None:

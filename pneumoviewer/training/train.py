@@ -82,6 +82,9 @@ class TrainingOptions:
     input_size: int = 256
     batch_size: int = 8
     learning_rate: float = 5e-4
+    # The pretrained encoder's learning rate as a share of `learning_rate`. At 384² and the full rate
+    # the encoder's deepest features died within an epoch (docs/model.md, "Campaign log"); 0.1 kept them.
+    encoder_lr_scale: float = 1.0
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     validation_fraction: float = 0.25
@@ -122,13 +125,16 @@ def train(options: TrainingOptions) -> Path:
         load_imagenet_encoder(model, options.encoder_weights)
     # channels_last: faster depthwise convolutions on CPU (oneDNN); no effect on the results.
     model.to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, options.encoder_lr_scale), lr=options.learning_rate,
+                                  weight_decay=options.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     steps_per_epoch = options.steps_per_epoch or max(1, len(train_images) // options.batch_size)
     total_steps = steps_per_epoch * options.epochs
 
     run = {"seed": options.seed, "batch_size": options.batch_size, "steps_per_epoch": steps_per_epoch,
            "input_size": options.input_size, "split": split["rule"], "train_images": len(train_images)}
+    if options.encoder_lr_scale != 1.0:  # absent at 1.0, so states saved before the option still resume
+        run["encoder_lr_scale"] = options.encoder_lr_scale
     state = TrainingState(run=run, commands=[options.command])
     loaded = load_state(out, run, device) if options.resume else None
     payload: dict[str, Any] | None = None
@@ -292,6 +298,16 @@ def segmentation_loss(
     return pixel_bce + (1 - dice).mean() + presence_bce
 
 
+def parameter_groups(model: PneumothoraxNet, encoder_lr_scale: float) -> list[dict[str, Any]]:
+    """The optimizer's groups: one for everything at scale 1, or the encoder apart at `encoder_lr_scale`."""
+    if encoder_lr_scale == 1.0:
+        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    encoder = list(model.unet.encoder.parameters())
+    in_encoder = {id(parameter) for parameter in encoder}
+    rest = [parameter for parameter in model.parameters() if id(parameter) not in in_encoder]
+    return [{"params": encoder, "lr_scale": encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+
+
 def learning_rate_at(step: int, total_steps: int, peak: float, warmup_steps: int) -> float:
     """Linear warm-up to `peak`, then cosine decay to 1 % of it at `total_steps`."""
     if step < warmup_steps:
@@ -322,10 +338,11 @@ def _train_steps(
                initial=state.step, total=steps_per_epoch)
     for images, masks, presence in bar:
         step_started = time.monotonic()
+        rate = learning_rate_at(
+            state.epoch * steps_per_epoch + state.step, total_steps, options.learning_rate, options.warmup_steps
+        )
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(
-                state.epoch * steps_per_epoch + state.step, total_steps, options.learning_rate, options.warmup_steps
-            )
+            group["lr"] = group.get("lr_scale", 1.0) * rate
         images = images.to(device, memory_format=torch.channels_last)
         masks, presence = masks.to(device), presence.to(device)
         with torch.autocast(device.type, enabled=use_amp):

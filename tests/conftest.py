@@ -70,3 +70,17 @@ def private_onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         folder = tmp_path_factory.mktemp("onnx-cache")
         patch.setattr(onnx_runtime, "onnx_cache_dir", lambda: folder)
         yield folder
+
+
+@pytest.fixture(scope="session")
+def small_labels(siim_labels_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labels file with the first 4 positive and 4 negative SIIM images, rows as the challenge wrote them."""
+    from pneumoviewer.io.annotations import read_annotation_rows
+
+    rows = read_annotation_rows(siim_labels_csv)
+    positives = list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:4]
+    negatives = list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:4]
+    chosen = set(positives + negatives)
+    path = tmp_path_factory.mktemp("labels") / "train-rle.csv"
+    path.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in chosen))
+    return path

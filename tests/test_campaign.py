@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.training import campaign
 
 
@@ -33,17 +32,6 @@ args = ["--folds", "4", "--fold", "0", "--epochs", "{epochs}"]
     return path
 
 
-@pytest.fixture(scope="module")
-def small_labels(siim_labels_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = read_annotation_rows(siim_labels_csv)
-    positives = list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:4]
-    negatives = list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:4]
-    chosen = set(positives + negatives)
-    path = tmp_path_factory.mktemp("labels") / "train-rle.csv"
-    path.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in chosen))
-    return path
-
-
 def test_protocol_fills_placeholders_and_the_command_resumes_niced(tmp_path: Path) -> None:
     protocol = _write_protocol(tmp_path / "p.toml", Path("/data/l.csv"), Path("/data/img"))
     (run,) = campaign.read_protocol(protocol)
@@ -57,8 +45,11 @@ def test_protocol_fills_placeholders_and_the_command_resumes_niced(tmp_path: Pat
 
 def test_the_shipped_protocol_reads(tmp_path: Path) -> None:
     runs = campaign.read_protocol(campaign.DEFAULT_PROTOCOL)
-    assert runs[0].name == "r384-k5-f0" and runs[0].value("--input-size", 0) == 384
+    assert runs[0].name == "r384e-k5-f0" and runs[0].value("--input-size", 0) == 384
     assert [run.value("--fold", -1) for run in runs] == [0, 1, 2, 3, 4]
+    for run in runs:
+        assert run.args[run.args.index("--encoder-lr-scale") + 1] == "0.1"  # docs/model.md, "Campaign log"
+        assert Path(run.args[run.args.index("--labels") + 1]).is_absolute()  # ../shared, resolved from the repo
 
 
 def test_one_campaign_at_a_time_and_stale_locks_are_taken_over(

@@ -12,7 +12,6 @@ from conftest import IMAGENET_WEIGHTS
 
 from pneumoviewer.cli import main
 from pneumoviewer.errors import FileProblem
-from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint
 from pneumoviewer.model.network import NetworkConfig, build_network
 from pneumoviewer.model.pipeline import InputSpec
@@ -30,18 +29,6 @@ from pneumoviewer.training.train import (
 )
 
 SPEC_64 = InputSpec.from_card(ModelCard(network=NetworkConfig(input_size=64)))
-
-
-@pytest.fixture(scope="module")
-def small_labels(siim_labels_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A labels file with the first 4 positive and 4 negative SIIM images, rows as the challenge wrote them."""
-    rows = read_annotation_rows(siim_labels_csv)
-    positives = list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:4]
-    negatives = list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:4]
-    chosen = set(positives + negatives)
-    path = tmp_path_factory.mktemp("labels") / "train-rle.csv"
-    path.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in chosen))
-    return path
 
 
 def _options(small_labels: Path | None, siim_dir: Path | None, out: Path, cache: Path, **overrides) -> TrainingOptions:

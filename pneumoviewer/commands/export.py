@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
                                        progress=lambda done, _total: bar.update(done - bar.n))
             for image_id in summary.skipped:
                 report(f"{image_id}: not a DICOM image, no DICOM object can refer to it (skipped)")
+            for image_id in summary.generated_uids:
+                report(f"{image_id}: its Study/Series/SOP Instance UIDs are missing or invalid: generated for its "
+                       "DICOM objects (written)")
             written = " and ".join(f"{kind} in {folder}" for kind, folder in
                                    (("SEGs", args.seg_dir), ("overlays", args.overlay_dir)) if folder is not None)
             print(f"{summary.images} images ({summary.positive} with pneumothorax): {written}")

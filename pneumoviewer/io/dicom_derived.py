@@ -11,7 +11,7 @@ overlay refer to the same source instance and study). Each generated UID is name
 from __future__ import annotations
 
 import copy
-import logging
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +22,8 @@ from pydicom.uid import generate_uid
 
 import pneumoviewer
 from pneumoviewer.errors import FileProblem
+from pneumoviewer.io.atomic import atomic_write_bytes
 
-log = logging.getLogger(__name__)
 # Person names the derived objects copy from the source. highdicom warns about a one-component name by
 # quoting it, and patient identity must never reach the console or a log: such names get the trailing
 # caret DICOM allows ("Doe" and "Doe^" are the same family name), so there is nothing to warn about.
@@ -76,9 +76,6 @@ def derivation_source(source: Path | Dataset, with_pixels: bool = False) -> Deri
         if not is_valid_uid(original[name]):
             setattr(dataset, name, _generated_uid(name, seed))
             generated.append(name)
-    if generated:
-        log.warning("%s: %s missing or invalid; generated UIDs used for the derived objects",
-                    getattr(source, "name", "source"), ", ".join(generated))
     file_meta = getattr(dataset, "file_meta", None)
     if "SOPInstanceUID" in generated and file_meta is not None:
         file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
@@ -97,6 +94,16 @@ def referenced_sop_instance_uid(sop_instance_uid: str) -> str | None:
 
 def _generated_uid(name: str, seed: str) -> str:
     return str(generate_uid(entropy_srcs=["pneumoviewer-source", name, seed]))
+
+
+def write_derived(path: Path, dataset: Dataset, what: str) -> None:
+    """Write a derived object (`what`: "segmentation", "overlay") as a DICOM file, atomically."""
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as error:
+        raise DicomOutputError(path, f"cannot write the {what}: {error.strerror or error}") from error
 
 
 def pixel_spacing_mm(dataset: Dataset) -> tuple[float, float] | None:

@@ -8,7 +8,6 @@ Burned In Annotation YES). Source UIDs that are missing or invalid are generated
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import highdicom as hd
@@ -17,7 +16,6 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.dicom_derived import (
     AI_DISCLAIMER,
     MANUFACTURER,
@@ -25,6 +23,7 @@ from pneumoviewer.io.dicom_derived import (
     DicomOutputError,
     derivation_source,
     pixel_spacing_mm,
+    write_derived,
 )
 from pneumoviewer.io.dicom_seg import WrittenObject
 from pneumoviewer.io.images import load_radiograph
@@ -78,12 +77,7 @@ def write_overlay(path: Path, source: Path, mask: np.ndarray, caption: str) -> W
     image.ImageComments = caption
     image.DerivationDescription = " ".join(filter(None, ["Mask outline and caption burned in.", prepared.note]))
     image.SourceImageSequence = Sequence([_source_item(dataset)])
-    buffer = io.BytesIO()
-    image.save_as(buffer, enforce_file_format=True)
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as error:
-        raise DicomOutputError(path, f"cannot write the overlay: {error.strerror or error}") from error
+    write_derived(path, image, "overlay")
     return WrittenObject(path, str(image.SOPInstanceUID), str(dataset.SOPInstanceUID), prepared.generated)
 
 

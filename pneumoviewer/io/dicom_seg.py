@@ -13,7 +13,6 @@ UIDs that are missing or invalid are generated (`io.dicom_derived`).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.dicom_derived import (
     DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
@@ -34,6 +32,7 @@ from pneumoviewer.io.dicom_derived import (
     DicomOutputError,
     derivation_source,
     pixel_spacing_mm,
+    write_derived,
 )
 
 PNEUMOTHORAX = Code("36118008", "SCT", "Pneumothorax")
@@ -114,12 +113,7 @@ def write_seg(path: Path, source: Path | Dataset, mask: np.ndarray, algorithm: A
     path = Path(path)
     prepared = derivation_source(source)
     seg = build_seg(prepared, mask, algorithm, reader_confirmed)
-    buffer = io.BytesIO()
-    seg.save_as(buffer, enforce_file_format=True)
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as error:
-        raise DicomOutputError(path, f"cannot write the segmentation: {error.strerror or error}") from error
+    write_derived(path, seg, "segmentation")
     return WrittenObject(path, str(seg.SOPInstanceUID), str(prepared.dataset.SOPInstanceUID), prepared.generated)
 
 

@@ -45,6 +45,7 @@ class ExportSummary:
     images: int
     positive: int  # images with at least one lesion pixel
     skipped: tuple[str, ...] = ()  # image ids whose source is no DICOM file (PNG/JPEG): nothing can refer to it
+    generated_uids: tuple[str, ...] = ()  # image ids whose source lacked valid UIDs: generated for its objects
 
 
 def cases_to_export(cases: Sequence[Case], scope: ExportScope = ExportScope.REVIEWED) -> list[Case]:
@@ -126,27 +127,32 @@ def export_dicom(
         except OSError as error:
             raise ExportError(folder, f"cannot create the folder: {_why(error)}") from error
     chosen = cases_to_export(cases, scope)
-    positive, skipped = 0, []
+    positive, skipped, generated = 0, [], []
     for case, mask in _masks_with_progress(chosen, progress, cancel):
         if case.path is None or not is_dicom_file(case.path):
             skipped.append(case.image_id)
             continue
         positive += bool(mask.any())
         stem = safe_file_stem(case.image_id)
+        uids_generated: tuple[str, ...] = ()  # SEG and overlay share the source's UIDs: either one says it
         try:
             if seg_dir is not None:
                 accepted_ai = case.status is ReviewStatus.ACCEPTED and model_version is not None
                 algorithm = Algorithm(AI_ALGORITHM_NAME, model_version) if accepted_ai and model_version else None
-                write_seg(Path(seg_dir) / f"{stem}.seg.dcm", case.path, mask, algorithm, reader_confirmed=True)
+                uids_generated = write_seg(Path(seg_dir) / f"{stem}.seg.dcm", case.path, mask, algorithm,
+                                           reader_confirmed=True).generated_uids
             if overlay_dir is not None:
                 stats = lesion_stats(mask, case.pixel_spacing_mm)
                 caption = overlay_caption(bool(mask.any()), stats.area_mm2, stats.area_px, model_version,
                                           by_reader=True)
-                write_overlay(Path(overlay_dir) / f"{stem}.overlay.dcm", case.path, mask, caption)
+                uids_generated = write_overlay(Path(overlay_dir) / f"{stem}.overlay.dcm", case.path, mask,
+                                               caption).generated_uids
         except DicomOutputError as error:
             raise ExportError(error.path, error.reason) from error
+        if uids_generated:
+            generated.append(case.image_id)
     return ExportSummary(Path(folders[0]) if folders else Path(), len(chosen) - len(skipped), positive,
-                         tuple(skipped))
+                         tuple(skipped), tuple(generated))
 
 
 def _why(error: OSError) -> str:

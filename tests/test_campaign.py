@@ -78,6 +78,8 @@ def test_a_tiny_campaign_runs_logs_and_is_not_rerun(small_labels: Path, siim_dir
     kinds = [event["event"] for event in events]
     assert kinds == ["campaign-started", "run-started", "started", "epoch", "finished", "run-done", "campaign-finished"]
     assert events[3]["run"] == "tiny-f0" and "challenge_score" in events[3]
+    assert "scripts/campaign.py start" in events[0]["resume"]  # the log and the root say how to resume
+    assert events[0]["resume"] in (root / campaign.RESUME_FILE).read_text()
     report = campaign.status(protocol, root)
     assert report["running"] is None and report["runs"][0]["state"] == "done"
 

@@ -41,6 +41,7 @@ DEFAULT_ROOT = REPO_ROOT.parent / "campaign"
 DEFAULT_PROTOCOL = REPO_ROOT / "docs" / "campaign.toml"
 LOG_FILE = "campaign.jsonl"
 LOCK_FILE = "campaign.lock"
+RESUME_FILE = "HOW-TO-RESUME.txt"
 
 
 class CampaignBusy(RuntimeError):
@@ -156,7 +157,13 @@ def run_campaign(protocol: Path, root: Path, python: str = sys.executable) -> in
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     _lower_autogroup_priority()
-    log_event(root, "campaign-started", pid=os.getpid(), protocol=str(protocol))
+    resume = f"cd {REPO_ROOT} && .venv/bin/python scripts/campaign.py start --protocol {protocol} --root {root}"
+    (root / RESUME_FILE).write_text(
+        "A killed or interrupted campaign (the end of a session, a reboot) continues every run from its last\n"
+        f"checkpoint (runs/<name>/last-state.pt, at most a few minutes old) with:\n\n    {resume}\n\n"
+        "status: scripts/campaign.py status; stop: scripts/campaign.py stop (docs/model.md, 'Training campaign').\n"
+    )
+    log_event(root, "campaign-started", pid=os.getpid(), protocol=str(protocol), resume=resume)
     failed: set[str] = set()
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), "PYTHONUNBUFFERED": "1"}

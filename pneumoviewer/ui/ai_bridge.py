@@ -120,10 +120,9 @@ class AiBridge(QObject):
         if self.restored_under is not None and c.model_queue.model_key != self.restored_under:
             self.restored_under = None  # the results reused at opening came from another model than this one
             self.predict_all()
-        threshold = ((c.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
-        c.findings.presence_threshold = None if threshold is None else float(threshold)
+        c.findings.set_model_card(c.model_queue.model_card)
         c.findings.model_problem = None
-        self._refresh_current_findings()
+        c.apply_triage_point()  # the reader's pick on this model's curve; refreshes the rows and findings
 
     @Slot(str)
     def _model_failed(self, reason: str) -> None:

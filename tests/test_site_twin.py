@@ -62,7 +62,7 @@ def test_twin_is_a_12_bit_dx_file_under_the_same_uid_and_labels(source: tuple[Pa
         assert truth.shape == (1024, 1024) and truth.any() == (rows[header.sop_instance_uid] != ["-1"])
         # The same anatomy, processed differently: correlated with the original, not equal to it.
         correlation = np.corrcoef(original.pixels.ravel(), twin.pixels.ravel())[0, 1]
-        assert 0.8 < correlation < 0.995
+        assert 0.6 < correlation < 0.98
         assert np.abs(original.pixels - twin.pixels).mean() > 0.02
     assert json.loads((out / "site-profile.json").read_text())["name"] == "dx-site-b"
 

@@ -133,7 +133,7 @@ def markdown_tables(report: dict[str, Any]) -> str:
 
     lines = [
         f"Reliability, cross-fitted over {report['folds']} folds of {report['images']} images "
-        f"({report['positives']} positive): each image's probability from a {report['method']} calibration "
+        f"({report['positives']} positive): each image's probability from the {report['method']} calibration "
         "fitted on the other folds",
         "",
         "| bin | images | mean calibrated probability | observed rate | | images | mean raw score | observed rate |",

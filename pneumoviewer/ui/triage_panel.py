@@ -53,8 +53,9 @@ class TriagePanel(QGroupBox):
         usable = len(self._curve) > 1
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, len(self._curve) - 1))
-        if chosen is not None and chosen in self._curve:
-            self.slider.setValue(self._curve.index(chosen))
+        if chosen is not None and self._curve:  # the card's own point carries cross-fitted figures: match by threshold
+            self.slider.setValue(min(range(len(self._curve)),
+                                     key=lambda index: abs(self._curve[index].threshold - chosen.threshold)))
         self.slider.blockSignals(False)
         self.slider.setEnabled(usable)
         for button in self.presets.values():

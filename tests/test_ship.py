@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script  # tests/script_loader.py
 
 from pneumoviewer import metrics
 from pneumoviewer.io.dicom import load_dicom
@@ -17,7 +17,6 @@ from pneumoviewer.training.pack import write_pack
 from pneumoviewer.training.predictions import read_predictions
 from pneumoviewer.training.train import TrainingOptions, train
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("private_onnx_cache")
 
 
@@ -32,14 +31,6 @@ def tiny_campaign(small_labels: Path, siim_dir: Path, tmp_path_factory: pytest.T
                               input_size=64, batch_size=2, steps_per_epoch=2, folds=2, fold=fold, threads=1,
                               progress=False, warmup_steps=1))
     return root
-
-
-def _campaign_script():
-    spec = importlib.util.spec_from_file_location("campaign_cli", REPO / "scripts" / "campaign.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
@@ -58,7 +49,7 @@ def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
         for image_id, positive in zip(ids[:6], truth[:6], strict=True)]}))
     dicom = next((siim_dir / "dicom-images").rglob(f"{ids[0]}.dcm"))
     out = tmp_path / "candidate"
-    status = _campaign_script().main([
+    status = load_script("campaign").main([
         "ship", "--root", str(tiny_campaign), "--runs", "tiny-f0", "tiny-f1", "--out", str(out),
         "--baseline", str(baseline), "--latency-images", str(dicom)])
     assert status == 0
@@ -97,7 +88,7 @@ def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
 def test_ship_refuses_runs_without_out_of_fold_predictions(tiny_campaign: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "runs" / "unfinished").mkdir(parents=True)
-    status = _campaign_script().main(["ship", "--root", str(tmp_path), "--runs", "unfinished",
+    status = load_script("campaign").main(["ship", "--root", str(tmp_path), "--runs", "unfinished",
                                       "--out", str(tmp_path / "out")])
     assert status == 1 and "no out-of-fold predictions (oof.npz) yet" in capsys.readouterr().err
 

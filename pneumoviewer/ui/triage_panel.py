@@ -42,7 +42,11 @@ class TriagePanel(QGroupBox):
             presets.addWidget(button)
             self.presets[sensitivity] = button
         column = QVBoxLayout(self)
-        column.addWidget(self.slider)
+        along = QHBoxLayout()
+        along.addWidget(QLabel("fewer flags"))
+        along.addWidget(self.slider, 1)
+        along.addWidget(QLabel("more found"))
+        column.addLayout(along)
         column.addWidget(self.label)
         column.addLayout(presets)
         self.slider.valueChanged.connect(self._slider_moved)

@@ -359,9 +359,11 @@ class ReviewController(QObject):
         """Put the red flag where the reader asked on the loaded model's curve, and redraw every flag now."""
         point = self.findings.choose_triage_point(self.triage_sensitivity)
         if self.session is not None:
-            for case in self.session.cases:
-                self.worklist_model.update_row(case.image_id, flagged=self.findings.flagged(case),
-                                               probability=self.findings.probability(case))
+            for case in self.session.cases:  # only the rows whose flag or probability changes: a slider drag
+                row = self.worklist_model.row(case.image_id)  # over a large folder stays smooth
+                flagged, probability = self.findings.flagged(case), self.findings.probability(case)
+                if row is not None and (row.flagged, row.probability) != (flagged, probability):
+                    self.worklist_model.update_row(case.image_id, flagged=flagged, probability=probability)
         shown = self.current_case()
         if shown is not None:
             self.update_info(shown)

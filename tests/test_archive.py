@@ -145,6 +145,23 @@ def test_a_killed_client_is_finished_by_resume_and_only_by_resume(
     assert not journal.exists()
 
 
+def test_an_existing_cluster_is_used_by_address_and_left_running(
+    archive: Path, random_checkpoint: Path, reference: tuple[bytes, bytes], tmp_path: Path,
+    cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from distributed import Client, LocalCluster
+
+    for name, value in cluster_env.items():
+        monkeypatch.setenv(name, value)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        out = tmp_path / "preds.csv"
+        assert main(["predict", str(archive), "--out", str(out), "--model", str(random_checkpoint),
+                     "--scheduler", cluster.scheduler_address]) == 0
+        assert _outputs(out) == reference
+        with Client(cluster) as client:  # the user's cluster is still there, its worker too
+            assert len(client.scheduler_info()["workers"]) == 1
+
+
 def test_resume_needs_a_cluster_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", str(tmp_path), "--out", str(tmp_path / "p.csv"), "--resume"]) == 2
     assert "--workers or --scheduler" in capsys.readouterr().err

@@ -25,26 +25,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root, for `benchmarks`
-from benchmarks.common import DATA, Figure, add_runner_arguments, report
+from benchmarks.common import Figure, add_runner_arguments, make_distinct_copies, report
 
-SIIM = DATA / "siim" / "dicom-images"
 MEMORY_GROWTH_GOAL = 1.25  # peak client memory, 10x the files: at most 25 % more
-
-
-def make_archive(folder: Path, count: int) -> Path:
-    """`count` distinct DICOMs under `folder` (100 per series folder), copies of the SIIM files with
-    their SOP Instance UID's last component replaced by one of the same length."""
-    sources = sorted(SIIM.rglob("*.dcm"))
-    for index in range(count):
-        source = sources[index % len(sources)]
-        uid = source.stem
-        prefix, last = uid.rsplit(".", 1)
-        new_uid = f"{prefix}.{10 ** (len(last) - 1) + index // len(sources)}"
-        assert len(new_uid) == len(uid), "the copy's UID must keep the file's element lengths"
-        target = folder / f"series{index // 100:05d}" / f"{new_uid}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes().replace(uid.encode(), new_uid.encode()))
-    return folder
 
 
 def timed_predict(arguments: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -99,7 +82,7 @@ def run(quick: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="pneumoviewer-archive-") as scratch:
         root = Path(scratch)
         env = {**os.environ, "XDG_CACHE_HOME": str(root / "cache")}
-        speed = make_archive(root / "speed", speed_files)
+        speed = make_distinct_copies(root / "speed", speed_files)
         single_s, _ = timed_predict([str(speed), "--out", str(root / "single.csv")], env)
         cluster_s, _ = timed_predict([str(speed), "--out", str(root / "cluster.csv"), "--workers", "2"], env)
         identical = all((root / f"single{suffix}").read_bytes() == (root / f"cluster{suffix}").read_bytes()
@@ -122,7 +105,7 @@ def _start_and_memory(root: Path, env: dict[str, str], speed_files: int, cluster
     start_s = cluster_start_seconds(2, env)
     steady_rate = speed_files / max(cluster_s - start_s, 1e-9)
     model = small_model(root)
-    memory = make_archive(root / "memory", memory_files)
+    memory = make_distinct_copies(root / "memory", memory_files)
     assert sum(1 for _ in memory.rglob("*.dcm")) == memory_files, "every copy must be a distinct image"
     peaks = {}
     for count in (memory_files // 10, memory_files):

@@ -138,3 +138,19 @@ def report(figures: list[Figure], args: argparse.Namespace) -> int:
     if args.figures_json is not None:
         args.figures_json.write_text(json.dumps([asdict(figure) for figure in figures], indent=1))
     return 0
+
+
+def make_distinct_copies(folder: Path, count: int) -> Path:
+    """An archive of `count` distinct DICOMs under `folder` (100 per series folder), copies of the SIIM files with
+    their SOP Instance UID's last component replaced by one of the same length."""
+    sources = sorted((DATA / "siim" / "dicom-images").rglob("*.dcm"))
+    for index in range(count):
+        source = sources[index % len(sources)]
+        uid = source.stem
+        prefix, last = uid.rsplit(".", 1)
+        new_uid = f"{prefix}.{10 ** (len(last) - 1) + index // len(sources)}"
+        assert len(new_uid) == len(uid), "the copy's UID must keep the file's element lengths"
+        target = folder / f"series{index // 100:05d}" / f"{new_uid}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes().replace(uid.encode(), new_uid.encode()))
+    return folder

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import heapq
 import io
+import pickle
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pneumoviewer.commands import fail, report
 from pneumoviewer.commands._settings import add_setting_arguments, setting_overrides
@@ -63,8 +66,30 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--seg-dir", type=Path, metavar="DIR",
                         help="write each DICOM image's AI mask as a DICOM Segmentation here (<id>.seg.dcm; "
                         "an empty segment when negative)")
+    archive = parser.add_argument_group(
+        "archive scale (Dask)",
+        "Predict on a Dask cluster: the files are sent in batches to worker processes that each load the model "
+        "once, finished batches are journalled beside OUT (OUT.journal/), and the CSVs come out byte-identical to "
+        "a single-process run. Workers of an existing cluster need this package and the files' paths.",
+    )
+    archive.add_argument("--workers", type=_positive_int, metavar="N",
+                         help="start a local Dask cluster of N worker processes (one model each)")
+    archive.add_argument("--scheduler", metavar="ADDRESS",
+                         help="use an existing Dask cluster (e.g. tcp://host:8786) instead of a local one")
+    archive.add_argument("--resume", action="store_true",
+                         help="finish an interrupted --workers/--scheduler run from its journal (same paths, "
+                         "model and settings; the number of workers may change)")
+    archive.add_argument("--batch-size", type=_positive_int, default=32, metavar="FILES",
+                         help="files per task sent to a worker (default 32)")
     add_setting_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         overrides = setting_overrides(args)
     except ValueError as error:
         return fail(str(error), status=2)
+    if args.workers is not None or args.scheduler is not None or args.resume:
+        from pneumoviewer.commands._archive import predict_on_cluster
+
+        return predict_on_cluster(args, RleConvention(args.rle), overrides)
     return _predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
                     scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides,
                     seg_dir=args.seg_dir)
@@ -101,8 +130,6 @@ def _predict(
         predict_files,
         request_settings,
     )
-    from pneumoviewer.io.annotations import write_annotation_rows
-    from pneumoviewer.io.atomic import atomic_write_text
     from pneumoviewer.model.checkpoint import CheckpointError
 
     try:
@@ -134,7 +161,7 @@ def _predict(
                 report(result, progress)
                 continue
             first_path[result.image_id] = result.path
-            outcomes.append(_outcome(result, convention, calibrated=predictor.calibration is not None))
+            outcomes.append(image_outcome(result, convention, calibrated=predictor.calibration is not None))
             latencies.append(sum(v for k, v in result.timings.items() if k != "cam"))
             try:
                 _write_pictures(result, cam_dir, overlay_dir)
@@ -153,12 +180,9 @@ def _predict(
     try:
         for folder in {out.parent, scores.parent}:
             folder.mkdir(parents=True, exist_ok=True)
-        write_annotation_rows(out, ((outcome.image_id, lesion) for outcome in outcomes for lesion in outcome.lesions))
-        atomic_write_text(scores, _scores_csv(outcomes))
+        _, positives, flagged = write_outputs(out, scores, outcomes)
     except OSError as error:
         return fail(f"{error.filename or out}: could not be written ({error.strerror or error})")
-    positives = sum(outcome.positive for outcome in outcomes)
-    flagged = sum(outcome.flagged for outcome in outcomes)
     latency = latency_summary(latencies)
     triage = predictor.operating_points.triage
     print(
@@ -175,7 +199,8 @@ def _predict(
     return 130 if interrupted else 0
 
 
-def _outcome(result: Predicted, convention: RleConvention, calibrated: bool) -> ImageOutcome:
+def image_outcome(result: Predicted, convention: RleConvention, calibrated: bool) -> ImageOutcome:
+    """The row kept of one prediction (a Dask worker makes it too, so both runs write the same bytes)."""
     from pneumoviewer.io.rle import encode_lesions
     from pneumoviewer.review.case import lesion_stats
 
@@ -235,17 +260,86 @@ class _SegWriter:
         return None
 
 
-def _scores_csv(outcomes: Sequence[ImageOutcome]) -> str:
+def write_outputs(out: Path, scores: Path, outcomes: Iterable[ImageOutcome]) -> tuple[int, int, int]:
+    """Write the masks CSV (file order) and the scores CSV (highest first, ties in file order), both
+    atomically and streamed: `outcomes` may be a generator over a million images. Returns (images,
+    positive by the challenge call, flagged for triage). Raises OSError."""
+    from pneumoviewer.io.annotations import write_annotation_rows
+    from pneumoviewer.io.atomic import atomic_write_chunks
+
+    order = _ScoreOrder()
+    positives = flagged = 0
+
+    def mask_rows() -> Iterator[tuple[str, str]]:
+        nonlocal positives, flagged
+        for outcome in outcomes:
+            order.add(outcome.score, _score_line(outcome))
+            positives += outcome.positive
+            flagged += outcome.flagged
+            for lesion in outcome.lesions:
+                yield outcome.image_id, lesion
+
+    write_annotation_rows(out, mask_rows())
+    atomic_write_chunks(scores, (line.encode("utf-8") for line in order.lines(_score_line_of(SCORE_COLUMNS))))
+    return order.count, positives, flagged
+
+
+def _score_line(outcome: ImageOutcome) -> str:
+    area_mm2 = outcome.stats.area_mm2
+    return _score_line_of([
+        outcome.image_id, f"{outcome.score:.4f}", "" if outcome.probability is None else f"{outcome.probability:.3f}",
+        "positive" if outcome.positive else "negative", "flagged" if outcome.flagged else "not flagged",
+        outcome.stats.count, outcome.stats.area_px, "" if area_mm2 is None else f"{area_mm2:.1f}",
+        str(outcome.path),
+    ])
+
+
+def _score_line_of(values: Sequence[object]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS)
-    for outcome in sorted(outcomes, key=lambda o: -o.score):
-        area_mm2 = outcome.stats.area_mm2
-        writer.writerow([
-            outcome.image_id, f"{outcome.score:.4f}",
-            "" if outcome.probability is None else f"{outcome.probability:.3f}",
-            "positive" if outcome.positive else "negative", "flagged" if outcome.flagged else "not flagged",
-            outcome.stats.count, outcome.stats.area_px, "" if area_mm2 is None else f"{area_mm2:.1f}",
-            str(outcome.path),
-        ])
+    csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
+
+
+class _ScoreOrder:
+    """Score lines highest first, ties in the order added (what a stable sort of the list gives), sorted
+    in chunks spilled to temporary files and merged: a million rows need a chunk's memory, not theirs."""
+
+    def __init__(self, chunk_rows: int = 100_000) -> None:
+        self.chunk_rows = chunk_rows
+        self.count = 0
+        self._chunk: list[tuple[float, int, str]] = []
+        self._spills: list[IO[bytes]] = []
+
+    def add(self, score: float, line: str) -> None:
+        self._chunk.append((-score, self.count, line))
+        self.count += 1
+        if len(self._chunk) >= self.chunk_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        spill = tempfile.TemporaryFile()  # noqa: SIM115 (read back and closed by `lines`)
+        for record in sorted(self._chunk):
+            pickle.dump(record, spill, protocol=pickle.HIGHEST_PROTOCOL)
+        spill.seek(0)
+        self._spills.append(spill)
+        self._chunk = []
+
+    def lines(self, header: str) -> Iterator[str]:
+        yield header
+        if not self._spills:
+            yield from (line for _, _, line in sorted(self._chunk))
+            return
+        self._spill()
+        try:
+            yield from (line for _, _, line in heapq.merge(*map(_records, self._spills)))
+        finally:
+            for spill in self._spills:
+                spill.close()
+
+
+def _records(spill: IO[bytes]) -> Iterator[tuple[float, int, str]]:
+    while True:
+        try:
+            yield pickle.load(spill)  # noqa: S301 (our own temporary file, written just now)
+        except EOFError:
+            return

@@ -14,13 +14,13 @@ import _csv
 import csv
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from pneumoviewer.errors import FileProblem
-from pneumoviewer.io.atomic import atomic_write_text
+from pneumoviewer.io.atomic import atomic_write_chunks
 from pneumoviewer.io.rle import RleConvention, RleError, decode, decode_rows, encode, encode_lesions
 
 HEADER = "ImageId, EncodedPixels"
@@ -119,16 +119,22 @@ def write_annotation_masks(
 
 
 def write_annotation_rows(path: str | os.PathLike[str], rows: Iterable[tuple[str, str]]) -> None:
-    """Write (image_id, encoded_pixels) rows as they are, atomically, in the challenge's layout."""
-    lines = [HEADER]
+    """Write (image_id, encoded_pixels) rows as they are, atomically, in the challenge's layout.
+
+    The rows are streamed to the file (an archive's millions of rows are never held at once); a bad
+    row raises ValueError and leaves any earlier file as it was."""
+    atomic_write_chunks(path, (line.encode("utf-8") for line in _annotation_lines(rows)))
+
+
+def _annotation_lines(rows: Iterable[tuple[str, str]]) -> Iterator[str]:
+    yield HEADER + _LINE_END
     for image_id, encoded in rows:
         image_id, encoded = image_id.strip(), encoded.strip()
         if not image_id or any(character in image_id for character in _SEPARATORS):
             raise ValueError(f"not a valid ImageId for an annotation file: {image_id!r}")
         if any(character in encoded for character in _SEPARATORS):
             raise ValueError(f"not a valid EncodedPixels value for image {image_id}: {encoded[:40]!r}")
-        lines.append(f"{image_id},{encoded}")
-    atomic_write_text(path, _LINE_END.join(lines) + _LINE_END)
+        yield f"{image_id},{encoded}{_LINE_END}"
 
 
 def convert_annotation_file(

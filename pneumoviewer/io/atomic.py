@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -17,11 +18,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     The rename is atomic on POSIX and Windows; an existing file keeps its permissions. On any
     error (ENOSPC, read-only folder) the temporary file is removed and the old file is untouched.
     """
+    atomic_write_chunks(path, (data,))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """`atomic_write_bytes` of `text` in UTF-8, written as given (no newline translation)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_chunks(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
+    """`atomic_write_bytes` of the concatenated `chunks`, streamed: a file of a million rows is
+    written without ever being held in memory whole. An error raised by `chunks` leaves the old file."""
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
+            for chunk in chunks:
+                stream.write(chunk)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, _mode_for(path))
@@ -30,11 +43,6 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """`atomic_write_bytes` of `text` in UTF-8, written as given (no newline translation)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _mode_for(path: Path) -> int:

@@ -8,6 +8,7 @@ allocate gigabytes or hang.
 
 from __future__ import annotations
 
+import enum
 import io
 import os
 import stat
@@ -150,26 +151,63 @@ def scan_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DicomError(folder, "is not a folder")
-    candidates, unlistable = _visible_files(folder)
-    scan = FolderScan(unreadable=unlistable)
+    scan = FolderScan()
+    candidates = list(visible_files(folder, scan.unreadable.append))
     for done, path in enumerate(candidates, start=1):
-        header = index.lookup(path) if index is not None else None
-        if header is None and is_dicom_file(path):
-            try:
-                header = read_header(path) if index is None else index.read(path)
-            except SegmentationFile:
-                scan.segmentations.append(path)
-            except DicomError as error:
-                scan.unreadable.append(error)
-        elif header is None and path.suffix.lower() == ".dcm":
-            scan.unreadable.append(DicomError(path, _not_dicom_reason(path)))
-        if header is not None:
-            scan.images.append(header)
+        verdict = examine_candidate(path, index)
+        if isinstance(verdict, DicomMetadata):
+            scan.images.append(verdict)
             if found is not None:
-                found(header)
+                found(verdict)
+        elif isinstance(verdict, DicomError):
+            scan.unreadable.append(verdict)
+        elif verdict is CandidateKind.SEGMENTATION:
+            scan.segmentations.append(path)
         if progress is not None:
             progress(done, len(candidates))
     return scan
+
+
+class CandidateKind(enum.Enum):
+    """What a file met in a folder is when it is neither an image header nor an error."""
+
+    SEGMENTATION = "a DICOM Segmentation (a mask to import, not an image)"
+    IGNORED = "not a DICOM file and not named .dcm (reports, thumbnails): skipped silently"
+
+
+def examine_candidate(path: Path, index: HeaderIndex | None = None) -> DicomMetadata | DicomError | CandidateKind:
+    """THE rule for a file found in a folder: its image header, why it cannot be read, or what else it is.
+
+    The one place `scan_folder` and the archive run (`pneumoviewer predict --workers`) decide which
+    files of a folder are images."""
+    header = index.lookup(path) if index is not None else None
+    if header is not None:
+        return header
+    if is_dicom_file(path):
+        try:
+            return read_header(path) if index is None else index.read(path)
+        except SegmentationFile:
+            return CandidateKind.SEGMENTATION
+        except DicomError as error:
+            return error
+    if path.suffix.lower() == ".dcm":
+        return DicomError(path, _not_dicom_reason(path))
+    return CandidateKind.IGNORED
+
+
+def visible_files(folder: Path, unlistable: Callable[[DicomError], None]) -> Iterator[Path]:
+    """The files of `folder` to look at, recursively, in `scan_folder`'s order (sorted by path), one
+    at a time: an archive of a million files is walked without holding its list. Hidden files and
+    folders and DICOMDIR are left out; a subfolder that cannot be listed is passed to `unlistable`."""
+
+    def report(error: OSError) -> None:
+        unlistable(DicomError(error.filename, f"this folder cannot be read ({error.strerror})"))
+
+    for root, directories, names in os.walk(folder, onerror=report):
+        directories[:] = sorted(name for name in directories if not name.startswith("."))
+        for name in sorted(names):
+            if not name.startswith(".") and name != "DICOMDIR":
+                yield Path(root) / name
 
 
 def percentile_window(raw: np.ndarray, padding: np.ndarray | None = None) -> tuple[float, float]:
@@ -211,22 +249,6 @@ def _stored_pixels(dataset: Dataset, metadata: DicomMetadata) -> np.ndarray:
         except Exception:  # noqa: BLE001 - whatever Pillow refuses, pydicom's other decoders may read
             dataset.pixel_array_options(decoding_plugin="")
     return dataset.pixel_array
-
-
-def _visible_files(folder: Path) -> tuple[list[Path], list[DicomError]]:
-    """The files to look at, and the subfolders that could not be listed (os.walk skips them silently)."""
-    files: list[Path] = []
-    unlistable: list[DicomError] = []
-
-    def report(error: OSError) -> None:
-        unlistable.append(DicomError(error.filename, f"this folder cannot be read ({error.strerror})"))
-
-    for root, directories, names in os.walk(folder, onerror=report):
-        directories[:] = sorted(name for name in directories if not name.startswith("."))
-        files.extend(
-            Path(root) / name for name in sorted(names) if not name.startswith(".") and name != "DICOMDIR"
-        )
-    return files, unlistable
 
 
 def _not_a_file_reason(path: Path) -> str:

@@ -1,0 +1,152 @@
+"""A folder of 10,000 studies in the app: first rows, background indexing, a fluid worklist, bounded memory.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_large_folder.py [--studies 10000] [--quick]
+
+The folder holds distinct copies of the SIIM DICOMs (each its own SOP Instance UID, one study per
+file; benchmarks.common.make_distinct_copies). The real main window (offscreen) opens it with the
+bundled model; a 5 ms heartbeat measures the longest time the event loop could not react while
+the worklist fills and then while the AI scores cases, and meanwhile a "user" scrolls the worklist,
+sorts it by another column and back, and filters it by status, one action every 250 ms. Measured:
+time from the open request to the first rows and to the whole folder indexed, the longest stall
+in each phase (goal <= 50 ms), and the app's peak memory (RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QElapsedTimer, QTimer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root, for `benchmarks`
+from benchmarks.common import Figure, add_runner_arguments, make_distinct_copies, p95, peak_rss_mb, report
+
+HEARTBEAT_MS = 5
+FIRST_ROWS_GOAL_S = 1.0
+STALL_GOAL_MS = 50.0
+AI_PHASE_SECONDS = 15
+
+
+def user_actions(window) -> list:
+    """What a reader does with a long worklist: scroll, sort by another column and back, filter by status."""
+    table = window.worklist
+    filter_box = window.panels.status_filter
+    scrollbar = table.verticalScrollBar()
+    actions = []
+    for fraction in (0.9, 0.1, 0.5):
+        actions.append(lambda f=fraction: scrollbar.setValue(int(scrollbar.maximum() * f)))
+    actions.append(lambda: table.sortByColumn(0, table.horizontalHeader().sortIndicatorOrder()))
+    actions.append(lambda: table.sortByColumn(window.worklist_model.sort_order[0], table.horizontalHeader()
+                                              .sortIndicatorOrder()))
+    actions.append(lambda: filter_box.setCurrentIndex((filter_box.currentIndex() + 1) % filter_box.count()))
+    actions.append(lambda: filter_box.setCurrentIndex(0))
+    return actions
+
+
+def measure(folder: Path, data_dir: Path, studies: int) -> list[Figure]:
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.main_window import MainWindow
+
+    app = application()
+    window = MainWindow(data_dir=data_dir)
+    window.setProperty("quiet", True)
+    window.resize(1600, 1000)
+    window.show()
+    gaps: dict[str, list[float]] = {"filling": [], "scoring": []}
+    phase = ["filling"]
+    clock = QElapsedTimer()
+    heartbeat = QTimer()
+    heartbeat.setInterval(HEARTBEAT_MS)
+
+    def beat() -> None:
+        gaps[phase[0]].append(max(clock.nsecsElapsed() / 1e6 - HEARTBEAT_MS, 0.0))
+        clock.restart()
+
+    heartbeat.timeout.connect(beat)
+    actions = user_actions(window)
+    step = [0]
+
+    def act() -> None:
+        if window.worklist_model.rowCount():
+            actions[step[0] % len(actions)]()
+            step[0] += 1
+
+    user = QTimer()
+    user.setInterval(250)
+    user.timeout.connect(act)
+    marks: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def check() -> None:
+        now = time.perf_counter() - started
+        if "first rows" not in marks and window.worklist_model.rowCount():
+            marks["first rows"] = now
+        if "indexed" not in marks and window.controller.session is not None:
+            marks["indexed"] = now
+            phase[0] = "scoring"
+            QTimer.singleShot(AI_PHASE_SECONDS * 1000, lambda: app.exit(0))
+        if now > 900:
+            app.exit(1)
+
+    poll = QTimer()
+    poll.setInterval(20)
+    poll.timeout.connect(check)
+    for timer in (heartbeat, user, poll):
+        timer.start()
+    clock.start()
+    window.controller.open_paths([folder])
+    if os.environ.get("PROFILE_GUI"):
+        import cProfile
+        cProfile.runctx("app.exec()", globals(), locals(), os.environ["PROFILE_GUI"])
+    else:
+        app.exec()
+    for timer in (heartbeat, user, poll):
+        timer.stop()
+    rows = window.worklist_model.rowCount()
+    scored = sum(row.score is not None for row in window.worklist_model.rows())
+    window.close()
+    peak = peak_rss_mb()
+    print(f"{studies:,} studies: first rows after {marks.get('first rows', float('nan')):.2f} s, indexed after "
+          f"{marks.get('indexed', float('nan')):.1f} s; {rows:,} rows, {scored} scored in the {AI_PHASE_SECONDS} s after; "
+          f"{step[0]} user actions")
+    for name, values in gaps.items():
+        if values:
+            print(f"  stall while {name}: max {max(values):.1f} ms, p95 {p95(values):.1f} ms, "
+                  f"{sum(gap > STALL_GOAL_MS for gap in values)} of {len(values)} ticks > {STALL_GOAL_MS:.0f} ms")
+    print(f"  peak RSS {peak:.0f} MB")
+    return [
+        Figure(f"{studies:,}-study folder: first rows", marks.get("first rows", float("inf")), "s", FIRST_ROWS_GOAL_S,
+               f"whole folder indexed after {marks.get('indexed', float('inf')):.1f} s"),
+        Figure("  longest stall while the worklist fills", max(gaps["filling"] or [0.0]), "ms", STALL_GOAL_MS,
+               f"scrolling, sorting, filtering every 250 ms; p95 {p95(gaps['filling'] or [0.0]):.1f} ms"),
+        Figure("  longest stall while the AI scores", max(gaps["scoring"] or [0.0]), "ms", STALL_GOAL_MS,
+               f"the same user, {AI_PHASE_SECONDS} s; {scored} cases scored"),
+        Figure("  peak memory (RSS) of the app", peak, "MB", None, f"{rows:,} rows in the worklist"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=10_000)
+    add_runner_arguments(parser)
+    args = parser.parse_args(argv)
+    studies = 1_000 if args.quick else args.studies
+    with tempfile.TemporaryDirectory(prefix="pneumoviewer-large-") as scratch:
+        root = Path(scratch)
+        os.environ["XDG_DATA_HOME"] = str(root / "user")
+        os.environ["XDG_CONFIG_HOME"] = str(root / "config")
+        started = time.perf_counter()
+        folder = make_distinct_copies(root / "studies", studies)
+        print(f"made {studies:,} distinct DICOMs in {time.perf_counter() - started:.0f} s")
+        figures = measure(folder, root / "sessions", studies)
+    return report(figures, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

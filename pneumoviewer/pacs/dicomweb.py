@@ -54,9 +54,10 @@ class DicomWebConnection:
     def instances(self, study_uid: str) -> list[InstanceRef]:
         with self._speaking(f"the instance list of study {study_uid}"):
             answers = self._client.search_for_instances(study_instance_uid=study_uid,
-                                                        fields=["SeriesInstanceUID", "SOPInstanceUID"])
+                                                        fields=["SeriesInstanceUID", "SOPInstanceUID", "Modality"])
         listed = [pydicom.Dataset.from_json(answer) for answer in answers]
-        return [InstanceRef(study_uid, str(item.SeriesInstanceUID), str(item.SOPInstanceUID)) for item in listed]
+        return [InstanceRef(study_uid, str(item.SeriesInstanceUID), str(item.SOPInstanceUID),
+                            str(item.get("Modality", ""))) for item in listed]
 
     def fetch(self, instance: InstanceRef, destination: Path) -> None:
         with self._speaking(f"the retrieval of instance {instance.sop_instance_uid}"):

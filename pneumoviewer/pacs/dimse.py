@@ -10,7 +10,6 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, Association, build_role, evt
-from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ComputedRadiographyImageStorage,
     DigitalXRayImageStorageForPresentation,
@@ -30,7 +29,7 @@ from pneumoviewer.pacs.studies import RETURN_KEYWORDS, InstanceRef, StudyQuery, 
 # What a chest radiograph study holds, and what we push back (SEG, burned-in Secondary Capture).
 STORAGE_CLASSES = (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
                    DigitalXRayImageStorageForProcessing, SecondaryCaptureImageStorage, SegmentationStorage)
-RETRIEVE_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.50",
+TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.50",
                               "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
                               "1.2.840.10008.1.2.5")
 DUPLICATE_SOP_INSTANCE = 0x0111
@@ -75,8 +74,10 @@ class DimseConnection:
         identifier.StudyInstanceUID = study_uid
         identifier.SeriesInstanceUID = ""
         identifier.SOPInstanceUID = ""
+        identifier.Modality = ""
         answers = self._find(identifier, f"the instance list of study {study_uid}")
-        return [InstanceRef(study_uid, str(item.SeriesInstanceUID), str(item.SOPInstanceUID)) for item in answers]
+        return [InstanceRef(study_uid, str(item.SeriesInstanceUID), str(item.SOPInstanceUID),
+                            str(item.get("Modality", ""))) for item in answers]
 
     def fetch(self, instance: InstanceRef, destination: Path) -> None:
         what = f"the retrieval of instance {instance.sop_instance_uid}"
@@ -100,7 +101,11 @@ class DimseConnection:
         what = f"storing {path.name}"
         dataset = pydicom.dcmread(path)
         association = self._association("store", what)
-        status = association.send_c_store(dataset)
+        try:
+            status = association.send_c_store(dataset)
+        except ValueError as error:  # pynetdicom: no accepted presentation context for this object
+            return StoreOutcome(stored=False, reason=f"the server takes no {dataset.SOPClassUID.name} objects in "
+                                                     f"{dataset.file_meta.TransferSyntaxUID.name} ({error})")
         self._raise_if_dropped(association, what)
         code = int(status.Status) if "Status" in status else -1
         if code == DUPLICATE_SOP_INSTANCE:
@@ -135,16 +140,14 @@ class DimseConnection:
             ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
         elif purpose == "get":
             ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-            for storage in STORAGE_CLASSES:
-                # One context per transfer syntax: the server then sends each instance as it holds it
-                # (a JPEG stays the same JPEG), instead of transcoding it to the first syntax offered.
-                for syntax in RETRIEVE_TRANSFER_SYNTAXES:
-                    ae.add_requested_context(storage, syntax)
-                roles.append(build_role(storage, scp_role=True))
+            roles = [build_role(storage, scp_role=True) for storage in STORAGE_CLASSES]
             handlers = [(evt.EVT_C_STORE, self._received_instance)]
-        else:
+        if purpose in ("get", "store"):
+            # One context per transfer syntax: each instance travels as it is stored (a JPEG stays the
+            # same JPEG) instead of being transcoded to the first syntax of a shared context.
             for storage in STORAGE_CLASSES:
-                ae.requested_contexts = [*ae.requested_contexts, build_context(storage)]
+                for syntax in TRANSFER_SYNTAXES:
+                    ae.add_requested_context(storage, syntax)
         association = ae.associate(self.node.host, self.node.port, ae_title=self.node.ae_title,
                                    ext_neg=roles, evt_handlers=handlers)
         if association.is_rejected:

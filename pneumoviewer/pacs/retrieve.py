@@ -21,6 +21,9 @@ from pneumoviewer.pacs.nodes import PacsError, PacsNode
 from pneumoviewer.pacs.studies import InstanceRef
 
 INCOMING = ".incoming"
+# What the viewer opens: radiographs and their segmentations. Other series of a study (burned-in
+# overlays, OT; reports; other modalities) are left on the server.
+RETRIEVED_MODALITIES = ("CR", "DX", "SEG")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # a UID names a file here: nothing else may (../, /)
 
 
@@ -30,6 +33,7 @@ class RetrievedStudy:
     folder: Path  # complete: every instance the server listed
     instances: int
     fetched: int  # this time; instances - fetched were already in the cache (or a stopped retrieval)
+    skipped: int = 0  # instances of other modalities, left on the server
 
 
 def study_folder(cache: Path, study_uid: str) -> Path:
@@ -59,24 +63,26 @@ def retrieve_studies(
 ) -> list[RetrievedStudy]:
     """Fetch the studies' instances not yet in the cache; `progress(done, total)` counts instances.
 
-    Raises PacsError (what was fetched stays in the incoming folder, for a resume) or `Cancelled`
-    (checked before each instance).
+    Only instances of `RETRIEVED_MODALITIES` (and those whose modality the server does not say) are
+    fetched. Raises PacsError (what was fetched stays in the incoming folder, for a resume) or
+    `Cancelled` (checked before each instance).
     """
     cache = Path(cache)
     with connect(node) as connection:
-        listed: list[tuple[str, list[InstanceRef]]] = []
+        listed: list[tuple[str, list[InstanceRef], int]] = []
         for uid in study_uids:
             raise_if_cancelled(cancel)
-            instances = connection.instances(_checked_uid(uid))
-            if not instances:
+            everything = connection.instances(_checked_uid(uid))
+            if not everything:
                 raise PacsError(node, f"study {uid} has no instances on the server (deleted, or never there)")
+            instances = [item for item in everything if item.modality in ("", *RETRIEVED_MODALITIES)]
             for instance in instances:
                 _checked_uid(instance.sop_instance_uid)
-            listed.append((uid, instances))
-        total = sum(len(instances) for _, instances in listed)
+            listed.append((uid, instances, len(everything) - len(instances)))
+        total = sum(len(instances) for _, instances, _ in listed)
         done = 0
         retrieved = []
-        for uid, instances in listed:
+        for uid, instances, skipped in listed:
             incoming = cache / INCOMING / uid
             final = cache / uid
             fetched = 0
@@ -91,7 +97,7 @@ def retrieve_studies(
                 if progress is not None:
                     progress(done, total)
             _move_into_place(incoming, final)
-            retrieved.append(RetrievedStudy(uid, final, len(instances), fetched))
+            retrieved.append(RetrievedStudy(uid, final, len(instances), fetched, skipped))
     return retrieved
 
 

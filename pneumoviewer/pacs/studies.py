@@ -64,6 +64,7 @@ class InstanceRef:
     study_uid: str
     series_uid: str
     sop_instance_uid: str
+    modality: str = ""  # its series' modality, "" when the server does not say
 
 
 RETURN_KEYWORDS = ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "AccessionNumber",

@@ -29,6 +29,9 @@ class DicomWebConnection:
         if node.username:
             self._session.auth = (node.username, node.password)
         self._client = DICOMwebClient(node.url.rstrip("/"), session=self._session, timeout=node.timeout_s)
+        # Its default retries every failure 5 times with 2-16 s pauses (30 s before "server down"); a
+        # failed retrieval or push is resumed by the user's next pull or push instead.
+        self._client.set_http_retry_params(retry=False)
 
     def __enter__(self) -> DicomWebConnection:
         return self
@@ -91,10 +94,13 @@ class DicomWebConnection:
                 raise _ObjectRefused(_failure_outcome(_failure_reason(response), f"HTTP {status}")) from error
             raise PacsError(self.node, _http_reason(status, what)) from error
         except requests.Timeout as error:
-            raise PacsError(self.node, f"{what}: no answer within {self.node.timeout_s:g} s "
-                                       "(the server is too slow or hangs)") from error
+            raise PacsError(self.node, f"{what}: no answer within {self.node.timeout_s:g} s (the server hangs, "
+                                       "or this port is not its DICOMweb port)") from error
         except requests.ConnectionError as error:
             raise PacsError(self.node, f"{what}: {_connection_reason(error)}") from error
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
+            raise PacsError(self.node, f"{what}: the server closed the connection in the middle of the "
+                                       "transfer") from error
         except (ValueError, KeyError, pydicom.errors.InvalidDicomError) as error:
             raise PacsError(self.node, f"{what}: the server's answer is not valid DICOMweb ({error})") from error
 
@@ -137,9 +143,9 @@ def _connection_reason(error: requests.ConnectionError) -> str:
         return "nothing answers at this address (the server is down, or the host or port is wrong)"
     if "Name or service not known" in text or "nodename nor servname" in text:
         return "this host name is unknown"
-    if "BadStatusLine" in text:
-        return "the server there does not speak HTTP (is the port the DICOMweb one?)"
-    return f"the server closed the connection in the middle of the transfer ({type(error).__name__})"
+    if "BadStatusLine" in text or "Connection aborted" in text:
+        return "the server closed the connection without an HTTP answer (is this its DICOMweb port? did it stop?)"
+    return f"the connection failed ({type(error).__name__})"
 
 
 def _failure_reason(response: requests.Response | None) -> int:

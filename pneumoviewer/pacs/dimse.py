@@ -88,14 +88,15 @@ class DimseConnection:
         identifier.SeriesInstanceUID = instance.series_uid
         identifier.SOPInstanceUID = instance.sop_instance_uid
         self._received = {instance.sop_instance_uid: destination}
-        last_status = None
+        code = None
         for status, _identifier in association.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
             self._raise_if_dropped(association, what)
-            last_status = status
+            code = int(status.Status) if "Status" in status else None  # no status: the association dropped
         self._raise_if_dropped(association, what)
-        if last_status is None or int(last_status.Status) != _SUCCESS or not destination.exists():
-            code = f"0x{int(last_status.Status):04X}" if last_status is not None else "none"
-            raise PacsError(self.node, f"{what}: the server did not send it (C-GET status {code})")
+        if code is None:
+            raise PacsError(self.node, f"{what}: the server closed the connection in the middle of the transfer")
+        if code != _SUCCESS or not destination.exists():
+            raise PacsError(self.node, f"{what}: the server did not send it (C-GET status 0x{code:04X})")
 
     def store(self, path: Path) -> StoreOutcome:
         what = f"storing {path.name}"
@@ -119,9 +120,11 @@ class DimseConnection:
         answers: list[Dataset] = []
         for status, answer in association.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
             self._raise_if_dropped(association, what)
-            if status and int(status.Status) in _PENDING and answer is not None:
+            if "Status" not in status:
+                raise PacsError(self.node, f"{what}: the server closed the connection in the middle of the transfer")
+            if int(status.Status) in _PENDING and answer is not None:
                 answers.append(answer)
-            elif status and int(status.Status) != _SUCCESS:
+            elif int(status.Status) != _SUCCESS:
                 raise PacsError(self.node, f"{what}: the server failed it (C-FIND status 0x{int(status.Status):04X})")
         self._raise_if_dropped(association, what)
         return answers

@@ -50,3 +50,9 @@ def connect(node: PacsNode) -> PacsConnection:
     from pneumoviewer.pacs.dimse import DimseConnection
 
     return DimseConnection(node)
+
+
+def query_studies(node: PacsNode, query: StudyQuery) -> list[StudyRecord]:
+    """One query on a connection of its own (what the CLI and the window's worker call)."""
+    with connect(node) as connection:
+        return connection.query(query)

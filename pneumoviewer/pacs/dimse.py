@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, Association, build_role, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ComputedRadiographyImageStorage,
     DigitalXRayImageStorageForPresentation,
@@ -184,7 +185,8 @@ class DimseConnection:
 
     def _received_instance(self, event: evt.Event) -> int:
         """C-GET's C-STORE sub-operation: the instance asked for, written atomically where it belongs."""
-        destination = self._received.get(str(event.dataset.SOPInstanceUID))
+        request = cast(C_STORE, event.request)  # the C-STORE's command set: no decoding of the instance
+        destination = self._received.get(str(request.AffectedSOPInstanceUID))
         if destination is None:
             return 0xA900  # not the instance we asked for
         atomic_write_bytes(destination, bytes(event.encoded_dataset()))

@@ -79,7 +79,7 @@ def test_queries_match_date_modality_patient_and_accession(orthanc: OrthancServe
             day = str(first.StudyDate)
             assert len(connection.query(StudyQuery(date_from=day, date_to=day))) == IMAGES
             assert connection.query(StudyQuery(date_from="20200101")) == []
-            assert connection.query(StudyQuery(accession_number="NO-SUCH-ACCESSION")) == []
+            assert connection.query(StudyQuery(accession_number="NO-SUCH-ACCESS")) == []
 
 
 def test_pulled_studies_hold_the_same_images_over_both_protocols(orthanc: OrthancServer, sources: list[Path],

@@ -125,14 +125,22 @@ def test_send_results_to_pacs_once_with_per_object_status(qtbot, make_window, or
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)  # the reader is back in the window
 
-    QTest.keyClick(window, Qt.Key.Key_J)  # one more case read: only its objects go
+    QTest.keyClick(window, Qt.Key.Key_J)  # one more case read: its objects go, sent alone
     QTest.keyClick(window, Qt.Key.Key_R)
     next(action for action in review_menu.actions() if action.objectName() == "send_pacs").trigger()
     dialog = window.pacs_dialog
     dialog.nodes.setCurrentIndex(1)
+    dialog.only_current.setChecked(True)
+    click(qtbot, dialog.send)
+    qtbot.waitUntil(lambda: dialog.worker is None and dialog.table.rowCount() == 2, timeout=WAIT_MS)
+    assert [dialog.table.item(row, 2).text() for row in range(2)] == ["sent"] * 2
+    assert {dialog.table.item(row, 0).text() for row in range(2)} == {session.case(window.controller.current_id)
+                                                                      .display_id}
+    assert orthanc.instance_count() == before + 6
+    dialog.only_current.setChecked(False)  # all reviewed cases: what went before does not go again
     click(qtbot, dialog.send)
     qtbot.waitUntil(lambda: dialog.worker is None and dialog.table.rowCount() == 6, timeout=WAIT_MS)
-    assert sorted(dialog.table.item(row, 2).text() for row in range(6)) == ["already sent"] * 4 + ["sent"] * 2
+    assert sorted(dialog.table.item(row, 2).text() for row in range(6)) == ["already sent"] * 6
     assert orthanc.instance_count() == before + 6
     assert [node.name for node in load_nodes()] == ["Wrong login", "Ward PACS"]
 

@@ -16,7 +16,7 @@ from dicomweb_client.api import DICOMwebClient
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.pacs.connection import StoreOutcome
 from pneumoviewer.pacs.nodes import PacsError, PacsNode
-from pneumoviewer.pacs.studies import RETURN_KEYWORDS, InstanceRef, StudyQuery, StudyRecord, merge_studies
+from pneumoviewer.pacs.studies import RETURN_KEYWORDS, InstanceRef, StudyQuery, StudyRecord, merge_studies, study_record
 
 DUPLICATE_SOP_INSTANCE = 0x0111  # a STOW/C-STORE failure reason: the server holds this SOP Instance already
 _ORIGINAL_ENCODING = (("application/dicom", "*"),)  # the instance as stored, not transcoded
@@ -51,7 +51,7 @@ class DicomWebConnection:
             with self._speaking("the study query"):
                 answers = self._client.search_for_studies(search_filters=filters, fields=list(RETURN_KEYWORDS),
                                                           limit=query.limit)
-            found.extend(_study_record(pydicom.Dataset.from_json(answer)) for answer in answers)
+            found.extend(study_record(pydicom.Dataset.from_json(answer)) for answer in answers)
         return merge_studies(found, query.limit)
 
     def instances(self, study_uid: str) -> list[InstanceRef]:
@@ -108,21 +108,6 @@ class DicomWebConnection:
 class _ObjectRefused(Exception):
     def __init__(self, outcome: StoreOutcome) -> None:
         self.outcome = outcome
-
-
-def _study_record(item: pydicom.Dataset) -> StudyRecord:
-    modalities = item.get("ModalitiesInStudy", ())
-    count = item.get("NumberOfStudyRelatedInstances")
-    return StudyRecord(
-        study_uid=str(item.StudyInstanceUID),
-        patient_id=str(item.get("PatientID", "")),
-        patient_name=str(item.get("PatientName", "")),
-        study_date=str(item.get("StudyDate", "")),
-        accession_number=str(item.get("AccessionNumber", "")),
-        modalities=(modalities,) if isinstance(modalities, str) else tuple(str(value) for value in modalities),
-        description=str(item.get("StudyDescription", "")),
-        instances=int(count) if count not in (None, "") else None,
-    )
 
 
 def _http_reason(status: int, what: str) -> str:

@@ -25,7 +25,7 @@ from pynetdicom.status import code_to_category
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.pacs.connection import StoreOutcome
 from pneumoviewer.pacs.nodes import PacsError, PacsNode
-from pneumoviewer.pacs.studies import RETURN_KEYWORDS, InstanceRef, StudyQuery, StudyRecord, merge_studies
+from pneumoviewer.pacs.studies import RETURN_KEYWORDS, InstanceRef, StudyQuery, StudyRecord, merge_studies, study_record
 
 # What a chest radiograph study holds, and what we push back (SEG, burned-in Secondary Capture).
 STORAGE_CLASSES = (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
@@ -66,7 +66,7 @@ class DimseConnection:
                 setattr(identifier, keyword, value)
             identifier.ModalitiesInStudy = modality
             answers = self._find(identifier, "the study query")
-            found.extend(_study_record(answer) for answer in answers[: query.limit])
+            found.extend(study_record(answer) for answer in answers[: query.limit])
         return merge_studies(found, query.limit)
 
     def instances(self, study_uid: str) -> list[InstanceRef]:
@@ -191,18 +191,3 @@ class DimseConnection:
             return 0xA900  # not the instance we asked for
         atomic_write_bytes(destination, bytes(event.encoded_dataset()))
         return _SUCCESS
-
-
-def _study_record(item: Dataset) -> StudyRecord:
-    modalities = item.get("ModalitiesInStudy", "")
-    count = item.get("NumberOfStudyRelatedInstances", "")
-    return StudyRecord(
-        study_uid=str(item.get("StudyInstanceUID", "")),
-        patient_id=str(item.get("PatientID", "")),
-        patient_name=str(item.get("PatientName", "")),
-        study_date=str(item.get("StudyDate", "")),
-        accession_number=str(item.get("AccessionNumber", "")),
-        modalities=(modalities,) if isinstance(modalities, str) else tuple(str(value) for value in modalities),
-        description=str(item.get("StudyDescription", "")),
-        instances=int(count) if str(count).strip() else None,
-    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydicom.dataset import Dataset
+
 QUERY_MODALITIES = ("CR", "DX")  # chest radiographs: computed and digital radiography
 _DATE = re.compile(r"^\d{8}$")
 
@@ -76,3 +78,19 @@ def merge_studies(found: list[StudyRecord], limit: int) -> list[StudyRecord]:
     unique = {record.study_uid: record for record in found}
     ordered = sorted(unique.values(), key=lambda record: (record.study_date, record.study_uid), reverse=True)
     return ordered[:limit]
+
+
+def study_record(item: Dataset) -> StudyRecord:
+    """A study-level answer (a QIDO-RS JSON item or a C-FIND identifier, as a pydicom Dataset)."""
+    modalities = item.get("ModalitiesInStudy", "")
+    count = item.get("NumberOfStudyRelatedInstances", "")
+    return StudyRecord(
+        study_uid=str(item.get("StudyInstanceUID", "")),
+        patient_id=str(item.get("PatientID", "")),
+        patient_name=str(item.get("PatientName", "")),
+        study_date=str(item.get("StudyDate", "")),
+        accession_number=str(item.get("AccessionNumber", "")),
+        modalities=(modalities,) if isinstance(modalities, str) else tuple(str(value) for value in modalities),
+        description=str(item.get("StudyDescription", "")),
+        instances=int(count) if str(count).strip() else None,
+    )

@@ -252,8 +252,9 @@ class MainWindow(QMainWindow):
         session = self.controller.session
         if session is None:
             return
+        current = session.case(self.controller.current_id) if self.controller.current_id is not None else None
         self.pacs_dialog = SendToPacsDialog(session.cases, outbox_for(session.folder),
-                                            self.controller.model_queue.model_key, parent=self)
+                                            self.controller.model_queue.model_key, parent=self, current=current)
         self.pacs_dialog.open()
 
     def _ask_import(self) -> None:

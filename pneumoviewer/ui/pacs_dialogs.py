@@ -310,9 +310,14 @@ class SendToPacsDialog(_PacsDialog):
     """Write the reviewed cases' SEGs and overlays (once per read) and push them; a status per object."""
 
     def __init__(self, cases: Sequence[Any], outbox: Path, model_version: str | None,
-                 data_dir: Path | None = None, parent: QWidget | None = None) -> None:
+                 data_dir: Path | None = None, parent: QWidget | None = None, current: Any = None) -> None:
+        """`current`: the case on screen, which the reader may send alone."""
         super().__init__("Send results to PACS", data_dir, parent)
         self.cases, self.outbox, self.model_version = list(cases), outbox, model_version
+        self.current = current
+        self.only_current = QCheckBox(f"Only {current.display_id}, the case on screen" if current is not None
+                                      else "Only the case on screen")
+        self.only_current.setEnabled(current is not None and current.status.is_done)
         self.table = QTableWidget(0, len(OBJECT_COLUMNS))
         self.table.setHorizontalHeaderLabels(OBJECT_COLUMNS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -332,6 +337,7 @@ class SendToPacsDialog(_PacsDialog):
         layout.addLayout(self.node_row)
         layout.addWidget(QLabel(f"{reviewed} reviewed cases: a DICOM SEG and a burned-in overlay each. Objects "
                                 "sent before are not sent again; failed ones are retried."))
+        layout.addWidget(self.only_current)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.message)
         layout.addLayout(buttons)
@@ -345,7 +351,8 @@ class SendToPacsDialog(_PacsDialog):
         node = self.node
         if node is None:
             return
-        worker = Worker(send_results, node, self.cases, self.outbox, self.model_version, self.data_dir,
+        cases = [self.current] if self.only_current.isChecked() else self.cases
+        worker = Worker(send_results, node, cases, self.outbox, self.model_version, self.data_dir,
                         pass_cancel=True, progress_text="Sending object")
         worker.sigFinished.connect(self._sent)
         self._run(worker, f"Sending to {node.name}…")

@@ -19,6 +19,7 @@ from pneumoviewer.commands import (
     gui,
     info,
     install_desktop,
+    pacs,
     predict,
     self_test,
     train,
@@ -26,7 +27,7 @@ from pneumoviewer.commands import (
 )
 
 # In the order `--help` lists them.
-COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export)
+COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export, pacs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,3 +44,8 @@ def user_data_dir() -> Path:
     path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def pacs_cache_dir() -> Path:
+    """Where studies retrieved from a PACS are kept (one folder per study; opened as any folder)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "pacs"

@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
 # Creates .venv beside the checkout and installs PneumoViewer into it (editable), with the
-# Debian libraries Qt needs, and dicom3tools (dciodvfy: the tests validate every DICOM object we
-# write with it), when they are missing and we may install them.
+# Debian libraries Qt needs, dicom3tools (dciodvfy: the tests validate every DICOM object we
+# write with it) and Orthanc with its DICOMweb plugin (the PACS tests and benchmark start their own,
+# see tests/orthanc_server.py), when they are missing and we may install them.
 # Usage: scripts/install.sh [EXTRA]   e.g. scripts/install.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
 
-debian_packages=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3 dicom3tools)
+debian_packages=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3 dicom3tools orthanc orthanc-dicomweb)
 missing=()
 for pkg in "${debian_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "Installing Debian packages (Qt's libraries, dicom3tools): ${missing[*]}"
+        echo "Installing Debian packages (Qt's libraries, dicom3tools, Orthanc): ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        # Debian starts a system-wide Orthanc (DICOM port open on every address) after installing it:
+        # the tests run their own in a private network namespace, so that one is stopped and disabled.
+        if [[ " ${missing[*]} " == *" orthanc "* ]]; then
+            if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+                systemctl disable --now orthanc.service >/dev/null 2>&1 || true
+            elif [ -x /etc/init.d/orthanc ]; then
+                /etc/init.d/orthanc stop >/dev/null 2>&1 || true
+                update-rc.d orthanc disable >/dev/null 2>&1 || true
+            fi
+        fi
     else
-        echo "Qt (and the DICOM tests: dicom3tools) need these Debian packages: sudo apt-get install ${missing[*]}" >&2
+        echo "Qt (and the tests: dicom3tools, Orthanc) need these Debian packages: sudo apt-get install ${missing[*]}" >&2
     fi
 fi
 

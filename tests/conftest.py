@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The PACS tests' private network namespace and Orthanc (tests/orthanc_server.py).
+pytest_plugins = ["orthanc_server"]
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 

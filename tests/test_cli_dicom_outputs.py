@@ -96,6 +96,30 @@ def test_export_writes_the_readers_segs_and_overlays(tmp_path: Path, random_chec
         model_fingerprint(random_checkpoint)
 
 
+def test_export_names_the_bundled_model_unless_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumoviewer.paths import default_model_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    source = sorted(DEMO_DIR.glob("*.dcm"))[0]
+    shutil.copy(source, folder / source.name)
+    session = ReviewSession.from_metadata(folder, scan_folder(folder).images)
+    (accepted,) = session.cases
+    ai_mask = np.zeros(accepted.shape, dtype=bool)
+    ai_mask[400:500, 600:700] = True
+    accepted.set_ai_result(0.9, ai_mask, True)
+    session.set_status(accepted.image_id, ReviewStatus.ACCEPTED)
+    session.save()
+
+    assert main(["export", str(folder), "--seg-dir", str(tmp_path / "segs")]) == 0
+
+    segment = pydicom.dcmread(tmp_path / "segs" / f"{accepted.image_id}.seg.dcm").SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == "SEMIAUTOMATIC"
+    assert segment.SegmentationAlgorithmIdentificationSequence[0].AlgorithmVersion == \
+        model_fingerprint(default_model_path())
+
+
 def test_export_asks_for_an_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(tmp_path)]) == 2
     assert "--seg-dir DIR" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QT = ("PySide6", "shiboken6", "pyqtgraph")
 CORE_ROOMS = ("pneumoviewer.errors", "pneumoviewer.metrics", "pneumoviewer.io", "pneumoviewer.model",
-              "pneumoviewer.review", "pneumoviewer.training")
+              "pneumoviewer.review", "pneumoviewer.training", "pneumoviewer.pacs")
 
 
 def _run_fresh(code: str) -> dict:

@@ -256,11 +256,14 @@ def test_segs_beside_their_sources_open_as_masks_and_the_others_are_listed(qtbot
     mask[300:420, 500:560] = True
     write_seg(folder / "first.seg.dcm", first, mask, None)
     write_seg(folder / "foreign.seg.dcm", foreign, mask, None)
+    (folder / "damaged.seg.dcm").write_bytes((folder / "first.seg.dcm").read_bytes()[:4000])  # cut short
     window = make_window()
     open_and_wait(qtbot, window, folder)
 
     assert window.worklist_model.rowCount() == 2
-    listed = [window.panels.unreadable_list.item(row).toolTip() for row in range(window.panels.unreadable_list.count())]
-    assert len(listed) == 1 and "foreign.seg.dcm" in listed[0] and NOT_IN_FOLDER in listed[0]
+    listed = sorted(window.panels.unreadable_list.item(row).toolTip()
+                    for row in range(window.panels.unreadable_list.count()))
+    assert len(listed) == 2, listed
+    assert "damaged.seg.dcm" in listed[0] and "foreign.seg.dcm" in listed[1] and NOT_IN_FOLDER in listed[1]
     case = next(case for case in window.controller.session.cases if case.path.name == first.name)
     np.testing.assert_array_equal(case.mask, mask)

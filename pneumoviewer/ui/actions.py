@@ -27,6 +27,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("open_folder", "Open &folder…", ("Ctrl+O",)),
     ActionSpec("open_files", "Open f&iles…", ("Ctrl+Shift+O",)),
     ActionSpec("open_demo", "Open &demo studies"),
+    ActionSpec("open_pacs", "Open from P&ACS…"),
     ActionSpec("import_csv", "&Import annotations CSV…", ("Ctrl+I",)),
     ActionSpec("export_csv", "&Export annotations CSV…", ("Ctrl+E",)),
     ActionSpec("export_png", "Export &PNG masks…", ("Ctrl+Shift+E",)),
@@ -43,6 +44,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("status_corrected", "Mark &corrected", ("C",), label="Corrected  C"),
     ActionSpec("status_rejected", "&Reject: no pneumothorax", ("R",), label="Reject  R"),
     ActionSpec("status_unreviewed", "Mark &unreviewed", ("U",), label="Unreviewed  U"),
+    ActionSpec("send_pacs", "&Send results to PACS…"),
     # Editing
     ActionSpec("undo", "&Undo", ("Ctrl+Z",), label="Undo"),
     ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), label="Redo"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.ui import layout, preferences
@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self._connect_controller()
         self.setAcceptDrops(True)  # drop a folder or DICOM files on the window to open them
         self._model_loading = False
+        self.pacs_dialog: QDialog | None = None  # the PACS dialog open now (window-modal, never blocking)
         self._docks_fitted = preferences.restore_preferences(self, self.tools,
                                                              self.actions_by_name["toggle_ai_contour"])
         self.controller.set_triage_sensitivity(preferences.triage_sensitivity())
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         a["export_csv"].triggered.connect(lambda: self._ask_export(True))
         a["export_png"].triggered.connect(lambda: self._ask_export(False))
         a["export_dicom"].triggered.connect(self._ask_export_dicom)
+        a["open_pacs"].triggered.connect(self._open_from_pacs)
+        a["send_pacs"].triggered.connect(self._send_to_pacs)
         a["quit"].triggered.connect(self.close)
         a["next_case"].triggered.connect(lambda: c.step_case(+1))
         a["previous_case"].triggered.connect(lambda: c.step_case(-1))
@@ -239,6 +242,27 @@ class MainWindow(QMainWindow):
                                                   str(Path.home()))
         if folder:
             self.controller.export_dicom(Path(folder))
+
+    def _open_from_pacs(self) -> None:
+        from pneumoviewer.paths import pacs_cache_dir
+        from pneumoviewer.ui.pacs_dialogs import OpenFromPacsDialog
+
+        self.pacs_dialog = OpenFromPacsDialog(pacs_cache_dir(), parent=self)
+        self.pacs_dialog.sigRetrieved.connect(lambda folders: self.controller.open_paths(folders) if folders
+                                              else None)
+        self.pacs_dialog.open()
+
+    def _send_to_pacs(self) -> None:
+        from pneumoviewer.pacs.outbox import outbox_for
+        from pneumoviewer.ui.pacs_dialogs import SendToPacsDialog
+
+        session = self.controller.session
+        if session is None:
+            return
+        current = session.case(self.controller.current_id) if self.controller.current_id is not None else None
+        self.pacs_dialog = SendToPacsDialog(session.cases, outbox_for(session.folder),
+                                            self.controller.model_queue.model_key, parent=self, current=current)
+        self.pacs_dialog.open()
 
     def _ask_import(self) -> None:
         from pneumoviewer.ui.dialogs import ask_rle_convention

@@ -10,14 +10,14 @@ cd "$(dirname "$0")/.."
 python=.venv/bin/python
 bundle=dist/PneumoViewer
 
-if [ ! -f resources/models/default.safetensors ] && [ $# -eq 0 ]; then
-    echo "build.sh: resources/models/default.safetensors: the bundled model is missing;" \
+if [ ! -f pneumoviewer/resources/models/default.safetensors ] && [ $# -eq 0 ]; then
+    echo "build.sh: pneumoviewer/resources/models/default.safetensors: the bundled model is missing;" \
          "add it, or pass --model PATH to smoke-test with another checkpoint" >&2
     exit 1
 fi
 "$python" -m PyInstaller --version >/dev/null 2>&1 || "$python" -m pip install -q "pyinstaller>=6"
-if [ -n "$(git status --porcelain -- pneumoviewer resources 2>/dev/null)" ]; then
-    echo "build.sh: warning: uncommitted changes in pneumoviewer/ or resources/ go into this bundle" \
+if [ -n "$(git status --porcelain -- pneumoviewer 2>/dev/null)" ]; then
+    echo "build.sh: warning: uncommitted changes in pneumoviewer/ (code or resources) go into this bundle" \
          "(build releases from a clean checkout)" >&2
 fi
 

@@ -94,8 +94,6 @@ def _evaluate(
     overrides: Mapping[str, Any],
 ) -> int:
     """The whole `evaluate` command; returns the exit status."""
-    from tqdm import tqdm
-
     from pneumoviewer.commands._batch import (
         Predicted,
         collect_images,
@@ -103,6 +101,7 @@ def _evaluate(
         predict_files,
         request_settings,
     )
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.io.atomic import atomic_write_text
     from pneumoviewer.model.checkpoint import CheckpointError
 
@@ -124,7 +123,7 @@ def _evaluate(
         return fail(f"no labelled images to evaluate under {images}")
 
     scores: list[ImageScore] = []
-    progress = tqdm(total=len(selected), unit="image", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
+    progress = progress_bar(len(selected), "evaluate")
     with progress:
         for result in predict_files(predictor, selected, settings):
             progress.update()

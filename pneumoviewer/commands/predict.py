@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +85,6 @@ def _predict(
     seg_dir: Path | None = None,
 ) -> int:
     """The whole `predict` command; returns the exit status (non-zero only if nothing was predicted)."""
-    from tqdm import tqdm
-
     from pneumoviewer.commands._batch import (
         Predicted,
         collect_images,
@@ -96,6 +93,7 @@ def _predict(
         predict_files,
         request_settings,
     )
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.io.annotations import write_annotation_rows
     from pneumoviewer.io.atomic import atomic_write_text
     from pneumoviewer.model.checkpoint import CheckpointError
@@ -118,7 +116,7 @@ def _predict(
     first_path: dict[str, Path] = {}
     latencies: list[float] = []
     interrupted = False
-    progress = tqdm(total=len(files), unit="image", desc="predict", file=sys.stderr, dynamic_ncols=True)
+    progress = progress_bar(len(files), "predict")
     try:
         for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir)):
             progress.update()

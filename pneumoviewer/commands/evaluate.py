@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return fail(str(error), status=2)
     return _evaluate(args.labels, args.images, model=args.model, ids_file=args.ids, json_out=args.json_out,
-                     overrides=overrides)
+                     overrides=overrides, score_unvalidated=args.score_unvalidated)
 
 
 def _evaluate(
@@ -92,6 +92,7 @@ def _evaluate(
     ids_file: Path | None,
     json_out: Path | None,
     overrides: Mapping[str, Any],
+    score_unvalidated: bool = False,
 ) -> int:
     """The whole `evaluate` command; returns the exit status."""
     from pneumoviewer.commands._batch import (
@@ -125,7 +126,7 @@ def _evaluate(
     scores: list[ImageScore] = []
     progress = progress_bar(len(selected), "evaluate")
     with progress:
-        for result in predict_files(predictor, selected, settings):
+        for result in predict_files(predictor, selected, settings, score_unvalidated=score_unvalidated):
             progress.update()
             scored = _score(result, truth_rows[result.image_id], labels) if isinstance(result, Predicted) else result
             if isinstance(scored, FileProblem):

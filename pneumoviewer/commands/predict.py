@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(error), status=2)
     return _predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
                     scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides,
-                    seg_dir=args.seg_dir)
+                    seg_dir=args.seg_dir, score_unvalidated=args.score_unvalidated)
 
 
 def _predict(
@@ -83,6 +83,7 @@ def _predict(
     overlay_dir: Path | None,
     overrides: Mapping[str, Any],
     seg_dir: Path | None = None,
+    score_unvalidated: bool = False,
 ) -> int:
     """The whole `predict` command; returns the exit status (non-zero only if nothing was predicted)."""
     from pneumoviewer.commands._batch import (
@@ -118,7 +119,8 @@ def _predict(
     interrupted = False
     progress = progress_bar(len(files), "predict")
     try:
-        for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir)):
+        for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir),
+                                    score_unvalidated=score_unvalidated):
             progress.update()
             if isinstance(result, Predicted) and result.image_id in first_path:
                 result = FileProblem(result.path, f"same ImageId as {first_path[result.image_id]}; not predicted twice")
@@ -126,6 +128,8 @@ def _predict(
                 skipped.append(result)
                 report(result, progress)
                 continue
+            if result.ai_warning:
+                report(f"{result.path}: {result.ai_warning}; scored on request (--score-unvalidated)", progress)
             first_path[result.image_id] = result.path
             outcomes.append(_outcome(result, convention))
             latencies.append(sum(v for k, v in result.timings.items() if k != "cam"))

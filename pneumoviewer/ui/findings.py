@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 
+from pneumoviewer.io.ai_scope import ai_scope_warning
+from pneumoviewer.ui.actions import SCORE_UNVALIDATED_TEXT
 from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
@@ -68,6 +70,7 @@ class Findings:
     def __init__(self) -> None:
         self.presence_threshold: float | None = None  # the loaded model's presence threshold (shown with the call)
         self.model_problem: str | None = None  # why no model is loaded (then no score will come)
+        self.score_unvalidated = False  # images the AI is not validated for are scored too (the reader asked)
         self._ai_failures: dict[str, str] = {}  # image id -> why the AI could not process it
         self._timings: dict[str, dict[str, float]] = {}
         self._ai_lesions: dict[str, LesionStats] = {}
@@ -118,7 +121,7 @@ class Findings:
             image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
             view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
             score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
-            status=case.status.value, error=ai_error,
+            status=case.status.value, error=ai_error, ai_warning=ai_scope_warning(case.metadata),
         )
 
     def finding_fields(self, case: Case) -> dict[str, str]:
@@ -137,6 +140,14 @@ class Findings:
 
     def _score_text(self, case: Case) -> str:
         """The score with the call it makes, so a high score without a marked lesion is not a puzzle."""
+        warning = ai_scope_warning(case.metadata)
+        if case.ai_score is None and warning and not self.score_unvalidated:
+            return f"not scored: {warning} (Worklist ▸ {SCORE_UNVALIDATED_TEXT})"
+        if warning:  # scored, or being scored, on request
+            return f"{warning}, scored on request: {self._validated_score_text(case)}"
+        return self._validated_score_text(case)
+
+    def _validated_score_text(self, case: Case) -> str:
         if case.ai_score is None:
             problem = self._ai_failures.get(case.image_id) or self.model_problem
             return "pending…" if problem is None else f"not available: {problem}"

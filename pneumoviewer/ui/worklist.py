@@ -41,6 +41,7 @@ class WorklistRow:
     status: str = "unreviewed"  # ReviewStatus value
     ai_positive: bool | None = None  # the AI's call: a lesion mask (True) or none (False)
     error: str | None = None  # why the AI could not run on this image
+    ai_warning: str | None = None  # why the AI is not validated for this image (io.ai_scope): shown, scored on request
 
 
 COLUMNS = ("Case", "View", "Age", "Sex", "AI", "cm²", "Status")  # short: the film needs the width
@@ -54,6 +55,7 @@ COLUMN_TIPS = (
     "Review status",
 )
 SCORE_COLUMN = COLUMNS.index("AI")
+WARNING_COLOUR = "#d29922"  # amber: an image the AI is not validated for
 
 
 def _age_number(age: str) -> float:
@@ -182,10 +184,13 @@ class WorklistModel(QAbstractTableModel):
             return row.image_id
         if role == Qt.ItemDataRole.ForegroundRole and column == COLUMNS.index("Status"):
             return QColor(STATUS_COLOURS.get(row.status, "#e6edf3"))
+        if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.ai_warning:
+            return QColor(WARNING_COLOUR)
         if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.score is not None:
             return QColor("#ff7b72") if row.ai_positive else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
+            tip = row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
+            return f"{row.ai_warning}\n{tip}" if row.ai_warning else tip
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, SCORE_COLUMN, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -203,6 +208,8 @@ class WorklistModel(QAbstractTableModel):
         if column == SCORE_COLUMN:
             if row.error:
                 return "—"
+            if row.ai_warning:  # not validated: marked, and scored only on request
+                return "⚠" if row.score is None else f"⚠ {row.score:.2f}"
             return "…" if row.score is None else f"{row.score:.2f}"
         if column == 5:
             return "" if row.area_cm2 is None else f"{row.area_cm2:.1f}"

@@ -28,7 +28,7 @@ SCRIPTS = "Scripts" if os.name == "nt" else "bin"  # a venv's programs
 
 def _run(command: list[str | Path], cwd: Path) -> str:
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment["QT_QPA_PLATFORM"] = "offscreen"
+    environment.update(QT_QPA_PLATFORM="offscreen", XDG_CACHE_HOME=str(cwd / "cache"))  # never the user's ONNX cache
     done = subprocess.run(
         [str(part) for part in command], cwd=cwd, env=environment, capture_output=True, text=True, timeout=600
     )

@@ -201,9 +201,8 @@ def run(quick: bool, model: Path | None) -> list[Figure]:
         folder = Path(scratch)
         weights = model or model_at_size(None, NetworkConfig().input_size, folder)
         figures = bench_latency(model, [256, 512] if quick else [256, 512, 1024], dicoms[0], repeats, folder)
-        figures += bench_runtimes(model_at_size(model, GOAL_SIZE, folder), GOAL_SIZE, repeats,
-                                  [torch.get_num_threads()] if quick else [1, 2])
-        if not quick:
+        if not quick:  # side-by-side ratios need repeats to mean anything: the quick run leaves them out
+            figures += bench_runtimes(model_at_size(model, GOAL_SIZE, folder), GOAL_SIZE, repeats, [1, 2])
             figures += bench_encoders(GOAL_SIZE, repeats)
             figures += bench_batching(weights, dicoms[:16], 3)
         figures += bench_predict_command(weights, dicoms[: 12 if quick else 200], folder)

@@ -4,25 +4,28 @@
 # and start-up times.
 #
 # Usage: packaging/build.sh [SELF-TEST OPTIONS]   e.g. packaging/build.sh --model other.safetensors
-# Needs the checkout's .venv (scripts/install.sh dev). The build runs at low priority (NICE=19).
+# Needs the checkout's .venv (scripts/install.sh dev): the CUDA bundle dist/PneumoViewer. With
+# PYTHON=.venv-cpu/bin/python (packaging/cpu_venv.sh: a CPU-only torch) it builds the CPU bundle
+# dist/PneumoViewer-CPU instead. The build runs at low priority (NICE=19).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python=.venv/bin/python
-bundle=dist/PneumoViewer
+python=${PYTHON:-.venv/bin/python}
+bundle=dist/$("$python" -c 'from importlib.metadata import version
+print("PneumoViewer-CPU" if "+cpu" in version("torch") else "PneumoViewer")')
 
-if [ ! -f resources/models/default.safetensors ] && [ $# -eq 0 ]; then
-    echo "build.sh: resources/models/default.safetensors: the bundled model is missing;" \
+if [ ! -f pneumoviewer/resources/models/default.safetensors ] && [ $# -eq 0 ]; then
+    echo "build.sh: pneumoviewer/resources/models/default.safetensors: the bundled model is missing;" \
          "add it, or pass --model PATH to smoke-test with another checkpoint" >&2
     exit 1
 fi
 "$python" -m PyInstaller --version >/dev/null 2>&1 || "$python" -m pip install -q "pyinstaller>=6"
-if [ -n "$(git status --porcelain -- pneumoviewer resources 2>/dev/null)" ]; then
-    echo "build.sh: warning: uncommitted changes in pneumoviewer/ or resources/ go into this bundle" \
+if [ -n "$(git status --porcelain -- pneumoviewer 2>/dev/null)" ]; then
+    echo "build.sh: warning: uncommitted changes in pneumoviewer/ (code or resources) go into this bundle" \
          "(build releases from a clean checkout)" >&2
 fi
 
 started=$(date +%s)
-nice -n "${NICE:-19}" "$python" -m PyInstaller --noconfirm --clean --log-level WARN \
+PYTHONPATH="$PWD" nice -n "${NICE:-19}" "$python" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath dist --workpath build/pyinstaller packaging/pneumoviewer.spec
 echo "built $bundle in $(( $(date +%s) - started )) s:" \
      "$(du -sh "$bundle" | cut -f1), $(find "$bundle" -type f | wc -l) files"

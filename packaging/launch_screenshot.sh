@@ -17,7 +17,7 @@ program=$(realpath "$program")
 scratch=$(mktemp -d)
 export HOME=$scratch/home XDG_DATA_HOME=$scratch/home/.local/share DISPLAY=:94
 mkdir -p "$HOME" "$scratch/demo"
-cp resources/demo/*.dcm "$scratch/demo/"  # a copy: the session's autosave goes beside no shipped file
+cp pneumoviewer/resources/demo/*.dcm "$scratch/demo/"  # a copy: the session's autosave goes beside no shipped file
 Xvfb "$DISPLAY" -screen 0 1600x1000x24 -nolisten tcp -noreset >/dev/null 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; rm -rf "$scratch"' EXIT

@@ -1,6 +1,6 @@
 """Render the application icon's PNG sizes (and the Windows .ico / macOS .icns) from its SVG.
 
-Run after editing resources/icons/pneumoviewer.svg and commit the results:
+Run after editing pneumoviewer/resources/icons/pneumoviewer.svg and commit the results:
     .venv/bin/python packaging/render_icons.py
 The rendered files are committed so neither the app nor the launcher installer needs an SVG
 renderer at run time.

@@ -1,8 +1,8 @@
-"""Where bundled resources and per-user data live, in a checkout and in a frozen bundle."""
+"""Where bundled resources and per-user data live, in a checkout, an installed wheel and a frozen bundle."""
 
 from __future__ import annotations
 
-import sys
+from importlib.resources import files
 from pathlib import Path
 
 import platformdirs
@@ -11,11 +11,17 @@ APP_NAME = "PneumoViewer"
 
 
 def resources_dir() -> Path:
-    """The `resources/` folder: beside the package in a checkout, inside a PyInstaller bundle."""
-    frozen_root = getattr(sys, "_MEIPASS", None)
-    if frozen_root is not None:
-        return Path(frozen_root) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
+    """The package data folder `pneumoviewer/resources/` (model, demo studies, icons, desktop entry).
+
+    Found through importlib.resources, so the same call serves a checkout (editable install), an
+    installed wheel and a PyInstaller bundle (whose frozen importer answers with a folder under
+    sys._MEIPASS). Its files are opened by path (memory-mapped weights, Qt icons, pydicom), so the
+    package must be on disk: a zipped import is refused with a clear message.
+    """
+    folder = files("pneumoviewer") / "resources"
+    if not isinstance(folder, Path):
+        raise RuntimeError(f"pneumoviewer's resources are inside an archive ({folder}); install the package unzipped")
+    return folder
 
 
 def default_model_path() -> Path:

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", metavar="RUN", help="ship: run names (under ROOT/runs) or folders "
                         "holding oof.npz (default: the protocol's k-fold runs)")
     parser.add_argument("--baseline", type=Path, metavar="EVALUATION_JSON", help="ship: `pneumoviewer evaluate "
-                        "--ids resources/models/default.json --json ...` of v1, to compare on the images it held out")
+                        "--ids pneumoviewer/resources/models/default.json --json ...` of v1, to compare on the images it held out")
     parser.add_argument("--ship-run", metavar="RUN", help="ship: the fold whose network ships (default: the one "
                         "with the best held-out AUC on its own fold)")
     parser.add_argument("--latency-images", nargs="*", type=Path, metavar="IMAGE",
@@ -112,7 +112,7 @@ def _ship(args: argparse.Namespace, root: Path, protocol: Path) -> int:
     print((args.out / "ship-report.md").read_text())
     verdict = report.get("against_baseline", {}).get("beats_baseline")
     print(f"candidate: {args.out / 'candidate.safetensors'} (+ .json); "
-          + ("it beats v1: copy both over resources/models/default.* and update docs/model.md" if verdict
+          + ("it beats v1: copy both over pneumoviewer/resources/models/default.* and update docs/model.md" if verdict
              else "no comparison with v1 (--baseline)" if verdict is None else "it does not beat v1: keep v1"))
     return 0
 

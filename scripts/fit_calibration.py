@@ -5,7 +5,7 @@
                              [--report REPORT_JSON]
 
 EVALUATION_JSON is `pneumoviewer evaluate --json` of the model on images it never trained on (for
-v1: its 269 validation ids, `--ids resources/models/default.json`). The card's "calibration",
+v1: its 269 validation ids, `--ids pneumoviewer/resources/models/default.json`). The card's "calibration",
 "operating_points" and "operating_curve" are replaced by ones fitted on all those images
 (`training.calibrate.card_entries`); nothing else in the card changes, and its weights are never
 touched. The figures printed (and written to REPORT_JSON) are cross-fitted over `--folds` stratified

@@ -89,3 +89,25 @@ def test_quick_run_of_the_core_benchmark_writes_the_table_and_json(tmp_path: Pat
     names = [figure["name"] for figure in report["figures"]]
     assert any("header indexing" in name for name in names)
     assert all(figure["benchmark"] == "core" and figure["value"] > 0 for figure in report["figures"])
+
+
+def test_a_missed_goal_is_a_finding_and_only_a_missing_figure_fails_the_run(
+    benchmarks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slow = tmp_path / "bench_slow.py"
+    slow.write_text(textwrap.dedent("""
+        import json, sys
+        out = sys.argv[sys.argv.index("--figures-json") + 1]
+        json.dump([{"name": "first paint", "value": 2.5, "unit": "s", "goal": 1.5, "note": ""}], open(out, "w"))
+    """))
+    hanging = tmp_path / "bench_hanging.py"
+    hanging.write_text("import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(benchmarks, "TIMEOUT_SECONDS", {False: 5, True: 5})
+    monkeypatch.setattr(benchmarks, "discover", lambda: {"slow": slow, "hanging": hanging})
+    monkeypatch.setattr(benchmarks, "machine_description", lambda: [("CPU", "test")])
+
+    assert benchmarks.main(["--quick", "--only", "slow"]) == 0
+    output = capsys.readouterr().out
+    assert "MISSED" in output and "1 figure(s) missed their goal: first paint" in output and "FAILED" not in output
+    assert benchmarks.main(["--quick"]) == 1
+    assert "FAILED bench_hanging.py: no result within 5 s" in capsys.readouterr().out

@@ -16,10 +16,11 @@ from pneumoviewer.io.dicom import scan_folder
 from pneumoviewer.io.dicom_derived import is_valid_uid
 from pneumoviewer.io.dicom_seg import read_seg_mask
 from pneumoviewer.model.identity import model_fingerprint
+from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.case import ReviewStatus
 from pneumoviewer.review.session import ReviewSession
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
+DEMO_DIR = demo_dir()
 
 
 def _assert_valid(path: Path) -> None:

@@ -12,10 +12,11 @@ from PIL import Image
 from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_masks, read_annotation_rows
 from pneumoviewer.io.dicom import scan_folder
+from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.case import ReviewStatus
 from pneumoviewer.review.session import ReviewSession
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
+DEMO_DIR = demo_dir()
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def test_a_model_chosen_after_none_could_load_predicts_every_case_and_edits_stay
     qtbot, make_controller, study_folder: Path, random_checkpoint: Path
 ) -> None:
     def missing_model():
-        raise RuntimeError("resources/models/default.safetensors: the model file is missing")
+        raise RuntimeError("pneumoviewer/resources/models/default.safetensors: the model file is missing")
 
     controller = make_controller(missing_model)
     states: list[tuple[str, str]] = []

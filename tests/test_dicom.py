@@ -204,7 +204,7 @@ def test_a_file_without_dcm_extension_loads_and_is_found_by_the_scan(siim_file: 
     assert [m.path.name for m in scan.images] == ["copy.dcm", "IM0001"]
     assert {error.path.name: error.reason for error in scan.unreadable} == {
         "broken.dcm": "the file is truncated or damaged (it ends in the middle of an element)",
-        "notes.dcm": "not a DICOM file (no 'DICM' marker at byte 128)",
+        "notes.dcm": "not a DICOM file (no 'DICM' marker at byte 128, and no DICOM dataset at its start)",
     }
     assert progress[-1] == (5, 5)
 

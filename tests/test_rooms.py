@@ -86,3 +86,20 @@ def test_command_line_help_and_version_load_no_torch_or_qt() -> None:
     """)
     assert found["statuses"] == [0, 0, 0, 0]
     assert found["heavy"] == [], f"`pneumoviewer --help` imported {found['heavy']}"
+
+
+def test_the_window_module_loads_no_cuda_python_and_leaves_it_importable() -> None:
+    """pyqtgraph would import cuda-python (docs/benchmarks.md: a large share of its import on a busy machine)."""
+    found = _run_fresh("""
+        import importlib.util, json, os, sys
+
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        import pneumoviewer.ui.main_window  # noqa: F401
+
+        loaded = sorted(name for name in sys.modules if name.split(".")[0] == "cuda")
+        installed = importlib.util.find_spec("cuda") is not None and importlib.util.find_spec("cuda.bindings") is not None
+        if installed:
+            import cuda.bindings.runtime  # noqa: F401  (torch may still use it later)
+        print(json.dumps({"loaded": loaded, "installed": installed}))
+    """)
+    assert [name for name in found["loaded"] if name.startswith("cuda.bindings")] == []

@@ -168,7 +168,7 @@ def test_until_the_reader_acts_the_screen_follows_the_top_of_the_worklist(qtbot,
 def test_another_model_can_be_chosen_from_the_menu_and_edits_stay(qtbot, make_window, study_folder: Path,
                                                                   random_checkpoint: Path, monkeypatch) -> None:
     def missing_model():
-        raise RuntimeError("resources/models/default.safetensors: the model file is missing")
+        raise RuntimeError("pneumoviewer/resources/models/default.safetensors: the model file is missing")
 
     window = make_window(missing_model)
     open_and_wait(qtbot, window, study_folder)

@@ -278,7 +278,7 @@ def test_edits_survive_a_sigkill(qtbot, make_window, study_folder: Path, random_
 
 def test_the_ai_failing_to_load_leaves_viewing_and_editing_working(qtbot, make_window, study_folder: Path) -> None:
     def broken_model():
-        raise RuntimeError("resources/models/default.safetensors: the model file is missing")
+        raise RuntimeError("pneumoviewer/resources/models/default.safetensors: the model file is missing")
 
     window = make_window(broken_model)
     open_and_wait(qtbot, window, study_folder)

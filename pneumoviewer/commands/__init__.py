@@ -17,15 +17,16 @@ from pneumoviewer.errors import FileProblem
 if TYPE_CHECKING:
     import argparse
 
-    from tqdm import tqdm
+    from pneumoviewer.commands._progress import ProgressBar
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def report(problem: FileProblem | str, progress: tqdm | None = None) -> None:
+def report(problem: FileProblem | str, progress: ProgressBar | None = None) -> None:
     """`pneumoviewer: <file>: <reason>` (or `pneumoviewer: <message>`) on stderr.
 
-    With a running progress bar, the line is written above it instead of through it.
+    With a running progress bar (`commands._progress.progress_bar`), the line is written above it
+    instead of through it.
     """
     message = f"pneumoviewer: {problem}"
     if progress is not None:
@@ -34,7 +35,7 @@ def report(problem: FileProblem | str, progress: tqdm | None = None) -> None:
         print(message, file=sys.stderr)
 
 
-def fail(problem: FileProblem | str, progress: tqdm | None = None, status: int = 1) -> int:
+def fail(problem: FileProblem | str, progress: ProgressBar | None = None, status: int = 1) -> int:
     """Report the problem that ends the command; returns the exit status (2 = a usage error)."""
     report(problem, progress)
     return status

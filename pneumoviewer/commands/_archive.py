@@ -67,7 +67,8 @@ class ArchiveRow:
     path: Path
     resolved: str  # the file's resolved path: the single-process run predicts each file once
     outcome: ImageOutcome | None = None
-    reason: str | None = None
+    reason: str | None = None  # why it was skipped
+    note: str | None = None  # said of an image predicted anyway (scored on request outside the AI's scope)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class PredictorPlugin(WorkerPlugin):
 
 
 def predict_batch(
-    candidates: Sequence[Candidate], settings: Mapping[str, Any], convention: str
+    candidates: Sequence[Candidate], settings: Mapping[str, Any], convention: str, score_unvalidated: bool
 ) -> list[ArchiveRow]:
     """The task a worker runs: one row per candidate, in order. Never raises for one file."""
     from pneumoviewer.commands._batch import ImageFile, Predicted, predict_files
@@ -137,12 +138,14 @@ def predict_batch(
         else:
             assert isinstance(verdict, CandidateKind)
             rows[position] = ArchiveRow(RowKind.IGNORED, candidate.path, resolved)
-    results = predict_files(predictor, [image for _, image in images], InferenceSettings.from_dict(settings))
+    results = predict_files(predictor, [image for _, image in images], InferenceSettings.from_dict(settings),
+                            score_unvalidated=score_unvalidated)
     for (position, image), result in zip(images, results, strict=True):
         resolved = str(image.path.resolve())
         if isinstance(result, Predicted):
             outcome = image_outcome(result, RleConvention(convention), calibrated=predictor.calibration is not None)
-            rows[position] = ArchiveRow(RowKind.IMAGE, image.path, resolved, outcome=outcome)
+            note = f"{result.ai_warning}; scored on request (--score-unvalidated)" if result.ai_warning else None
+            rows[position] = ArchiveRow(RowKind.IMAGE, image.path, resolved, outcome=outcome, note=note)
         else:
             rows[position] = ArchiveRow(RowKind.PREDICT_PROBLEM, image.path, resolved, reason=result.reason)
     return [rows[position] for position in range(len(candidates))]
@@ -199,6 +202,7 @@ class ArchiveOptions:
     scheduler: str | None  # or an existing cluster's scheduler address
     resume: bool
     journal: Path
+    score_unvalidated: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
 
 
@@ -211,6 +215,7 @@ def run_identity(options: ArchiveOptions, model_key: str) -> dict[str, Any]:
         "settings": json.loads(json.dumps(dict(options.settings), sort_keys=True, default=str)),
         "rle": options.convention.value,
         "batch_size": options.batch_size,
+        "score_unvalidated": options.score_unvalidated,
     }
 
 
@@ -259,8 +264,9 @@ def predict_archive(
     """Predict every batch not yet in the journal; returns the complete journal and its batch count.
 
     `on_problem` hears each problem once, when its batch arrives; `on_note` the cluster's dashboard
-    link; `progress.update(n)` counts finished files. Raises ArchiveError (a lost cluster, a batch
-    that kept killing workers) with the finished batches kept for `--resume`."""
+    link and what is said of images predicted anyway; `progress.update(n)` counts finished files.
+    Raises ArchiveError (a lost cluster, a batch that kept killing workers) with the finished batches
+    kept for `--resume`."""
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
@@ -289,6 +295,8 @@ def predict_archive(
             for row in rows:
                 if row.reason is not None:
                     on_problem(FileProblem(row.path, row.reason))
+                elif row.note is not None:
+                    on_note(f"pneumoviewer: {row.path}: {row.note}")
             progress.update(size)
 
         for index, batch in enumerate(batched(stream_candidates(options.paths, walk_problems), options.batch_size)):
@@ -296,7 +304,7 @@ def predict_archive(
             if journal.has(index):
                 progress.update(len(batch))
                 continue
-            future = client.submit(predict_batch, batch, settings, options.convention.value,
+            future = client.submit(predict_batch, batch, settings, options.convention.value, options.score_unvalidated,
                                    key=f"pneumoviewer-batch-{tag}-{index}", pure=False)
             submitted[future.key] = (index, len(batch))
             pending.add(future)
@@ -346,10 +354,9 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     """`pneumoviewer predict` with --workers/--scheduler/--resume; returns the exit status."""
     import time
 
-    from tqdm import tqdm
-
     from pneumoviewer.commands import fail, report
     from pneumoviewer.commands._batch import open_predictor, request_settings
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.commands.predict import write_outputs
     from pneumoviewer.model.checkpoint import CheckpointError
     from pneumoviewer.model.identity import model_fingerprint
@@ -374,11 +381,10 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     options = ArchiveOptions(
         paths=args.paths, model=args.model, settings=settings, convention=convention, workers=args.workers,
         scheduler=args.scheduler, resume=args.resume, journal=out.with_name(out.name + ".journal"),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, score_unvalidated=args.score_unvalidated,
     )
     problems = 0
-    progress = tqdm(total=count_candidates(args.paths), unit="file", desc="predict", file=sys.stderr,
-                    dynamic_ncols=True)
+    progress = progress_bar(count_candidates(args.paths), "predict", unit="file")
 
     def on_problem(problem: FileProblem) -> None:
         nonlocal problems

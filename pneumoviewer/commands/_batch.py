@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pneumoviewer.errors import FileProblem
+from pneumoviewer.io.ai_scope import ai_scope_warning
 from pneumoviewer.io.dicom import DicomError, DicomImage, scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.cam import grad_cam
@@ -39,6 +40,7 @@ class Predicted:
     prediction: Prediction
     heat: np.ndarray | None  # Grad-CAM, when asked for
     timings: dict[str, float]  # load, pre, network, post (and cam): seconds
+    ai_warning: str | None = None  # why the AI is not validated for this image: scored on request (io.ai_scope)
 
     @property
     def image_id(self) -> str:
@@ -87,8 +89,13 @@ def predict_files(
     files: Sequence[ImageFile],
     settings: InferenceSettings,
     with_cam: bool = False,
+    score_unvalidated: bool = False,
 ) -> Iterator[Predicted | FileProblem]:
-    """Predict each file in turn, yielding its result or the reason it was skipped."""
+    """Predict each file in turn, yielding its result or the reason it was skipped.
+
+    An image the AI is not validated for (`io.ai_scope`) is skipped with that reason unless
+    `score_unvalidated`; then it is predicted and its `ai_warning` says why it needed asking.
+    """
     if not files:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pneumoviewer-load") as loader:
@@ -97,14 +104,18 @@ def predict_files(
             current = upcoming
             if index + 1 < len(files):
                 upcoming = loader.submit(_timed_load, files[index + 1].path)
-            yield _predict_one(predictor, image_file.path, current, settings, with_cam)
+            yield _predict_one(predictor, image_file.path, current, settings, with_cam, score_unvalidated)
 
 
 def _predict_one(
-    predictor: Predictor, path: Path, loading: Future, settings: InferenceSettings, with_cam: bool
+    predictor: Predictor, path: Path, loading: Future, settings: InferenceSettings, with_cam: bool,
+    score_unvalidated: bool,
 ) -> Predicted | FileProblem:
     try:
         image, load_seconds = loading.result()
+        warning = ai_scope_warning(image.metadata)
+        if warning and not score_unvalidated:
+            return FileProblem(path, f"{warning}; not scored (--score-unvalidated scores it)")
         prediction = predictor.predict(image.pixels, settings=settings)
         timings = {"load": load_seconds, **prediction.timings}
         heat = None
@@ -116,7 +127,7 @@ def _predict_one(
         return FileProblem(path, error.reason)
     except Exception as error:  # noqa: BLE001 (one odd file, or a bug it triggers, must not end a long run)
         return FileProblem(path, f"could not be predicted ({type(error).__name__}: {error})")
-    return Predicted(path, image, prediction, heat, timings)
+    return Predicted(path, image, prediction, heat, timings, warning)
 
 
 def _timed_load(path: Path) -> tuple[DicomImage, float]:

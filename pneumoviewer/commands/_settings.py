@@ -1,4 +1,4 @@
-"""The `--tta` / `--setting KEY=VALUE` options that `predict` and `evaluate` share."""
+"""The options that `predict` and `evaluate` share: `--tta`, `--setting KEY=VALUE`, `--score-unvalidated`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one of the model card's inference settings, e.g. mask_threshold=0.3 "
                         "(presence_threshold, presence_min_pixels, mask_threshold, min_lesion_area_px, "
                         "presence_head_weight, tta); repeatable")
+    parser.add_argument("--score-unvalidated", action="store_true",
+                        help="also score images the AI is not validated for (not a chest radiograph: other "
+                        "modalities than CR/DX/DR, other body parts); without it they are reported and skipped")
 
 
 def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return fail(str(error), status=2)
     return _evaluate(args.labels, args.images, model=args.model, ids_file=args.ids, json_out=args.json_out,
-                     overrides=overrides)
+                     overrides=overrides, score_unvalidated=args.score_unvalidated)
 
 
 def _evaluate(
@@ -101,10 +101,9 @@ def _evaluate(
     ids_file: Path | None,
     json_out: Path | None,
     overrides: Mapping[str, Any],
+    score_unvalidated: bool = False,
 ) -> int:
     """The whole `evaluate` command; returns the exit status."""
-    from tqdm import tqdm
-
     from pneumoviewer.commands._batch import (
         Predicted,
         collect_images,
@@ -112,6 +111,7 @@ def _evaluate(
         predict_files,
         request_settings,
     )
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.io.atomic import atomic_write_text
     from pneumoviewer.model.checkpoint import CheckpointError
 
@@ -133,9 +133,9 @@ def _evaluate(
         return fail(f"no labelled images to evaluate under {images}")
 
     scores: list[ImageScore] = []
-    progress = tqdm(total=len(selected), unit="image", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
+    progress = progress_bar(len(selected), "evaluate")
     with progress:
-        for result in predict_files(predictor, selected, settings):
+        for result in predict_files(predictor, selected, settings, score_unvalidated=score_unvalidated):
             progress.update()
             scored = _score(result, truth_rows[result.image_id], labels) if isinstance(result, Predicted) else result
             if isinstance(scored, FileProblem):

@@ -41,8 +41,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.io.dicom import DicomError
     from pneumoviewer.io.rle import RleConvention
     from pneumoviewer.review.export import (
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{opened.title}: {len(session)} images ({counts or 'none'})")
     try:
         if args.out is not None:
-            with tqdm(total=len(cases_to_export(session.cases, scope)), desc="CSV", unit="image") as bar:
+            with progress_bar(len(cases_to_export(session.cases, scope)), "CSV") as bar:
                 summary = export_csv(session.cases, args.out, RleConvention(args.rle), scope,
                                      progress=lambda done, _total: bar.update(done - bar.n))
             print(f"{summary.path}: {summary.images} images, {summary.positive} with pneumothorax ({args.rle} RLE)")
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{summary.path}: {summary.images} PNG masks, {summary.positive} with pneumothorax")
         if args.seg_dir is not None or args.overlay_dir is not None:
             version = _model_version(args.model)
-            with tqdm(total=len(cases_to_export(session.cases, scope)), desc="DICOM", unit="image") as bar:
+            with progress_bar(len(cases_to_export(session.cases, scope)), "DICOM") as bar:
                 summary = export_dicom(session.cases, args.seg_dir, args.overlay_dir, version, scope,
                                        progress=lambda done, _total: bar.update(done - bar.n))
             for image_id in summary.skipped:

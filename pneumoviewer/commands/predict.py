@@ -8,7 +8,6 @@ import csv
 import heapq
 import io
 import pickle
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -105,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return predict_on_cluster(args, RleConvention(args.rle), overrides)
     return _predict(args.paths, args.out, model=args.model, convention=RleConvention(args.rle),
                     scores=args.scores, cam_dir=args.cam_dir, overlay_dir=args.overlay_dir, overrides=overrides,
-                    seg_dir=args.seg_dir)
+                    seg_dir=args.seg_dir, score_unvalidated=args.score_unvalidated)
 
 
 def _predict(
@@ -118,10 +117,9 @@ def _predict(
     overlay_dir: Path | None,
     overrides: Mapping[str, Any],
     seg_dir: Path | None = None,
+    score_unvalidated: bool = False,
 ) -> int:
     """The whole `predict` command; returns the exit status (non-zero only if nothing was predicted)."""
-    from tqdm import tqdm
-
     from pneumoviewer.commands._batch import (
         Predicted,
         collect_images,
@@ -130,6 +128,7 @@ def _predict(
         predict_files,
         request_settings,
     )
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.model.checkpoint import CheckpointError
 
     try:
@@ -150,9 +149,10 @@ def _predict(
     first_path: dict[str, Path] = {}
     latencies: list[float] = []
     interrupted = False
-    progress = tqdm(total=len(files), unit="image", desc="predict", file=sys.stderr, dynamic_ncols=True)
+    progress = progress_bar(len(files), "predict")
     try:
-        for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir)):
+        for result in predict_files(predictor, files, settings, with_cam=bool(cam_dir or overlay_dir),
+                                    score_unvalidated=score_unvalidated):
             progress.update()
             if isinstance(result, Predicted) and result.image_id in first_path:
                 result = FileProblem(result.path, f"same ImageId as {first_path[result.image_id]}; not predicted twice")
@@ -160,6 +160,8 @@ def _predict(
                 skipped.append(result)
                 report(result, progress)
                 continue
+            if result.ai_warning:
+                report(f"{result.path}: {result.ai_warning}; scored on request (--score-unvalidated)", progress)
             first_path[result.image_id] = result.path
             outcomes.append(image_outcome(result, convention, calibrated=predictor.calibration is not None))
             latencies.append(sum(v for k, v in result.timings.items() if k != "cam"))

@@ -26,7 +26,13 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.pixels import apply_modality_lut
-from pydicom.uid import JPEGBaseline8Bit, SegmentationStorage
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    SegmentationStorage,
+)
 
 from pneumoviewer.errors import FileProblem, ProgressCallback
 
@@ -44,7 +50,17 @@ MAX_PIXELS = 40_000_000
 WINDOW_PERCENTILES = (0.5, 99.5)
 GREYSCALE = ("MONOCHROME1", "MONOCHROME2")  # the photometric interpretations shown
 _COLOUR = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK")
+# Colour images are refused, not converted to grey: in a radiology archive they are Secondary
+# Captures (screenshots and exports of a viewer), whose pixels are the viewer's window, zoom and
+# annotations burned in, not the radiograph the model was validated on (docs/architecture.md, io).
+_COLOUR_REFUSAL = ("only greyscale radiographs are read (a colour Secondary Capture is a viewer's screenshot, "
+                   "not the film itself: open the original radiograph)")
 _DICOM_MARKER_OFFSET = 128
+# A dataset written without the Part 10 file header (no preamble, no "DICM", no file meta: old
+# archives, some PACS exports) starts with its first element: group 0008 (or a file meta group
+# 0002 without its preamble), little or big endian.
+_RAW_DATASET_GROUPS = (0x0002, 0x0008)
+_RAW_HEADER_DEFER_BYTES = 4096  # a raw header read leaves larger values (the pixels) on disk
 _WARNINGS_LOCK = threading.Lock()
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
@@ -95,14 +111,38 @@ class FolderScan:
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     """True if the file carries the DICOM Part 10 marker ("DICM" at byte 128), whatever its name."""
+    return _file_start(path, _DICOM_MARKER_OFFSET + 4)[_DICOM_MARKER_OFFSET:] == b"DICM"
+
+
+def looks_like_dicom(path: str | os.PathLike[str]) -> bool:
+    """A Part 10 file (`is_dicom_file`), or a raw dataset without the file header: one that starts
+    with a group 0002/0008 element (little or big endian), which the readers then parse by force."""
+    start = _file_start(path, _DICOM_MARKER_OFFSET + 4)
+    return start[_DICOM_MARKER_OFFSET:] == b"DICM" or _starts_like_raw_dataset(start)
+
+
+def _file_start(path: str | os.PathLike[str], size: int) -> bytes:
+    """The first `size` bytes of a regular file (fewer if shorter); b"" for anything else or on error."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # opening a named pipe would wait forever
-            return False
+            return b""
         with open(path, "rb") as stream:
-            stream.seek(_DICOM_MARKER_OFFSET)
-            return stream.read(4) == b"DICM"
+            return stream.read(size)
     except OSError:
+        return b""
+
+
+def _starts_like_raw_dataset(start: bytes) -> bool:
+    if len(start) < 8:
         return False
+    for order in ("little", "big"):
+        group = int.from_bytes(start[0:2], order)
+        element = int.from_bytes(start[2:4], order)
+        if group in _RAW_DATASET_GROUPS and element < 0x1000:
+            explicit_vr = start[4:6].isalpha() and start[4:6].isupper()
+            implicit_length = int.from_bytes(start[4:8], order)
+            return explicit_vr or implicit_length < 0x10000  # a first element is short (a few bytes of text)
+    return False
 
 
 def read_header(path: str | os.PathLike[str]) -> DicomMetadata:
@@ -139,9 +179,9 @@ def scan_folder(
 ) -> FolderScan:
     """Headers of every DICOM image under `folder` (recursive, sorted by path).
 
-    Files without the DICOM marker are skipped silently (reports, thumbnails, hidden
-    files), except `.dcm` files, which are reported. Unreadable DICOMs are listed in
-    `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
+    Files that are not DICOM (`looks_like_dicom`: neither the marker nor the start of a raw dataset)
+    are skipped silently (reports, thumbnails, hidden files), except `.dcm` files, which are reported.
+    Unreadable DICOMs are listed in `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
     called after each file; an exception it raises (a cancel) stops the scan and propagates.
     `found(metadata)` is called with each header as soon as it is read (a window lists the
     studies of a large folder while the scan goes on). With an `index` (`header_index`),
@@ -183,7 +223,7 @@ def examine_candidate(path: Path, index: HeaderIndex | None = None) -> DicomMeta
     header = index.lookup(path) if index is not None else None
     if header is not None:
         return header
-    if is_dicom_file(path):
+    if looks_like_dicom(path):
         try:
             return read_header(path) if index is None else index.read(path)
         except SegmentationFile:
@@ -270,13 +310,14 @@ def _not_dicom_reason(path: Path) -> str:
                 return "the file is empty"
     except OSError as error:
         return f"cannot be read ({error.strerror})"
-    return "not a DICOM file (no 'DICM' marker at byte 128)"
+    return "not a DICOM file (no 'DICM' marker at byte 128, and no DICOM dataset at its start)"
 
 
 def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata]:
     if not path.is_file():
         raise DicomError(path, _not_a_file_reason(path))
-    if not is_dicom_file(path):
+    part10 = is_dicom_file(path)
+    if not part10 and not looks_like_dicom(path):
         raise DicomError(path, _not_dicom_reason(path))
     # pydicom warns, rather than fails, on values that break their VR (common in real archives,
     # e.g. `ID_...` SOP Instance UIDs) and when a file ends inside an element (it then returns
@@ -287,7 +328,11 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
         warnings.simplefilter("always")
         try:
             with _BoundedFile(path) as stream:
-                dataset = pydicom.dcmread(stream, stop_before_pixels=not with_pixels)
+                if part10:
+                    dataset = pydicom.dcmread(stream, stop_before_pixels=not with_pixels)
+                else:  # a raw dataset: its header is read with the pixels left on disk, to know they are there
+                    dataset = pydicom.dcmread(stream, force=True,
+                                              defer_size=None if with_pixels else _RAW_HEADER_DEFER_BYTES)
         except Exception as error:  # pydicom raises many types for damaged files
             raise DicomError(path, f"the DICOM header is damaged or truncated ({_short(error)})") from error
         with _damage_reported_as(path, "the DICOM header is damaged"):
@@ -295,8 +340,22 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
                 raise DicomError(path, "the file is truncated or damaged (it ends in the middle of an element)")
             if dataset.get("SOPClassUID") == SegmentationStorage:
                 raise SegmentationFile(path, "is a DICOM Segmentation (a mask), not a radiograph")
+            if not part10:
+                _accept_raw_dataset(path, dataset)
             _check_image_header(path, dataset)
             return dataset, _metadata(path, dataset)
+
+
+def _accept_raw_dataset(path: Path, dataset: Dataset) -> None:
+    """A dataset without the file header is read only if it holds an image: its transfer syntax,
+    which only the missing file meta would name, is the encoding pydicom found it in (never compressed)."""
+    if "PixelData" not in dataset or not dataset.get("Rows") or not dataset.get("Columns"):
+        raise DicomError(path, "is a DICOM dataset without the file header ('DICM' marker) and holds no image"
+                         f"{f' ({modality})' if (modality := _text(dataset, 'Modality')) else ''}")
+    if dataset.file_meta.get("TransferSyntaxUID") is None:
+        implicit_vr, little_endian = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit_vr else
+                                               ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian)
 
 
 class _BoundedFile(io.BufferedReader):
@@ -355,7 +414,7 @@ def _check_image_header(path: Path, dataset: Dataset) -> None:
     if samples != 1 or photometric.startswith(_COLOUR):
         raise DicomError(
             path, f"is a colour image ({photometric or 'unknown'}, {samples} samples per pixel); "
-            "only greyscale radiographs are supported"
+            f"{_COLOUR_REFUSAL}"
         )
     if photometric not in GREYSCALE:
         raise DicomError(path, f"has an unknown photometric interpretation ({photometric[:40]!r})")

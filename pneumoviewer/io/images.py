@@ -21,8 +21,8 @@ from pneumoviewer.io.dicom import (
     DicomImage,
     DicomMetadata,
     apply_window,
-    is_dicom_file,
     load_dicom,
+    looks_like_dicom,
     percentile_window,
 )
 
@@ -36,7 +36,7 @@ def load_radiograph(path: str | os.PathLike[str]) -> DicomImage:
     greyscale radiograph.
     """
     path = Path(path)
-    if is_dicom_file(path):
+    if looks_like_dicom(path):  # a Part 10 file or a raw dataset
         return load_dicom(path)
     if _is_plain_image(path):
         return _load_plain_image(path)

@@ -14,7 +14,7 @@ prediction per labelled DICOM), and on those
    pass already takes most of it; `measure_latency` times it) with a card carrying the pooled
    out-of-fold settings, calibration, operating points and figures, plus `ship-report.json` and
    `ship-report.md` (the tables for docs/model.md). The verdict says whether it beats v1; only then
-   may it replace `resources/models/default.*`.
+   may it replace `pneumoviewer/resources/models/default.*`.
 
 The out-of-fold figures are at the network's resolution (masks area-downsampled), like the card's
 per-epoch figures; v1's come from `evaluate` at full resolution (docs/model.md measured the gap:

@@ -22,6 +22,8 @@ class ActionSpec:
     label: str = ""  # short text for tool buttons (defaults to `text`)
 
 
+SCORE_UNVALIDATED_TEXT = "Score images the AI is not validated for"  # io.ai_scope: other modalities, body parts
+
 ACTION_SPECS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("open_folder", "Open &folder…", ("Ctrl+O",)),
@@ -38,6 +40,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("previous_case", "&Previous case", ("Up", "K", "PgUp")),
     ActionSpec("predict_all", "&Predict all cases", ("Ctrl+P",)),
     ActionSpec("choose_model", "Use another AI &model…"),
+    ActionSpec("score_unvalidated", SCORE_UNVALIDATED_TEXT, checkable=True),
     ActionSpec("cancel_work", "&Cancel background work", ("Esc",)),
     # Review status
     ActionSpec("status_accepted", "&Accept AI result", ("A",), label="Accept  A"),

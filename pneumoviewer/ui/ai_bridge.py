@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 
+from pneumoviewer.io.ai_scope import ai_scope_warning
 from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJob
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
 
 def model_job(kind: JobKind, case: Case) -> ModelJob:
     assert case.path is not None  # every case of a session was read from a file
-    return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm)
+    return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm, ai_scope_warning(case.metadata))
 
 
 class AiBridge(QObject):
@@ -58,6 +59,15 @@ class AiBridge(QObject):
         session = self.controller.session
         if session is not None:
             self.controller.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in session.worklist()])
+
+    def set_score_unvalidated(self, wanted: bool) -> None:
+        """Score images the AI is not validated for (other modalities, body parts) too, or not from now on."""
+        c = self.controller
+        c.model_queue.score_unvalidated = c.findings.score_unvalidated = wanted
+        if wanted and c.session is not None:
+            c.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in c.session.worklist()
+                                   if not case.has_ai_result and ai_scope_warning(case.metadata)])
+        self._refresh_current_findings()
 
     def use_model(self, checkpoint: Path) -> None:
         """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""

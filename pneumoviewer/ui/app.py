@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from pneumoviewer.paths import APP_NAME, demo_dir, resources_dir
+from pneumoviewer.paths import APP_NAME, demo_dir, icon_path
 from pneumoviewer.ui.theme import apply_dark_theme
 
 
@@ -24,7 +24,7 @@ def application() -> QApplication:
     app = QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
-    icon = resources_dir() / "icons" / "pneumoviewer-256.png"
+    icon = icon_path(256)
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
     apply_dark_theme(app)

@@ -339,6 +339,11 @@ class ReviewController(QObject):
         """Load the model now (on the AI thread), so the first prediction does not wait for it."""
         self.model_queue.warm_up()
 
+    @Slot(bool)
+    def set_score_unvalidated(self, wanted: bool) -> None:
+        """Score images the AI is not validated for (io.ai_scope) too, or stop queueing them."""
+        self.ai.set_score_unvalidated(wanted)
+
     @Slot()
     def predict_all(self) -> None:
         """Queue the AI for every case in worklist order (again after a model change: edits stay)."""

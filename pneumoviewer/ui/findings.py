@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 
+from pneumoviewer.io.ai_scope import ai_scope_warning
+from pneumoviewer.ui.actions import SCORE_UNVALIDATED_TEXT
 from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
@@ -73,6 +75,7 @@ class Findings:
         self.calibration: Calibration | None = None  # the loaded model's (None: its score is no probability)
         self.operating_points: OperatingPoints | None = None  # the loaded model's, from its card
         self.triage_point: OperatingPoint | None = None  # where the worklist's red flag is set now
+        self.score_unvalidated = False  # images the AI is not validated for are scored too (the reader asked)
         self._ai_failures: dict[str, str] = {}  # image id -> why the AI could not process it
         self._timings: dict[str, dict[str, float]] = {}
         self._ai_lesions: dict[str, LesionStats] = {}
@@ -161,6 +164,7 @@ class Findings:
             view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
             score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
             status=case.status.value, error=ai_error, flagged=self.flagged(case), probability=self.probability(case),
+            ai_warning=ai_scope_warning(case.metadata),
         )
 
     def finding_fields(self, case: Case) -> dict[str, str]:
@@ -197,6 +201,14 @@ class Findings:
 
     def _score_text(self, case: Case) -> str:
         """The score with the call it makes, so a high score without a marked lesion is not a puzzle."""
+        warning = ai_scope_warning(case.metadata)
+        if case.ai_score is None and warning and not self.score_unvalidated:
+            return f"not scored: {warning} (Worklist ▸ {SCORE_UNVALIDATED_TEXT})"
+        if warning:  # scored, or being scored, on request
+            return f"{warning}, scored on request: {self._validated_score_text(case)}"
+        return self._validated_score_text(case)
+
+    def _validated_score_text(self, case: Case) -> str:
         if case.ai_score is None:
             problem = self._ai_failures.get(case.image_id) or self.model_problem
             return "pending…" if problem is None else f"not available: {problem}"

@@ -12,11 +12,11 @@ changes mask data itself.
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
 
+from pneumoviewer.ui.pyqtgraph_lean import pg
 from pneumoviewer.ui.theme import AI_MASK_COLOUR, EDIT_MASK_COLOUR
 from pneumoviewer.ui.tools import Mode
 
@@ -152,13 +152,7 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         for z, item in enumerate((self.image_item, self.heatmap_item, self.ai_item, self.edit_item)):
             item.setZValue(z)
             self.view.addItem(item)
-        self.colour_bar = pg.ColorBarItem(
-            values=(0, 1), colorMap=pg.colormap.get("turbo"), interactive=False, width=12, label="Grad-CAM",
-        )
-        self.colour_bar.setMaximumHeight(360)
-        self.colour_bar.setToolTip("Grad-CAM: where the network's evidence for its mask lies (0 = none, 1 = most)")
-        self.addItem(self.colour_bar, row=0, col=1)
-        self._show_colour_bar(False)
+        self.colour_bar: pg.ColorBarItem | None = None  # made when a heatmap is first shown (see _show_colour_bar)
         self.brush_cursor = QGraphicsEllipseItem()
         pen = QPen(QColor(255, 255, 255, 200))
         pen.setCosmetic(True)
@@ -273,6 +267,16 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self._show_colour_bar(visible and self.heatmap_item.image is not None)
 
     def _show_colour_bar(self, visible: bool) -> None:
+        if self.colour_bar is None:
+            if not visible:
+                return
+            # Made on first use: it is a whole PlotItem (axes, menus), a tenth of the window's construction.
+            self.colour_bar = pg.ColorBarItem(
+                values=(0, 1), colorMap=pg.colormap.get("turbo"), interactive=False, width=12, label="Grad-CAM",
+            )
+            self.colour_bar.setMaximumHeight(360)
+            self.colour_bar.setToolTip("Grad-CAM: where the network's evidence for its mask lies (0 = none, 1 = most)")
+            self.addItem(self.colour_bar, row=0, col=1)
         self.colour_bar.setVisible(visible)
 
     # -- cursor -------------------------------------------------------------------------------

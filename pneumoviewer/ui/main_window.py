@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         a["next_case"].triggered.connect(lambda: c.step_case(+1))
         a["previous_case"].triggered.connect(lambda: c.step_case(-1))
         a["predict_all"].triggered.connect(c.predict_all)
+        a["score_unvalidated"].toggled.connect(c.set_score_unvalidated)
         a["choose_model"].triggered.connect(self._ask_model)
         a["cancel_work"].triggered.connect(c.cancel_work)
         for status in STATUS_ACTIONS:

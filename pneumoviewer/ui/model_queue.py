@@ -41,6 +41,7 @@ class ModelJob:
     image_id: str
     path: Path
     pixel_spacing_mm: tuple[float, float] | None = None  # for the lesion area, computed off the GUI thread
+    ai_warning: str | None = None  # why the AI is not validated for this image (io.ai_scope): run only on request
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class ModelQueue(QObject):
         self.model_error: str | None = None
         self.model_card: dict[str, Any] | None = None
         self.model_key: str | None = None  # the loaded model's fingerprint (GUI thread's copy, set on delivery)
+        self.score_unvalidated = False  # run jobs with an ai_warning too (the reader asked for it)
         # Loaded on the worker thread and reused by every later run; only that thread reads them.
         self._predictor: Any = None
         self._model_key: str | None = None
@@ -189,6 +191,7 @@ class ModelQueue(QObject):
 
     def enqueue(self, jobs: list[ModelJob]) -> None:
         """Add jobs at the back (the background sweep of a folder)."""
+        jobs = self._wanted(jobs)
         with self._lock:
             queued = set(self._pending)
             self._pending.extend(job for job in jobs if job not in queued)
@@ -196,12 +199,17 @@ class ModelQueue(QObject):
 
     def prioritise(self, jobs: list[ModelJob]) -> None:
         """Put jobs at the front, in the given order (the case on screen)."""
+        jobs = self._wanted(jobs)
         with self._lock:
             for job in reversed(jobs):
                 if job in self._pending:
                     self._pending.remove(job)
                 self._pending.appendleft(job)
         self._ensure_running()
+
+    def _wanted(self, jobs: list[ModelJob]) -> list[ModelJob]:
+        """Images the AI is not validated for are left out unless the reader asked for them."""
+        return [job for job in jobs if job.ai_warning is None or self.score_unvalidated]
 
     def use_model(self, predictor_factory: Callable[[], Any]) -> None:
         """Switch to another model: pending jobs are dropped, the next job loads the new one."""

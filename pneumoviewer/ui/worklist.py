@@ -43,6 +43,7 @@ class WorklistRow:
     error: str | None = None  # why the AI could not run on this image
     flagged: bool | None = None  # the triage call at the point chosen (`Findings.flagged`): the red flag
     probability: float | None = None  # calibrated probability of pneumothorax; None for an uncalibrated model
+    ai_warning: str | None = None  # why the AI is not validated for this image (io.ai_scope): shown, scored on request
 
 
 COLUMNS = ("Case", "View", "Age", "Sex", "AI", "cm²", "Status")  # short: the film needs the width
@@ -57,6 +58,7 @@ COLUMN_TIPS = (
     "Review status",
 )
 SCORE_COLUMN = COLUMNS.index("AI")
+WARNING_COLOUR = "#d29922"  # amber: an image the AI is not validated for
 
 
 def _age_number(age: str) -> float:
@@ -185,10 +187,13 @@ class WorklistModel(QAbstractTableModel):
             return row.image_id
         if role == Qt.ItemDataRole.ForegroundRole and column == COLUMNS.index("Status"):
             return QColor(STATUS_COLOURS.get(row.status, "#e6edf3"))
+        if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.ai_warning:
+            return QColor(WARNING_COLOUR)
         if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.score is not None:
             return QColor("#ff7b72") if row.flagged else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
+            tip = row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
+            return f"{row.ai_warning}\n{tip}" if row.ai_warning else tip
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, SCORE_COLUMN, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -207,8 +212,9 @@ class WorklistModel(QAbstractTableModel):
             if row.error:
                 return "—"
             if row.score is None:
-                return "…"
-            return f"{row.score:.2f}" if row.probability is None else f"{row.probability:.0%}"
+                return "⚠" if row.ai_warning else "…"  # not validated: marked, and scored only on request
+            value = f"{row.score:.2f}" if row.probability is None else f"{row.probability:.0%}"
+            return f"⚠ {value}" if row.ai_warning else value
         if column == 5:
             return "" if row.area_cm2 is None else f"{row.area_cm2:.1f}"
         return row.status

@@ -16,6 +16,7 @@ from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.paths import demo_dir
+from pneumoviewer.reports import model_facts
 from pneumoviewer.ui import layout, preferences
 from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView
@@ -103,6 +104,10 @@ class MainWindow(QMainWindow):
         a["toggle_edit"].toggled.connect(canvas.edit_item.setVisible)
         a["toggle_heatmap"].toggled.connect(canvas.set_heatmap_visible)
         a["toggle_heatmap"].toggled.connect(c.set_heatmaps_wanted)
+        a["toggle_lesions"].toggled.connect(self.case_view.set_lesions_visible)
+        self.case_view.sigLesionsChanged.connect(self.info.lesions_box.set_lesions)
+        self.case_view.sigLesionHovered.connect(self.info.lesions_box.highlight)
+        self.case_view.ai_note = lambda score: model_facts.ai_note(c.model_queue.model_card, score)
         a["shortcuts"].triggered.connect(self._show_shortcuts)
         a["about_model"].triggered.connect(self._show_model_card)
         for control, item in ((self.tools.ai_overlay, canvas.ai_item), (self.tools.edit_overlay, canvas.edit_item),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pneumoviewer import __version__
 from pneumoviewer.commands import (
+    case_reports,
     convert_rle,
     evaluate,
     export,
@@ -26,7 +27,8 @@ from pneumoviewer.commands import (
 )
 
 # In the order `--help` lists them.
-COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export)
+COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export,
+            case_reports)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Creates .venv beside the checkout and installs PneumoViewer into it (editable), with the
-# Debian libraries Qt needs, and dicom3tools (dciodvfy: the tests validate every DICOM object we
+# Debian libraries Qt needs, poppler-utils (pdftotext: the tests read the reports' PDFs back), and dicom3tools (dciodvfy: the tests validate every DICOM object we
 # write with it), when they are missing and we may install them.
 # Usage: scripts/install.sh [EXTRA]   e.g. scripts/install.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
 
-debian_packages=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3 dicom3tools)
+debian_packages=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3 dicom3tools poppler-utils)
 missing=()
 for pkg in "${debian_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -23,6 +23,7 @@ from pneumoviewer.ui.case_view import CaseView
 from pneumoviewer.ui.controller import ReviewController
 from pneumoviewer.ui.info_panel import InfoPanel
 from pneumoviewer.ui.model_queue import default_predictor
+from pneumoviewer.ui.report_actions import ReportActions
 from pneumoviewer.ui.status_bar import StatusBar
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
 from pneumoviewer.ui.worklist_table import WorklistTable
@@ -44,6 +45,7 @@ class MainWindow(QMainWindow):
         self.worklist_model = self.controller.worklist_model
         self.worklist_filter = self.controller.worklist_filter
         self.worklist = WorklistTable(self.worklist_filter)
+        self.reports = ReportActions(self.controller, self)
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions_by_name)
@@ -105,6 +107,9 @@ class MainWindow(QMainWindow):
         a["toggle_heatmap"].toggled.connect(canvas.set_heatmap_visible)
         a["toggle_heatmap"].toggled.connect(c.set_heatmaps_wanted)
         a["toggle_lesions"].toggled.connect(self.case_view.set_lesions_visible)
+        a["save_case_report"].triggered.connect(lambda: self._ask_report(self.reports.save_case_report, "case"))
+        a["save_worklist_report"].triggered.connect(lambda: self._ask_report(self.reports.save_worklist_report,
+                                                                             "worklist"))
         self.case_view.sigLesionsChanged.connect(self.info.lesions_box.set_lesions)
         self.case_view.sigLesionHovered.connect(self.info.lesions_box.highlight)
         self.case_view.ai_note = lambda score: model_facts.ai_note(c.model_queue.model_card, score)
@@ -237,6 +242,17 @@ class MainWindow(QMainWindow):
                                                   str(Path.home()))
         if folder:
             self.controller.export_dicom(Path(folder))
+
+    def _ask_report(self, save: Callable[[Path], None], kind: str) -> None:
+        session, current = self.controller.session, self.controller.current_id
+        if session is None or (kind == "case" and current is None):
+            return
+        case = session.case(current) if kind == "case" and current is not None else None
+        name = case.display_id.replace(" ", "-").lower() if case else f"{session.folder.name or 'worklist'}-summary"
+        path, _ = QFileDialog.getSaveFileName(self, "Save case report" if case else "Save worklist report",
+                                              str(Path.home() / f"{name}.pdf"), "PDF (*.pdf);;PNG pages (*.png)")
+        if path:
+            save(Path(path))
 
     def _ask_import(self) -> None:
         from pneumoviewer.ui.dialogs import ask_rle_convention

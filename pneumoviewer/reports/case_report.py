@@ -23,6 +23,7 @@ from pneumoviewer.reports.model_facts import (
     calibrated_probability,
     model_version,
     operating_points,
+    point_figures,
 )
 from pneumoviewer.review.case import Case, ReviewStatus
 from pneumoviewer.review.lesions import Lesion, case_lesions, lesion_labels
@@ -117,24 +118,18 @@ def _findings(case: Case, card: Mapping[str, Any] | None, ai: list[Lesion], read
         triage = points.get(TRIAGE)
         if triage is not None:
             call = "flagged: read first" if case.ai_score >= triage.threshold else "not flagged"
-            rows.append(("Triage call", f"{call} (threshold {triage.threshold:.3f}{_point_figures(triage)})"))
+            rows.append(("Triage call", f"{call} (threshold {triage.threshold:.3f}{point_figures(triage)})"))
         else:
             notes.append(f"No triage call: {NO_TRIAGE_POINT}.")
         challenge = points.get(CHALLENGE)
         call = "pneumothorax marked" if case.ai_positive else "no pneumothorax marked"
-        detail = f" (threshold {challenge.threshold:.3f}{_point_figures(challenge)})" if challenge else ""
+        detail = f" (threshold {challenge.threshold:.3f}{point_figures(challenge)})" if challenge else ""
         rows.append(("AI call (challenge rule)", call + detail))
         rows.append(("AI lesions", _lesion_summary(ai)))
     rows.append(("Reader's lesions", "none (rejected)" if case.status is ReviewStatus.REJECTED
                  else _lesion_summary(reader) if reader else
                  "none drawn" if case.status.is_done else "not reviewed yet"))
     return rows, ai_note
-
-
-def _point_figures(point: Any) -> str:
-    if np.isnan(point.sensitivity) or np.isnan(point.specificity):
-        return ""
-    return f"; validation sensitivity {point.sensitivity:.2f}, specificity {point.specificity:.2f}"
 
 
 def _lesion_summary(lesions: Sequence[Lesion]) -> str:

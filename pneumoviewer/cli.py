@@ -22,13 +22,14 @@ from pneumoviewer.commands import (
     install_desktop,
     predict,
     self_test,
+    stats,
     train,
     uninstall_desktop,
 )
 
 # In the order `--help` lists them.
 COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export,
-            case_reports)
+            case_reports, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:

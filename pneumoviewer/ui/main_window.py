@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
@@ -24,6 +24,7 @@ from pneumoviewer.ui.controller import ReviewController
 from pneumoviewer.ui.info_panel import InfoPanel
 from pneumoviewer.ui.model_queue import default_predictor
 from pneumoviewer.ui.report_actions import ReportActions
+from pneumoviewer.ui.statistics_dock import StatisticsDock
 from pneumoviewer.ui.status_bar import StatusBar
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
 from pneumoviewer.ui.worklist_table import WorklistTable
@@ -49,6 +50,9 @@ class MainWindow(QMainWindow):
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions_by_name)
+        self.statistics = StatisticsDock(self.controller, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.statistics)
+        self.statistics.hide()
         self._show_recent_folders(preferences.recent_folders())
         self._connect_view()
         self._connect_controller()
@@ -107,6 +111,10 @@ class MainWindow(QMainWindow):
         a["toggle_heatmap"].toggled.connect(canvas.set_heatmap_visible)
         a["toggle_heatmap"].toggled.connect(c.set_heatmaps_wanted)
         a["toggle_lesions"].toggled.connect(self.case_view.set_lesions_visible)
+        a["show_statistics"].toggled.connect(self.statistics.setVisible)
+        self.statistics.visibilityChanged.connect(a["show_statistics"].setChecked)
+        self.statistics.sigFilterChanged.connect(
+            lambda text: self.status.showMessage(f"Worklist: only {text}" if text else "All cases shown", 0))
         a["save_case_report"].triggered.connect(lambda: self._ask_report(self.reports.save_case_report, "case"))
         a["save_worklist_report"].triggered.connect(lambda: self._ask_report(self.reports.save_worklist_report,
                                                                              "worklist"))

@@ -9,7 +9,9 @@ missing. Without a calibration the score is no probability, and reports say "sco
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pneumoviewer.model.calibration import Calibration
@@ -76,3 +78,52 @@ def model_version(card: Mapping[str, Any] | None, fingerprint: str | None) -> st
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class CardCurves:
+    """What a model card can draw: its training history, operating curve and calibration, each with a
+    note where the card lacks it."""
+
+    epochs: list[float] = field(default_factory=list)
+    history: dict[str, list[float]] = field(default_factory=dict)  # figure name -> value per epoch
+    operating_curve: list[tuple[float, float]] = field(default_factory=list)  # (1 - specificity, sensitivity)
+    points: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (1 - spec, sens)
+    calibration: list[tuple[float, float]] = field(default_factory=list)  # (score, probability)
+    notes: dict[str, str] = field(default_factory=dict)  # "history" | "operating" | "calibration" -> why empty
+
+
+_HISTORY_FIGURES = ("roc_auc", "challenge_score", "all_empty_score")
+
+
+def card_curves(card: Mapping[str, Any] | None) -> CardCurves:
+    curves = CardCurves()
+    if not card:
+        return CardCurves(notes=dict.fromkeys(("history", "operating", "calibration"), "no model is loaded"))
+    history = [entry for entry in (card.get("training") or {}).get("history") or [] if isinstance(entry, Mapping)]
+    for entry in history:
+        if _number(entry.get("epoch")) is None:
+            continue
+        curves.epochs.append(float(entry["epoch"]))
+        for name in _HISTORY_FIGURES:
+            value = _number(entry.get(name))
+            curves.history.setdefault(name, []).append(math.nan if value is None else value)
+    if not curves.epochs:
+        curves.notes["history"] = "this card records no training history"
+    fitted = OperatingPoints.from_card(card)
+    curves.operating_curve.extend((1.0 - point.specificity, point.sensitivity) for point in fitted.curve
+                                  if point.sensitivity is not None and point.specificity is not None)
+    for name, point in operating_points(card).items():
+        if point.sensitivity is not None and point.specificity is not None:
+            curves.points[name] = (1.0 - point.specificity, point.sensitivity)
+    if not curves.operating_curve and not curves.points:
+        curves.notes["operating"] = "this card records no sensitivity and specificity of its operating points"
+    elif not curves.operating_curve:
+        curves.notes["operating"] = "this card records no operating curve: its points only"
+    fitted_calibration = calibration(card)
+    if fitted_calibration is None:
+        curves.notes["calibration"] = "this card has no calibration: its score is not a probability"
+    else:
+        grid = [step / 50 for step in range(51)]
+        curves.calibration.extend(zip(grid, (float(p) for p in fitted_calibration.probabilities(grid)), strict=True))
+    return curves

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv beside the checkout and installs PneumoViewer into it (editable), with the
-# Debian libraries Qt needs, poppler-utils (pdftotext: the tests read the reports' PDFs back), and dicom3tools (dciodvfy: the tests validate every DICOM object we
-# write with it), when they are missing and we may install them.
+# Debian libraries Qt needs, dicom3tools (dciodvfy: the tests validate every DICOM object we
+# write with it) and poppler-utils (pdftotext: the tests read the case reports' PDFs back), when
+# they are missing and we may install them.
 # Usage: scripts/install.sh [EXTRA]   e.g. scripts/install.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."

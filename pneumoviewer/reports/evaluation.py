@@ -28,7 +28,7 @@ REPORT_NAME = "evaluation-report.html"
 _WORST = 6  # thumbnails of misses and of false alarms
 _THUMBNAIL_PX = 220
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #1d2127; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 1100px; color: #1d2127; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 .grid { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .grid svg { max-width: 100%; height: auto; }

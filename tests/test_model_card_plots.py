@@ -19,10 +19,13 @@ BUNDLED_CARD = Path(__file__).resolve().parent.parent / "resources" / "models" /
 
 @pytest.fixture(scope="module")
 def bundled_card() -> dict:
-    return json.loads(BUNDLED_CARD.read_text())
+    """The bundled card as an older model's: no calibration, operating points or curve (whatever it has now)."""
+    card = json.loads(BUNDLED_CARD.read_text())
+    return {key: value for key, value in card.items()
+            if key not in ("calibration", "operating_points", "operating_curve")}
 
 
-def test_the_bundled_card_draws_its_history_and_says_what_it_lacks(bundled_card: dict) -> None:
+def test_an_older_card_draws_its_history_and_says_what_it_lacks(bundled_card: dict) -> None:
     curves = card_curves(bundled_card)
     history = bundled_card["training"]["history"]
     assert curves.epochs == [float(entry["epoch"]) for entry in history]

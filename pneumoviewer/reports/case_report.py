@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pneumoviewer.io.overlay import overlay_picture
+from pneumoviewer.model.operating_points import flagged
 from pneumoviewer.reports.model_facts import (
     CHALLENGE,
     NO_TRIAGE_POINT,
@@ -117,7 +118,7 @@ def _findings(case: Case, card: Mapping[str, Any] | None, ai: list[Lesion], read
             ai_note = f"p {probability:.2f}"
         triage = points.get(TRIAGE)
         if triage is not None:
-            call = "flagged: read first" if case.ai_score >= triage.threshold else "not flagged"
+            call = "flagged: read first" if flagged(case.ai_score, triage.threshold) else "not flagged"
             rows.append(("Triage call", f"{call} (threshold {triage.threshold:.3f}{point_figures(triage)})"))
         else:
             notes.append(f"No triage call: {NO_TRIAGE_POINT}.")
@@ -168,7 +169,7 @@ def worklist_rows(cases: Sequence[Case], card: Mapping[str, Any] | None) -> list
         else:
             score = f"{case.ai_score:.3f}"
             call = "pneumothorax marked" if case.ai_positive else "none marked"
-            if triage is not None and case.ai_score >= triage.threshold:
+            if triage is not None and flagged(case.ai_score, triage.threshold):
                 call = f"flagged; {call}"
         ai, reader = case_lesions(case)
         if case.status is ReviewStatus.REJECTED:

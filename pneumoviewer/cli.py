@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pneumoviewer import __version__
 from pneumoviewer.commands import (
+    case_reports,
     convert_rle,
     evaluate,
     export,
@@ -22,12 +23,14 @@ from pneumoviewer.commands import (
     pacs,
     predict,
     self_test,
+    stats,
     train,
     uninstall_desktop,
 )
 
 # In the order `--help` lists them.
-COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export, pacs)
+COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export,
+            pacs, case_reports, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:

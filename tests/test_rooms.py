@@ -17,7 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QT = ("PySide6", "shiboken6", "pyqtgraph")
 CORE_ROOMS = ("pneumoviewer.errors", "pneumoviewer.metrics", "pneumoviewer.io", "pneumoviewer.model",
-              "pneumoviewer.review", "pneumoviewer.training", "pneumoviewer.pacs")
+              "pneumoviewer.review", "pneumoviewer.training", "pneumoviewer.pacs", "pneumoviewer.reports")
 
 
 def _run_fresh(code: str) -> dict:
@@ -68,14 +68,14 @@ def test_core_rooms_never_import_qt() -> None:
 
 
 def test_command_line_help_and_version_load_no_torch_or_qt() -> None:
-    heavy = ("torch", "onnxruntime", *QT)
+    heavy = ("torch", "onnxruntime", "matplotlib", *QT)
     found = _run_fresh(f"""
         import contextlib, io, json, sys
 
         from pneumoviewer.cli import main
 
         statuses = []
-        for argv in (["--help"], ["--version"], ["predict", "--help"], ["evaluate", "--help"]):
+        for argv in (["--help"], ["--version"], ["predict", "--help"], ["evaluate", "--help"], ["report", "--help"]):
             with contextlib.redirect_stdout(io.StringIO()):
                 try:
                     main(argv)
@@ -84,7 +84,7 @@ def test_command_line_help_and_version_load_no_torch_or_qt() -> None:
         heavy = sorted(name for name in sys.modules if name.split(".")[0] in {heavy!r})
         print(json.dumps({{"statuses": statuses, "heavy": heavy[:5]}}))
     """)
-    assert found["statuses"] == [0, 0, 0, 0]
+    assert found["statuses"] == [0, 0, 0, 0, 0]
     assert found["heavy"] == [], f"`pneumoviewer --help` imported {found['heavy']}"
 
 

@@ -81,6 +81,8 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--ids", type=Path, help="evaluate only these ImageIds: a text file (one per line), a JSON "
                         "list, or a model card .json (its recorded validation split)")
     parser.add_argument("--json", type=Path, dest="json_out", help="also write the figures and per-image results here")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="also write DIR/evaluation-report.html: ROC, "
+                        "confusion matrices, operating points, reliability, Dice and the worst cases, drawn")
     add_setting_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return fail(str(error), status=2)
     return _evaluate(args.labels, args.images, model=args.model, ids_file=args.ids, json_out=args.json_out,
-                     overrides=overrides, score_unvalidated=args.score_unvalidated)
+                     overrides=overrides, score_unvalidated=args.score_unvalidated, report_dir=args.report)
 
 
 def _evaluate(
@@ -102,6 +104,7 @@ def _evaluate(
     json_out: Path | None,
     overrides: Mapping[str, Any],
     score_unvalidated: bool = False,
+    report_dir: Path | None = None,
 ) -> int:
     """The whole `evaluate` command; returns the exit status."""
     from pneumoviewer.commands._batch import (
@@ -130,6 +133,8 @@ def _evaluate(
     selected = [f for f in files if f.image_id in truth_rows and (wanted is None or f.image_id in wanted)]
     _print_selection_notes(files, selected, truth_rows, wanted, images)
     if not selected:
+        _write_report({"reason": f"no labelled images under {images}", "skipped": _skipped(skipped)}, {},
+                      report_dir)
         return fail(f"no labelled images to evaluate under {images}")
 
     scores: list[ImageScore] = []
@@ -144,6 +149,7 @@ def _evaluate(
             else:
                 scores.append(scored)
     if not scores:
+        _write_report({"reason": "no image could be evaluated", "skipped": _skipped(skipped)}, {}, report_dir)
         return fail("no image could be evaluated")
     summary = _summary(scores, predictor, settings.to_dict(), labels, images, ids_file, skipped)
     print(format_summary(summary))
@@ -154,6 +160,20 @@ def _evaluate(
         except OSError as error:
             return fail(f"{error.filename or json_out}: could not be written ({error.strerror or error})")
         print(f"\nFigures and per-image results: {json_out}")
+    return _write_report(summary, {f.image_id: f.path for f in selected if f.image_id}, report_dir)
+
+
+def _write_report(summary: Mapping[str, Any], paths: Mapping[str, Path], folder: Path | None) -> int:
+    """The HTML report into `folder` (none asked for: nothing to do); the exit status."""
+    if folder is None:
+        return 0
+    from pneumoviewer.reports.evaluation import write_evaluation_report
+
+    try:
+        path = write_evaluation_report(summary, paths, folder)
+    except OSError as error:
+        return fail(f"{error.filename or folder}: the report could not be written ({error.strerror or error})")
+    print(f"Report: {path}")
     return 0
 
 
@@ -222,7 +242,7 @@ def _summary(
         "operating_points": _operating_points(scores, predictor, settings),
         "calibration": _calibration_figures(scores) if predictor.calibration is not None else None,
         "latency": {**latency_summary([s.seconds for s in scores]), "model_load_s": predictor.load_seconds},
-        "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+        "skipped": _skipped(skipped),
         "per_image": [asdict(s) for s in scores],
     }
 
@@ -261,6 +281,10 @@ def _calibration_figures(scores: list[ImageScore]) -> dict[str, Any]:
         "expected_calibration_error": metrics.expected_calibration_error(probabilities, truth),
         "reliability": [as_dict(entry) for entry in metrics.reliability_table(probabilities, truth)],
     }
+
+
+def _skipped(problems: list[FileProblem]) -> list[dict[str, str]]:
+    return [{"path": str(problem.path), "reason": problem.reason} for problem in problems]
 
 
 def format_operating_points(points: Mapping[str, Any]) -> list[str]:

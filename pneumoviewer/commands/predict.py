@@ -216,6 +216,7 @@ def image_outcome(result: Predicted, convention: RleConvention, calibrated: bool
 
 def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path | None) -> None:
     from pneumoviewer.io.overlay import safe_file_stem, write_heat_png, write_overlay_png
+    from pneumoviewer.review.lesions import LesionSource, find_lesions, lesion_labels, patient_right_on_image_left
 
     stem = safe_file_stem(result.image_id)
     if cam_dir is not None and result.heat is not None:
@@ -223,8 +224,11 @@ def _write_pictures(result: Predicted, cam_dir: Path | None, overlay_dir: Path |
     if overlay_dir is not None:
         call = "pneumothorax" if result.prediction.positive else "no pneumothorax"
         caption = f"AI score {result.prediction.score:.2f}: {call}\n{result.image_id}"
+        meta = result.image.metadata
+        lesions = find_lesions(result.prediction.mask, meta.pixel_spacing_mm, LesionSource.AI,
+                               patient_right_on_image_left(meta.patient_orientation, meta.view_position))
         write_overlay_png(overlay_dir / f"{stem}.png", result.image.pixels, result.prediction.mask, result.heat,
-                          caption)
+                          caption, lesion_labels(lesions, f"score {result.prediction.score:.2f}"))
 
 
 class _SegWriter:

@@ -25,6 +25,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments, generate_frames
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import (
     ExplicitVRBigEndian,
@@ -91,6 +92,8 @@ class DicomMetadata:
     photometric: str
     transfer_syntax: str
     bits_stored: int
+    # Patient Orientation (0020,0020) as stored, e.g. "L\\F": where the columns and rows point on the patient
+    patient_orientation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -534,6 +537,7 @@ def _metadata(path: Path, dataset: Dataset) -> DicomMetadata:
         photometric=str(dataset.PhotometricInterpretation).strip(),
         transfer_syntax=str(dataset.file_meta.get("TransferSyntaxUID", "")),
         bits_stored=int(dataset.BitsStored),
+        patient_orientation=_orientation(dataset),
     )
 
 
@@ -547,6 +551,17 @@ def _spacing(dataset: Dataset) -> tuple[float, float] | None:
         if len(values) == 2 and all(0 < value < 10 for value in values):  # 0 or 10+ mm: not a real spacing
             return values[0], values[1]
     return None
+
+
+def _orientation(dataset: Dataset) -> str | None:
+    """Patient Orientation as "ROW\\COLUMN" direction codes (e.g. "L\\F"); None when absent, blank or odd."""
+    try:
+        value = dataset.get("PatientOrientation")
+    except Exception:  # noqa: BLE001 - an invalid VR: unknown, as in `_text`
+        return None
+    values = value if isinstance(value, MultiValue) else str(value or "").split("\\")
+    parts = [str(part).strip().upper() for part in values]
+    return "\\".join(parts) if len(parts) == 2 and all(parts) else None
 
 
 def _text(dataset: Dataset, keyword: str) -> str | None:

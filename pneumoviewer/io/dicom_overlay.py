@@ -1,13 +1,15 @@
 """The burned-in overlay: a Secondary Capture for PACS viewers that cannot show a SEG.
 
-The radiograph as displayed (its default window, MONOCHROME1 inverted) with the mask outline and one
-caption line (finding, area, model version, "AI — not a diagnosis"), RGB, in a new series of the
-source's study, derived from the source image (Source Image Sequence, Image Type DERIVED\\SECONDARY,
-Burned In Annotation YES). Source UIDs that are missing or invalid are generated (`io.dicom_derived`).
+The radiograph as displayed (its default window, MONOCHROME1 inverted) with the mask outline, each
+lesion's box and label, and one caption line (finding, area, model version, "AI — not a diagnosis"),
+RGB, in a new series of the source's study, derived from the source image (Source Image Sequence,
+Image Type DERIVED\\SECONDARY, Burned In Annotation YES). Source UIDs that are missing or invalid are generated
+(`io.dicom_derived`).
 """
 
 from __future__ import annotations
 
+from collections import abc
 from pathlib import Path
 
 import highdicom as hd
@@ -27,7 +29,7 @@ from pneumoviewer.io.dicom_derived import (
 )
 from pneumoviewer.io.dicom_seg import WrittenObject
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.io.overlay import overlay_picture
+from pneumoviewer.io.overlay import LesionLabel, overlay_picture
 
 _OVERLAY_SERIES_NUMBER = 9102  # beside the SEG series (9101)
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -46,8 +48,10 @@ def overlay_caption(positive: bool, area_mm2: float | None, area_px: int, model_
     return f"{finding} | {author} | {AI_DISCLAIMER}"
 
 
-def write_overlay(path: Path, source: Path, mask: np.ndarray, caption: str) -> WrittenObject:
-    """Write the overlay Secondary Capture of `mask` over the radiograph `source` to `path`, atomically."""
+def write_overlay(path: Path, source: Path, mask: np.ndarray, caption: str,
+                  labels: abc.Sequence[LesionLabel] = ()) -> WrittenObject:
+    """Write the overlay Secondary Capture of `mask` over the radiograph `source` to `path`, atomically;
+    `labels`: each lesion's box and label (`review.lesions.lesion_labels`), burned in beside it."""
     path = Path(path)
     prepared = derivation_source(source)
     dataset = prepared.dataset
@@ -55,7 +59,7 @@ def write_overlay(path: Path, source: Path, mask: np.ndarray, caption: str) -> W
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != radiograph.pixels.shape:
         raise DicomOutputError(source, f"mask {mask.shape} does not match the image {radiograph.pixels.shape}")
-    rgb = np.asarray(overlay_picture(radiograph.pixels, mask, None, caption))
+    rgb = np.asarray(overlay_picture(radiograph.pixels, mask, None, caption, labels))
     orientation = tuple(dataset.get("PatientOrientation") or ())
     spacing = pixel_spacing_mm(dataset)
     image = hd.sc.SCImage.from_ref_dataset(

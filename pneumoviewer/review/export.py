@@ -119,6 +119,7 @@ def export_dicom(
     from pneumoviewer.io.dicom_overlay import overlay_caption, write_overlay
     from pneumoviewer.io.dicom_seg import AI_ALGORITHM_NAME, Algorithm, write_seg
     from pneumoviewer.io.overlay import safe_file_stem
+    from pneumoviewer.review.lesions import LesionSource, case_right_on_left, find_lesions, lesion_labels
 
     folders = [folder for folder in (seg_dir, overlay_dir) if folder is not None]
     for folder in folders:
@@ -145,8 +146,10 @@ def export_dicom(
                 stats = lesion_stats(mask, case.pixel_spacing_mm)
                 caption = overlay_caption(bool(mask.any()), stats.area_mm2, stats.area_px, model_version,
                                           by_reader=True)
+                labels = lesion_labels(find_lesions(mask, case.pixel_spacing_mm, LesionSource.READER,
+                                                    case_right_on_left(case)))
                 uids_generated = write_overlay(Path(overlay_dir) / f"{stem}.overlay.dcm", case.path, mask,
-                                               caption).generated_uids
+                                               caption, labels).generated_uids
         except DicomOutputError as error:
             raise ExportError(error.path, error.reason) from error
         if uids_generated:

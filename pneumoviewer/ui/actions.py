@@ -48,6 +48,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("status_rejected", "&Reject: no pneumothorax", ("R",), label="Reject  R"),
     ActionSpec("status_unreviewed", "Mark &unreviewed", ("U",), label="Unreviewed  U"),
     ActionSpec("send_pacs", "&Send results to PACS…"),
+    ActionSpec("save_case_report", "Save case &report…", ("Ctrl+R",)),
+    ActionSpec("save_worklist_report", "Save &worklist report…"),
     # Editing
     ActionSpec("undo", "&Undo", ("Ctrl+Z",), label="Undo"),
     ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), label="Redo"),
@@ -71,6 +73,9 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_ai_contour", "AI mask as c&ontour", ("O",), checkable=True, checked=True, label="Contour  O"),
     ActionSpec("toggle_edit", "Show &edited mask", ("N",), checkable=True, checked=True, label="Edited mask  N"),
     ActionSpec("toggle_heatmap", "Show &Grad-CAM heatmap", ("G",), checkable=True, label="Grad-CAM  G"),
+    ActionSpec("toggle_lesions", "Show &lesion boxes and labels", ("L",), checkable=True, checked=True,
+               label="Lesions  L"),
+    ActionSpec("show_statistics", "Dataset &statistics", ("Ctrl+Shift+T",), checkable=True),
     # Help
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",)),
     ActionSpec("about_model", "About the AI &model"),

@@ -6,6 +6,7 @@ rectangles and this view redraws exactly those. Status rules live in `Case`, not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,11 +14,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
 from pneumoviewer.ui.image_view import ImageCanvas
+from pneumoviewer.ui.lesion_overlay import LesionOverlay
 from pneumoviewer.ui.tools import Mode
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
     from pneumoviewer.io.dicom import DicomImage
     from pneumoviewer.review.case import Case, CaseChange
+    from pneumoviewer.review.lesions import Lesion
     from pneumoviewer.review.mask_editor import DirtyRect, MaskEditor
 
 
@@ -30,6 +33,8 @@ class CaseView(QWidget):
     # The editor calls back on the GUI thread (this view makes the edits); case changes from any
     # thread reach `case_changed` through the review controller's signal.
     sigPixelsChanged = Signal(object)  # DirtyRect
+    sigLesionsChanged = Signal(list)  # the lesions of the case on screen (the AI's, then the reader's)
+    sigLesionHovered = Signal(object)  # the Lesion under the cursor, or None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +59,14 @@ class CaseView(QWidget):
         self.sigPixelsChanged.connect(self._pixels_changed)
         self._forward_pixels = self.sigPixelsChanged.emit  # one object, so disconnect finds it
         self._listened_editor: MaskEditor | None = None  # the editor whose dirty rects we redraw
+        self.lesion_overlay = LesionOverlay()
+        self.lesion_overlay.setZValue(8)  # over the masks and heatmap, under the brush cursor
+        view.addItem(self.lesion_overlay, ignoreBounds=True)
+        self.lesions: list[Lesion] = []
+        self.hovered_lesion: Lesion | None = None
+        # How an AI lesion's label names the AI's confidence (the window asks the model card).
+        self.ai_note: Callable[[float | None], str | None] = lambda score: None
+        self.canvas.sigCursorMoved.connect(self._cursor_moved)
 
     # -- what is shown --------------------------------------------------------------------------
     def show_case(self, case: Case | None) -> None:
@@ -66,6 +79,7 @@ class CaseView(QWidget):
         # Never leave the previous image up beside this case's details while its pixels load.
         self.placeholder.setText(self.START_HINT if case is None else f"Loading {case.display_id}…")
         self.stack.setCurrentWidget(self.placeholder)
+        self._show_lesions([])
         if case is None:
             self.canvas.clear_image()
 
@@ -80,6 +94,7 @@ class CaseView(QWidget):
         self.image_id_on_canvas = image_id
         self.canvas.set_edit_mask(self.case.mask)  # None until something is drawn: no 1 MB per case looked at
         self.canvas.set_ai_mask(self.case.ai_mask)
+        self.refresh_lesions()
 
     def show_problem(self, text: str) -> None:
         """Why the current case cannot be shown, in place of the image (no dialog to click away)."""
@@ -168,3 +183,35 @@ class CaseView(QWidget):
         elif change is CaseChange.MASK and self._listened_editor is None:
             # Changed without our editor listening (an import, or Accept adopting the AI mask).
             self.canvas.set_edit_mask(case.mask)
+        if change in (CaseChange.AI, CaseChange.MASK):
+            self.refresh_lesions()
+
+    # -- lesions ----------------------------------------------------------------------------------
+    def refresh_lesions(self) -> None:
+        """Measure the lesions of the case on screen again (once per committed edit or AI result)."""
+        from pneumoviewer.review.lesions import case_lesions
+
+        if self.case is None or not self._on_canvas():
+            self._show_lesions([])
+            return
+        ai, reader = case_lesions(self.case)
+        self._show_lesions(ai + reader)
+
+    def _show_lesions(self, lesions: list[Lesion]) -> None:
+        self.lesions = lesions
+        note = self.ai_note(self.case.ai_score) if self.case is not None else None
+        self.lesion_overlay.set_lesions(lesions, [lesion.label(note) for lesion in lesions])
+        self.hovered_lesion = None
+        self.sigLesionsChanged.emit(lesions)
+
+    def set_lesions_visible(self, visible: bool) -> None:
+        self.lesion_overlay.setVisible(visible)
+
+    def _cursor_moved(self, row: int, col: int, value: float) -> None:
+        from pneumoviewer.review.lesions import lesion_at
+
+        hovered = lesion_at(self.lesions, row, col) if self.lesions else None
+        if hovered is not self.hovered_lesion:
+            self.hovered_lesion = hovered
+            self.lesion_overlay.set_highlighted(hovered)
+            self.sigLesionHovered.emit(hovered)

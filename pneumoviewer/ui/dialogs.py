@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from pneumoviewer.io.rle import RleConvention
 from pneumoviewer.review.export import ExportScope
 from pneumoviewer.ui.actions import shortcut_table
+from pneumoviewer.ui.model_card_plots import ModelCardPlots
 
 RLE_CHOICES = (
     ("Relative (SIIM-ACR challenge)", RleConvention.RELATIVE),
@@ -136,9 +137,11 @@ class ModelCardDialog(QDialog):
             lines.append(_as_html(ordered | {key: value for key, value in card.items() if key not in ordered}))
         text.setHtml("".join(lines))
         layout = QVBoxLayout(self)
-        layout.addWidget(text)
+        self.plots = ModelCardPlots(card)  # training history, operating points, calibration
+        layout.addWidget(self.plots, 2)
+        layout.addWidget(text, 3)
         self.text = text
-        self.resize(640, 680)
+        self.resize(980, 820)
 
 
 def _as_html(values: dict, depth: int = 0) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel
 
+from pneumoviewer.ui.lesion_overlay import LesionList
+
 CASE_FIELDS = ("Image", "Age", "Sex", "View", "Pixel spacing", "Size", "Modality", "Study date")
 FINDING_FIELDS = ("AI probability", "Triage", "AI score", "AI lesions", "AI area", "Mask lesions", "Mask area",
                   "Status", "AI timings")
@@ -40,6 +42,7 @@ class InfoPanel:
     def __init__(self) -> None:
         self.case_box = _FieldBox("Study", CASE_FIELDS)
         self.findings_box = _FieldBox("Findings", FINDING_FIELDS)
+        self.lesions_box = LesionList()
 
     def set_case(self, values: dict[str, str]) -> None:
         self.case_box.set_values(values)

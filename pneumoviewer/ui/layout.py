@@ -79,8 +79,8 @@ def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tool
     side = QWidget()
     side_column = QVBoxLayout(side)
     side_column.setContentsMargins(4, 4, 4, 4)
-    for box in (tools.review_box, info.findings_box, triage, tools.edit_box, tools.overlay_box, tools.window_box,
-                info.case_box):
+    for box in (tools.review_box, info.findings_box, triage, info.lesions_box, tools.edit_box, tools.overlay_box,
+                tools.window_box, info.case_box):
         if box is not None:
             side_column.addWidget(box)
     side_column.addStretch(1)
@@ -116,11 +116,13 @@ def _menus(bar: QMenuBar, a: dict[str, QAction], recent_menu: QMenu) -> None:
                   "export_png", "export_dicom", None, "quit"],
         "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model",
                       "score_unvalidated"],
-        "&Review": ["status_accepted", "status_corrected", "status_rejected", "status_unreviewed", None, "send_pacs"],
+        "&Review": ["status_accepted", "status_corrected", "status_rejected", "status_unreviewed", None,
+                    "save_case_report", "save_worklist_report", None, "send_pacs"],
         "&Edit": ["undo", "redo", None, "mode_pan", "mode_window", "mode_brush", "mode_eraser", "mode_fill",
                   "brush_smaller", "brush_larger", None, "start_from_ai", "clear_mask"],
         "&View": ["fit", "invert", None, "window_default", "window_full", "window_narrow", "window_wide", None,
-                  "toggle_ai", "toggle_ai_contour", "toggle_edit", "toggle_heatmap"],
+                  "toggle_ai", "toggle_ai_contour", "toggle_edit", "toggle_heatmap", "toggle_lesions", None,
+                  "show_statistics"],
         "&Help": ["shortcuts", "about_model"],
     }
     for title, entries in sections.items():

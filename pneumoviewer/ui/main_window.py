@@ -11,17 +11,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QTimer
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox
 
 from pneumoviewer.paths import demo_dir
+from pneumoviewer.reports import model_facts
 from pneumoviewer.ui import layout, preferences
 from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView
 from pneumoviewer.ui.controller import ReviewController
 from pneumoviewer.ui.info_panel import InfoPanel
 from pneumoviewer.ui.model_queue import default_predictor
+from pneumoviewer.ui.report_actions import ReportActions
+from pneumoviewer.ui.statistics_dock import StatisticsDock
 from pneumoviewer.ui.status_bar import StatusBar
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
 from pneumoviewer.ui.triage_panel import TriagePanel
@@ -45,10 +48,14 @@ class MainWindow(QMainWindow):
         self.worklist_model = self.controller.worklist_model
         self.worklist_filter = self.controller.worklist_filter
         self.worklist = WorklistTable(self.worklist_filter)
+        self.reports = ReportActions(self.controller, self)
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions_by_name,
                                    self.triage)
+        self.statistics = StatisticsDock(self.controller, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.statistics)
+        self.statistics.hide()
         self._show_recent_folders(preferences.recent_folders())
         self._connect_view()
         self._connect_controller()
@@ -111,6 +118,17 @@ class MainWindow(QMainWindow):
         a["toggle_edit"].toggled.connect(canvas.edit_item.setVisible)
         a["toggle_heatmap"].toggled.connect(canvas.set_heatmap_visible)
         a["toggle_heatmap"].toggled.connect(c.set_heatmaps_wanted)
+        a["toggle_lesions"].toggled.connect(self.case_view.set_lesions_visible)
+        a["show_statistics"].toggled.connect(self.statistics.setVisible)
+        self.statistics.visibilityChanged.connect(a["show_statistics"].setChecked)
+        self.statistics.sigFilterChanged.connect(
+            lambda text: self.status.showMessage(f"Worklist: only {text}" if text else "All cases shown", 0))
+        a["save_case_report"].triggered.connect(lambda: self._ask_report(self.reports.save_case_report, "case"))
+        a["save_worklist_report"].triggered.connect(lambda: self._ask_report(self.reports.save_worklist_report,
+                                                                             "worklist"))
+        self.case_view.sigLesionsChanged.connect(self.info.lesions_box.set_lesions)
+        self.case_view.sigLesionHovered.connect(self.info.lesions_box.highlight)
+        self.case_view.ai_note = lambda score: model_facts.ai_note(c.model_queue.model_card, score)
         a["shortcuts"].triggered.connect(self._show_shortcuts)
         a["about_model"].triggered.connect(self._show_model_card)
         for control, item in ((self.tools.ai_overlay, canvas.ai_item), (self.tools.edit_overlay, canvas.edit_item),
@@ -264,6 +282,16 @@ class MainWindow(QMainWindow):
         self.pacs_dialog = SendToPacsDialog(session.cases, outbox_for(session.folder),
                                             self.controller.model_queue.model_key, parent=self, current=current)
         self.pacs_dialog.open()
+    def _ask_report(self, save: Callable[[Path], None], kind: str) -> None:
+        session, current = self.controller.session, self.controller.current_id
+        if session is None or (kind == "case" and current is None):
+            return
+        case = session.case(current) if kind == "case" and current is not None else None
+        name = case.display_id.replace(" ", "-").lower() if case else f"{session.folder.name or 'worklist'}-summary"
+        path, _ = QFileDialog.getSaveFileName(self, "Save case report" if case else "Save worklist report",
+                                              str(Path.home() / f"{name}.pdf"), "PDF (*.pdf);;PNG pages (*.png)")
+        if path:
+            save(Path(path))
 
     def _ask_import(self) -> None:
         from pneumoviewer.ui.dialogs import ask_rle_convention

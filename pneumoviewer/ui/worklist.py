@@ -231,11 +231,13 @@ class WorklistModel(QAbstractTableModel):
 
 
 class WorklistFilter(QSortFilterProxyModel):
-    """Keeps rows whose status is in `statuses` (None = all); sorting is the source model's."""
+    """Keeps rows whose status is in `statuses` and whose image is in `image_ids` (None = all); sorting is
+    the source model's."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._statuses: frozenset[str] | None = None
+        self._image_ids: frozenset[str] | None = None  # a statistics bar's cases
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self.sourceModel().sort(column, order)
@@ -245,10 +247,18 @@ class WorklistFilter(QSortFilterProxyModel):
         self._statuses = statuses
         self.endFilterChange()
 
+    def set_image_ids(self, image_ids: frozenset[str] | None) -> None:
+        self.beginFilterChange()
+        self._image_ids = image_ids
+        self.endFilterChange()
+
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        model = self.sourceModel()
+        if self._image_ids is not None and model.data(model.index(source_row, 0, source_parent),
+                                                      IMAGE_ID_ROLE) not in self._image_ids:
+            return False
         if self._statuses is None:
             return True
-        model = self.sourceModel()
         status = model.data(model.index(source_row, COLUMNS.index("Status"), source_parent))
         return status in self._statuses
 

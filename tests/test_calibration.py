@@ -13,8 +13,8 @@ from pneumoviewer import metrics
 from pneumoviewer.model.calibration import Calibration, fit_calibration
 from pneumoviewer.model.checkpoint import ModelCard, load_card
 from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints, flagged
+from pneumoviewer.paths import default_model_path
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def synthetic(count: int = 400, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +150,7 @@ def test_card_keeps_fitted_entries_and_refuses_malformed_ones(tmp_path: Path) ->
 
 
 def test_bundled_card_is_calibrated_with_two_operating_points() -> None:
-    card = json.loads((REPO / "resources" / "models" / "default.json").read_text())
+    card = json.loads(default_model_path().with_suffix(".json").read_text())
     calibration, points = ModelCard.from_dict(card).fitted()
     assert calibration is not None and calibration.fitted_on == 269
     assert points.measured and points.triage.threshold < points.challenge.threshold

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import ui_driver  # tests/ui_driver.py
 from PySide6.QtWidgets import QDialog
 
 from pneumoviewer.model.calibration import fit_calibration
+from pneumoviewer.paths import default_model_path
 from pneumoviewer.reports.model_facts import card_curves, operating_points
 from pneumoviewer.ui.model_card_plots import ModelCardPlots
 
 make_window = ui_driver.make_window  # fixture
-BUNDLED_CARD = Path(__file__).resolve().parent.parent / "resources" / "models" / "default.json"
+BUNDLED_CARD = default_model_path().with_suffix(".json")
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QAbstractItemView, QGroupBox, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
 
 from pneumoviewer.io.overlay import place_label
+from pneumoviewer.ui.pyqtgraph_lean import pg
 from pneumoviewer.ui.theme import AI_MASK_COLOUR, EDIT_MASK_COLOUR
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pyqtgraph as pg
+from pneumoviewer.ui.pyqtgraph_lean import pg
 
 _COLOURS = {"roc_auc": "#2f81f7", "challenge_score": "#3fb950", "all_empty_score": "#8b949e"}
 _NAMES = {"roc_auc": "ROC AUC", "challenge_score": "challenge score", "all_empty_score": "all-empty baseline"}

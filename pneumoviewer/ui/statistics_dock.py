@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from pneumoviewer.ui.pyqtgraph_lean import pg
 from pneumoviewer.ui.theme import ACCENT
 
 if TYPE_CHECKING:

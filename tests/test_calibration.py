@@ -16,7 +16,6 @@ from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints,
 from pneumoviewer.paths import default_model_path
 
 
-
 def synthetic(count: int = 400, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Scores whose true probability is known: P(positive | s) = s**2."""
     generator = np.random.default_rng(seed)

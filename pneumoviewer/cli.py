@@ -16,6 +16,7 @@ from pneumoviewer.commands import (
     convert_rle,
     evaluate,
     export,
+    finetune,
     gui,
     info,
     install_desktop,
@@ -26,7 +27,8 @@ from pneumoviewer.commands import (
 )
 
 # In the order `--help` lists them.
-COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export)
+COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export,
+            finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,10 @@
 - `roc_auc`: how well a presence score ranks positive images above negative ones.
 - `segmentation_figures`: all of the above for one run of a model over labelled images, under the
   names every report uses (the evaluate command and the model card's validation figures).
+- Operating points: `threshold_for_sensitivity`, `operating_curve` (the thresholds a reader can
+  choose from), `call_figures` (sensitivity/specificity of calls with `bootstrap_interval`s).
+- Calibration: `reliability_table` (bins, observed rate, count: the reliability plot's points),
+  `brier_score`, `expected_calibration_error`.
 
 Arguments always come prediction first, truth second.
 """
@@ -14,7 +18,7 @@ Arguments always come prediction first, truth second.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -171,3 +175,151 @@ def _paired_flags(predicted: Flags, actual: Flags) -> tuple[np.ndarray, np.ndarr
 
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else math.nan
+
+
+def threshold_for_sensitivity(scores: Values, actual: Flags, sensitivity: float) -> float:
+    """The highest threshold whose call `score >= threshold` reaches `sensitivity` on these images.
+
+    That is the k-th highest score among the positive images, k = ceil(sensitivity x positives):
+    the most specific threshold that still finds the wanted share. ValueError without positives.
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    present = np.asarray(actual, dtype=bool).ravel()
+    if values.shape != present.shape:
+        raise ValueError(f"{values.size} scores for {present.size} images")
+    if not 0.0 < sensitivity <= 1.0:
+        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity!r}")
+    positive_scores = np.sort(values[present])[::-1]
+    if positive_scores.size == 0:
+        raise ValueError("no positive images: no threshold reaches a sensitivity")
+    wanted = max(1, math.ceil(sensitivity * positive_scores.size - 1e-9))
+    return float(positive_scores[wanted - 1])
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of the operating curve: flag `score >= threshold`, with what that finds and spares."""
+
+    threshold: float
+    sensitivity: float
+    specificity: float
+
+
+def operating_curve(scores: Values, actual: Flags) -> list[CurvePoint]:
+    """Every useful triage threshold: one per distinct score of a positive image, highest first.
+
+    Between two such scores a lower threshold only adds false alarms, so these are the points a
+    reader can choose from (the ROC curve's corners), from the most specific to sensitivity 1.
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    present = np.asarray(actual, dtype=bool).ravel()
+    if values.shape != present.shape:
+        raise ValueError(f"{values.size} scores for {present.size} images")
+    positives, negatives = int(present.sum()), int((~present).sum())
+    negative_scores = np.sort(values[~present])
+    points = []
+    for threshold in np.unique(values[present])[::-1]:
+        found = int(np.count_nonzero(values[present] >= threshold))
+        spared = int(np.searchsorted(negative_scores, threshold, side="left"))  # negatives below it
+        points.append(CurvePoint(float(threshold), _ratio(found, positives), _ratio(spared, negatives)))
+    return points
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float], count: int, resamples: int = 2000, level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(indices)` over `count` images resampled with replacement.
+
+    `statistic` receives an index array (the resampled images) and returns a number; resamples where
+    it is undefined (NaN, e.g. a sensitivity without positives) are left out.
+    """
+    if count <= 0:
+        raise ValueError("no images to resample")
+    generator = np.random.default_rng(seed)
+    values = np.array([statistic(generator.integers(0, count, count)) for _ in range(resamples)], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class CallFigures:
+    """Sensitivity and specificity of one kind of call, with their bootstrap intervals."""
+
+    sensitivity: float
+    specificity: float
+    sensitivity_interval: tuple[float, float]
+    specificity_interval: tuple[float, float]
+    called: int  # images called (flagged) positive
+    images: int
+
+
+def call_figures(called: Flags, actual: Flags, resamples: int = 2000, seed: int = 0) -> CallFigures:
+    """`sensitivity_specificity` of per-image calls, with 95 % bootstrap intervals (images resampled)."""
+    calls, present = _paired_flags(called, actual)
+    sensitivity, specificity = sensitivity_specificity(calls, present)
+
+    def resampled(which: int) -> Callable[[np.ndarray], float]:
+        return lambda rows: sensitivity_specificity(calls[rows], present[rows])[which]
+
+    return CallFigures(
+        sensitivity, specificity,
+        bootstrap_interval(resampled(0), present.size, resamples, seed=seed),
+        bootstrap_interval(resampled(1), present.size, resamples, seed=seed),
+        int(calls.sum()), int(present.size),
+    )
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One bin of a reliability (calibration) curve: predicted probabilities against what was observed."""
+
+    low: float
+    high: float
+    mean_predicted: float  # NaN for an empty bin
+    observed_rate: float  # share of images with pneumothorax; NaN for an empty bin
+    count: int
+
+
+def reliability_table(probabilities: Values, actual: Flags, bins: int = 10) -> list[ReliabilityBin]:
+    """Probabilities grouped in `bins` equal-width bins over [0, 1], each with the observed rate.
+
+    A calibrated model's bins lie on the diagonal (observed = predicted); plot `mean_predicted`
+    against `observed_rate`, with `count` for the weight of each point.
+    """
+    values = np.asarray(probabilities, dtype=np.float64).ravel()
+    present = np.asarray(actual, dtype=bool).ravel()
+    if values.shape != present.shape:
+        raise ValueError(f"{values.size} probabilities for {present.size} images")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
+    table = []
+    for number in range(bins):
+        inside = which == number
+        count = int(inside.sum())
+        table.append(ReliabilityBin(
+            float(edges[number]), float(edges[number + 1]),
+            float(values[inside].mean()) if count else math.nan,
+            float(present[inside].mean()) if count else math.nan, count,
+        ))
+    return table
+
+
+def brier_score(probabilities: Values, actual: Flags) -> float:
+    """Mean squared difference between probability and truth (0 = perfect; lower is better calibrated)."""
+    values = np.asarray(probabilities, dtype=np.float64).ravel()
+    present = np.asarray(actual, dtype=np.float64).ravel()
+    if values.shape != present.shape:
+        raise ValueError(f"{values.size} probabilities for {present.size} images")
+    return float(np.mean((values - present) ** 2))
+
+
+def expected_calibration_error(probabilities: Values, actual: Flags, bins: int = 10) -> float:
+    """The count-weighted mean |observed - predicted| over `reliability_table`'s bins."""
+    table = [entry for entry in reliability_table(probabilities, actual, bins) if entry.count]
+    total = sum(entry.count for entry in table)
+    return float(sum(entry.count * abs(entry.observed_rate - entry.mean_predicted) for entry in table) / total)

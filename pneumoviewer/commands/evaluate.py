@@ -33,17 +33,23 @@ class ImageScore:
     image_id: str
     score: float
     truth_positive: bool
-    called_positive: bool
+    called_positive: bool  # the challenge call (`Prediction.positive`)
+    flagged: bool  # the triage call (`Prediction.flagged`)
+    probability: float  # `Prediction.pneumothorax_probability` (the score when the model is not calibrated)
     dice: float
     seconds: float  # load + pre + network + post
 
 
 def read_id_list(path: Path) -> set[str]:
-    """ImageIds from a text file (one per line), a JSON list, or a model card's validation split."""
+    """ImageIds from a text file (one per line), a labels CSV (its first column, header skipped), a JSON
+    list, or a model card's validation split."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: cannot read the list of ImageIds ({error})") from None
+    if path.suffix.lower() == ".csv":
+        first_column = (line.split(",", 1)[0].strip() for line in text.splitlines()[1:])
+        return {image_id for image_id in first_column if image_id}
     if path.suffix.lower() != ".json":
         return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
     try:
@@ -183,9 +189,11 @@ def _score(result: Predicted, encodings: list[str], labels: Path) -> ImageScore 
     except RleError as error:
         return FileProblem(result.path, f"its label in {labels} does not fit a {mask.shape[1]}x{mask.shape[0]} "
                            f"image ({error.reason})")
+    prediction = result.prediction
     return ImageScore(
-        result.image_id, result.prediction.score, bool(truth.any()), result.prediction.positive,
-        metrics.dice(mask, truth), sum(v for k, v in result.timings.items() if k != "cam"),
+        result.image_id, prediction.score, bool(truth.any()), prediction.positive, prediction.flagged,
+        prediction.pneumothorax_probability, metrics.dice(mask, truth),
+        sum(v for k, v in result.timings.items() if k != "cam"),
     )
 
 
@@ -208,10 +216,68 @@ def _summary(
         "images": str(images),
         "ids_file": None if ids_file is None else str(ids_file),
         **figures.to_dict(),
+        "operating_points": _operating_points(scores, predictor, settings),
+        "calibration": _calibration_figures(scores) if predictor.calibration is not None else None,
         "latency": {**latency_summary([s.seconds for s in scores]), "model_load_s": predictor.load_seconds},
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
         "per_image": [asdict(s) for s in scores],
     }
+
+
+def _operating_points(scores: list[ImageScore], predictor: Predictor, settings: dict[str, Any]) -> dict[str, Any]:
+    """Both calls' sensitivity and specificity here, with 95 % bootstrap intervals, beside the card's."""
+    from pneumoviewer import metrics
+
+    truth = [s.truth_positive for s in scores]
+    points = predictor.operating_points
+    rows = {}
+    for name, called, threshold, card_point in (
+        ("triage", [s.flagged for s in scores], points.triage.threshold, points.triage if points.measured else None),
+        ("challenge", [s.called_positive for s in scores], float(settings["presence_threshold"]), points.challenge),
+    ):
+        figures = metrics.call_figures(called, truth)
+        rows[name] = {
+            "threshold": threshold, "sensitivity": figures.sensitivity, "specificity": figures.specificity,
+            "sensitivity_interval": list(figures.sensitivity_interval),
+            "specificity_interval": list(figures.specificity_interval), "called": figures.called,
+            "card_sensitivity": None if card_point is None else card_point.sensitivity,
+            "card_specificity": None if card_point is None else card_point.specificity,
+        }
+    return rows
+
+
+def _calibration_figures(scores: list[ImageScore]) -> dict[str, Any]:
+    from dataclasses import asdict as as_dict
+
+    from pneumoviewer import metrics
+
+    probabilities, truth = [s.probability for s in scores], [s.truth_positive for s in scores]
+    return {
+        "brier_score": metrics.brier_score(probabilities, truth),
+        "brier_score_of_the_raw_score": metrics.brier_score([s.score for s in scores], truth),
+        "expected_calibration_error": metrics.expected_calibration_error(probabilities, truth),
+        "reliability": [as_dict(entry) for entry in metrics.reliability_table(probabilities, truth)],
+    }
+
+
+def format_operating_points(points: Mapping[str, Any]) -> list[str]:
+    """The operating-point table: both calls, sensitivity and specificity with 95 % intervals."""
+    def cell(value: float, interval: list[float]) -> str:
+        if math.isnan(value):
+            return f"{'—':>20}"
+        return f"{value:>6.3f} ({interval[0]:.3f}–{interval[1]:.3f})"
+
+    lines = [f"{'operating point':30}{'threshold':>10}{'sensitivity (95 % CI)':>24}{'specificity (95 % CI)':>24}"
+             f"{'called':>8}"]
+    labels = {"triage": "triage flag (worklist red)", "challenge": "challenge call (masks, CSV)"}
+    for name, row in points.items():
+        lines.append(f"{labels.get(name, name):30}{row['threshold']:>10.3f}"
+                     f"{cell(row['sensitivity'], row['sensitivity_interval']):>24}"
+                     f"{cell(row['specificity'], row['specificity_interval']):>24}{row['called']:>8}")
+        if row.get("card_sensitivity") is not None:
+            lines.append(f"{'  the card says (out-of-fold)':40}{row['card_sensitivity']:>24.3f}"
+                         f"{row['card_specificity']:>24.3f}")
+    return lines
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -233,10 +299,21 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         (f"sensitivity {summary['sensitivity']:.3f}   specificity {summary['specificity']:.3f}   "
          f"ROC AUC of the score {summary['roc_auc']:.3f}"),
         "",
+        *format_operating_points(summary["operating_points"]),
+        "",
+        *_format_calibration(summary.get("calibration")),
         (f"latency per image (load + inference): mean {latency['mean_s']:.3f} s, "
          f"median {latency['median_s']:.3f} s, 95th percentile {latency['p95_s']:.3f} s; "
          f"model load {latency['model_load_s']:.2f} s"),
     ])
+
+
+def _format_calibration(calibration: Mapping[str, Any] | None) -> list[str]:
+    if calibration is None:
+        return ["calibration: none in the model card (the score is not a probability)", ""]
+    return [(f"calibrated probability: Brier score {calibration['brier_score']:.4f} (the raw score "
+             f"{calibration['brier_score_of_the_raw_score']:.4f}), expected calibration error "
+             f"{calibration['expected_calibration_error']:.3f}"), ""]
 
 
 def _json_safe(value: Any) -> Any:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from pneumoviewer.io.rle import RleConvention
     from pneumoviewer.review.case import LesionStats
 
-SCORE_COLUMNS = ("ImageId", "score", "call", "lesions", "area_px", "area_mm2", "file")
+# call: THE challenge call (a lesion marked); triage: the triage flag at the card's triage point;
+# probability: the calibrated probability of pneumothorax (empty when the model card has no calibration).
+SCORE_COLUMNS = ("ImageId", "score", "probability", "call", "triage", "lesions", "area_px", "area_mm2", "file")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ class ImageOutcome:
     path: Path
     lesions: list[str]  # RLE, one per connected region; ["-1"] when negative
     score: float
-    positive: bool  # the model's call (`Prediction.positive`)
+    positive: bool  # the model's challenge call (`Prediction.positive`)
+    flagged: bool  # the triage call (`Prediction.flagged`)
+    probability: float | None  # `Prediction.pneumothorax_probability`; None when the model is not calibrated
     stats: LesionStats
 
 
@@ -43,8 +47,9 @@ def register(subparsers: Subparsers) -> None:
         help="predict pneumothorax masks and triage scores for radiographs, headless",
         description="Run the model on DICOM files or folders (searched recursively; PNG/JPEG files may be "
         "named directly). Writes the masks in the SIIM-ACR CSV format (ImageId = SOPInstanceUID, one row "
-        "per lesion, -1 = none) and the triage scores, highest first. Unreadable files are reported and "
-        "skipped; the exit status is non-zero only when nothing could be predicted.",
+        "per lesion, -1 = none) and the triage scores, highest first, with both calls: the challenge call "
+        "(a lesion marked: the masks) and the triage flag (read first; chosen for sensitivity). Unreadable "
+        "files are reported and skipped; the exit status is non-zero only when nothing could be predicted.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM/PNG/JPEG files or folders")
     parser.add_argument("--out", type=Path, required=True, help="masks CSV to write (ImageId,EncodedPixels)")
@@ -52,7 +57,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--rle", choices=("relative", "absolute"), default="relative",
                         help="RLE convention: the challenge's relative starts (default) or 1-based absolute starts")
     parser.add_argument("--scores", type=Path,
-                        help="scores CSV (ImageId,score,call,lesions,area_px,area_mm2,file; default: OUT-scores.csv)")
+                        help="scores CSV (" + ",".join(SCORE_COLUMNS) + "; default: OUT-scores.csv)")
     parser.add_argument("--cam-dir", type=Path, help="write each image's Grad-CAM heat as a grey PNG here")
     parser.add_argument("--overlay-dir", type=Path, help="write each image with mask outline and heat as a PNG here")
     parser.add_argument("--seg-dir", type=Path, metavar="DIR",
@@ -129,7 +134,7 @@ def _predict(
                 report(result, progress)
                 continue
             first_path[result.image_id] = result.path
-            outcomes.append(_outcome(result, convention))
+            outcomes.append(_outcome(result, convention, calibrated=predictor.calibration is not None))
             latencies.append(sum(v for k, v in result.timings.items() if k != "cam"))
             try:
                 _write_pictures(result, cam_dir, overlay_dir)
@@ -153,11 +158,15 @@ def _predict(
     except OSError as error:
         return fail(f"{error.filename or out}: could not be written ({error.strerror or error})")
     positives = sum(outcome.positive for outcome in outcomes)
+    flagged = sum(outcome.flagged for outcome in outcomes)
     latency = latency_summary(latencies)
+    triage = predictor.operating_points.triage
     print(
         f"{'Interrupted: partial results. ' if interrupted else ''}"
-        f"Predicted {len(outcomes)} image(s): {positives} positive, {len(outcomes) - positives} negative; "
-        f"{len(skipped)} skipped. Mean {latency['mean_s']:.2f} s/image (load + inference).\n"
+        f"Predicted {len(outcomes)} image(s): {positives} positive, {len(outcomes) - positives} negative "
+        f"(challenge call, masks); {flagged} flagged for triage (score >= {triage.threshold:.3f}"
+        + (f": {triage.label()} out-of-fold" if predictor.operating_points.measured else ": the challenge threshold")
+        + f"); {len(skipped)} skipped. Mean {latency['mean_s']:.2f} s/image (load + inference).\n"
         f"Masks: {out}\nScores (highest first): {scores}"
         + (f"\nGrad-CAM: {cam_dir}" if cam_dir else "")
         + (f"\nOverlays: {overlay_dir}" if overlay_dir else "")
@@ -166,14 +175,15 @@ def _predict(
     return 130 if interrupted else 0
 
 
-def _outcome(result: Predicted, convention: RleConvention) -> ImageOutcome:
+def _outcome(result: Predicted, convention: RleConvention, calibrated: bool) -> ImageOutcome:
     from pneumoviewer.io.rle import encode_lesions
     from pneumoviewer.review.case import lesion_stats
 
-    mask = result.prediction.mask
+    prediction = result.prediction
     return ImageOutcome(
-        result.image_id, result.path, encode_lesions(mask, convention), result.prediction.score,
-        result.prediction.positive, lesion_stats(mask, result.image.metadata.pixel_spacing_mm),
+        result.image_id, result.path, encode_lesions(prediction.mask, convention), prediction.score,
+        prediction.positive, prediction.flagged, prediction.pneumothorax_probability if calibrated else None,
+        lesion_stats(prediction.mask, result.image.metadata.pixel_spacing_mm),
     )
 
 
@@ -232,7 +242,9 @@ def _scores_csv(outcomes: Sequence[ImageOutcome]) -> str:
     for outcome in sorted(outcomes, key=lambda o: -o.score):
         area_mm2 = outcome.stats.area_mm2
         writer.writerow([
-            outcome.image_id, f"{outcome.score:.4f}", "positive" if outcome.positive else "negative",
+            outcome.image_id, f"{outcome.score:.4f}",
+            "" if outcome.probability is None else f"{outcome.probability:.3f}",
+            "positive" if outcome.positive else "negative", "flagged" if outcome.flagged else "not flagged",
             outcome.stats.count, outcome.stats.area_px, "" if area_mm2 is None else f"{area_mm2:.1f}",
             str(outcome.path),
         ])

@@ -20,6 +20,7 @@ from torch import nn
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_bytes
+from pneumoviewer.model.calibration import Calibration
 from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.network import (
     NORMALISATION_MEAN,
@@ -28,6 +29,7 @@ from pneumoviewer.model.network import (
     PneumothoraxNet,
     build_network,
 )
+from pneumoviewer.model.operating_points import OperatingPoints
 
 CARD_FORMAT_VERSION = 1
 
@@ -54,9 +56,13 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)  # data, split, command, epochs, seed
     metrics: dict[str, Any] = field(default_factory=dict)  # validation figures
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # Fitted out-of-fold after training (model/calibration.py, model/operating_points.py); None: not fitted.
+    calibration: dict[str, Any] | None = None  # Calibration.to_card()
+    operating_points: dict[str, Any] | None = None  # {"triage": {...}, "challenge": {...}}
+    operating_curve: list[list[float | None]] | None = None  # [threshold, sensitivity, specificity], ...
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        values = {
             "format_version": CARD_FORMAT_VERSION,
             "network": self.network.to_dict(),
             "normalisation": self.normalisation,
@@ -65,20 +71,33 @@ class ModelCard:
             "metrics": self.metrics,
             "created": self.created,
         }
+        fitted = {"calibration": self.calibration, "operating_points": self.operating_points,
+                  "operating_curve": self.operating_curve}
+        return {**values, **{key: value for key, value in fitted.items() if value is not None}}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelCard:
         version = values.get("format_version", CARD_FORMAT_VERSION)
         if version != CARD_FORMAT_VERSION:
             raise ValueError(f"model card format {version} is not supported (expected {CARD_FORMAT_VERSION})")
-        return cls(
+        card = cls(
             network=NetworkConfig.from_dict(values["network"]),
             normalisation=dict(values.get("normalisation") or default_normalisation()),
             settings=dict(values.get("settings") or {}),
             training=dict(values.get("training") or {}),
             metrics=dict(values.get("metrics") or {}),
             created=str(values.get("created", "")),
+            calibration=values.get("calibration"),
+            operating_points=values.get("operating_points"),
+            operating_curve=values.get("operating_curve"),
         )
+        card.fitted()  # a malformed calibration or operating point refuses the card (ValueError)
+        return card
+
+    def fitted(self) -> tuple[Calibration | None, OperatingPoints]:
+        """The card's calibration (None when not fitted) and operating points; ValueError when malformed."""
+        calibration = None if self.calibration is None else Calibration.from_card(self.calibration)
+        return calibration, OperatingPoints.from_card(self.to_dict())
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, card: ModelCard, half: bool = True) -> tuple[Path, Path]:

@@ -27,6 +27,7 @@ from pneumoviewer.model.checkpoint import (
 )
 from pneumoviewer.model.network import select_device
 from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
+from pneumoviewer.model.operating_points import flagged
 from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 from pneumoviewer.paths import default_model_path
@@ -40,6 +41,12 @@ class Prediction:
     # THE call: score >= presence_threshold and the post-processed mask is non-empty (see
     # `postprocess.PostProcessed`). Use it rather than comparing the score or looking at the mask.
     positive: bool
+    # The score as a probability of pneumothorax, by the card's calibration (fitted out-of-fold); the
+    # score itself when the card has none (an uncalibrated model: then it is no probability).
+    pneumothorax_probability: float
+    # THE triage call at the card's triage point (`operating_points.flagged`): read this case first.
+    # Chosen for sensitivity, so it flags far more cases than `positive` marks lesions.
+    flagged: bool
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     # The presence head's own probability, kept so new thresholds can be applied without the network.
     presence_probability: float | None = None
@@ -66,6 +73,10 @@ class Predictor:
         self.network.eval()
         self.device = next(self.network.parameters()).device
         self.settings = settings if settings is not None else InferenceSettings.from_dict(self.card.settings)
+        try:
+            self.calibration, self.operating_points = self.card.fitted()
+        except ValueError as error:  # load_card checked it; a card edited in memory could still be wrong
+            raise CheckpointError(self.checkpoint, f"model card calibration or operating points: {error}") from None
         self.input_spec = InputSpec.from_card(self.card)
         self.input_size = self.input_spec.size
         self._onnx: OnnxNetwork | None = None
@@ -110,6 +121,10 @@ class Predictor:
             return cls.cached(checkpoint), None
         except CheckpointError as error:
             return cls.default(), error
+
+    def pneumothorax_probability(self, score: float) -> float:
+        """The calibrated probability of a triage score (the score itself without a calibration)."""
+        return score if self.calibration is None else self.calibration.probability(score)
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -174,7 +189,10 @@ class Predictor:
             probability = upsample_probability(mask_probability[index], np.shape(pixels))
             result = postprocess(probability, presence, settings)
             timings = {"pre": pre_seconds[index], "network": network_share, "post": time.perf_counter() - started}
-            predictions.append(Prediction(probability, result.mask, result.score, result.positive, timings, presence))
+            predictions.append(Prediction(
+                probability, result.mask, result.score, result.positive, self.pneumothorax_probability(result.score),
+                flagged(result.score, self.operating_points.triage.threshold), timings, presence,
+            ))
         return predictions
 
 

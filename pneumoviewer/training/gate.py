@@ -2,9 +2,9 @@
 
 Both models run through the app's pipeline (`train.predict_maps`: `prepare_batch` + `run_network`,
 each with its own card's TTA setting) on the same held-out examples, and each is post-processed with
-its own card's settings (`tuning.evaluate_settings`: the challenge score and AUC under the names
-every report uses). Sensitivity and specificity are read at each model's triage point (the card's
-`operating_points.triage.threshold` on the triage score; without one, at its positive call).
+its own card's settings (`postprocess`, `metrics`: the challenge score and the AUC of the triage
+score). Sensitivity and specificity are read at each model's triage point (`operating_points`: the
+card's triage threshold, `flagged`; an older card's is its challenge threshold).
 
 The decision compares the two on the same images, by the challenge score (what the masks score) and
 the AUC (how the worklist ranks):
@@ -28,6 +28,7 @@ import torch
 from pneumoviewer import metrics
 from pneumoviewer.model.checkpoint import ModelCard
 from pneumoviewer.model.network import PneumothoraxNet
+from pneumoviewer.model.operating_points import OperatingPoints, flagged
 from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 
@@ -54,7 +55,7 @@ class SliceFigures:
     roc_auc: float
     sensitivity: float  # at the triage point
     specificity: float
-    triage_threshold: float | None  # None: read at the model's positive call
+    triage_threshold: float
 
     def to_dict(self) -> dict[str, Any]:
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
@@ -114,12 +115,9 @@ def _pair(values: Any) -> tuple[float, float]:
     return float(values[0]), float(values[1])
 
 
-def triage_threshold(card: ModelCard | dict[str, Any]) -> float | None:
-    """The card's triage operating point on the triage score, or None when it has none."""
-    values = card.to_dict() if isinstance(card, ModelCard) else card
-    triage = ((values.get("operating_points") or {}).get("triage") or {})
-    threshold = triage.get("threshold")
-    return None if threshold is None else float(threshold)
+def triage_threshold(card: ModelCard) -> float:
+    """The card's triage threshold on the triage score (an older card's: its challenge threshold)."""
+    return OperatingPoints.from_card(card.to_dict()).triage.threshold
 
 
 def run_on_examples(
@@ -136,7 +134,7 @@ def run_on_examples(
     dice = np.array([metrics.dice(output.mask, mask) for output, mask in zip(outputs, masks, strict=True)])
     scores = np.array([output.score for output in outputs])
     threshold = triage_threshold(card)
-    called = scores >= threshold if threshold is not None else np.array([output.positive for output in outputs])
+    called = np.array([flagged(score, threshold) for score in scores], dtype=bool)
     sensitivity, specificity = metrics.sensitivity_specificity(called, truth)
     figures = SliceFigures(
         cases=len(truth), positives=int(truth.sum()), challenge_score=float(dice.mean()),

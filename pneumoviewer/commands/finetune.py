@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--seed", type=int, default=2019)
     parser.add_argument("--progress-json", action="store_true",
                         help="report progress as JSON lines on stdout (for the app)")
+    parser.add_argument("--low-priority", action="store_true", help=argparse.SUPPRESS)  # the app's child process
     parser.set_defaults(handler=run)
 
 
@@ -70,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from pneumoviewer.paths import default_model_path
     from pneumoviewer.review.training_set import autosaved_cases, read_snapshot
     from pneumoviewer.training.finetune import FinetuneOptions, cases_from_csv, finetune, result_summary
-    from pneumoviewer.training.gate import Decision, gate_table
+    from pneumoviewer.training.gate import Decision, gate_table, table_rows
 
+    if args.low_priority and hasattr(os, "nice"):
+        os.nice(10)  # the app's window and the reader's work come first
     emit = _Reporter(args.progress_json)
     try:
         if args.session is not None:
@@ -97,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
     except FileProblem as error:
         return fail(error)
     if args.progress_json:
-        print(json.dumps({"event": "finished", **result_summary(result)}), flush=True)
+        rows = {"table_rows": table_rows(result.report.current, result.report.candidate),
+                "forgetting_rows": None if result.report.forgetting is None else
+                table_rows(result.report.forgetting["current"], result.report.forgetting["candidate"])}
+        print(json.dumps({"event": "finished", **result_summary(result), **rows}), flush=True)
     else:
         print(gate_table(result.report))
         print(f"candidate written to {result.model}.safetensors (+ .json card); trained on "

@@ -112,7 +112,8 @@ def _menus(bar: QMenuBar, a: dict[str, QAction], recent_menu: QMenu) -> None:
     sections: dict[str, list[str | QMenu | None]] = {
         "&File": ["open_folder", "open_files", recent_menu, "open_demo", None, "import_csv", "export_csv",
                   "export_png", "export_dicom", None, "quit"],
-        "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model"],
+        "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model",
+                      "improve_ai", "model_versions"],
         "&Review": ["status_accepted", "status_corrected", "status_rejected", "status_unreviewed"],
         "&Edit": ["undo", "redo", None, "mode_pan", "mode_window", "mode_brush", "mode_eraser", "mode_fill",
                   "brush_smaller", "brush_larger", None, "start_from_ai", "clear_mask"],

@@ -83,6 +83,8 @@ class MainWindow(QMainWindow):
         a["previous_case"].triggered.connect(lambda: c.step_case(-1))
         a["predict_all"].triggered.connect(c.predict_all)
         a["choose_model"].triggered.connect(self._ask_model)
+        a["improve_ai"].triggered.connect(self._show_finetune)
+        a["model_versions"].triggered.connect(self._show_model_versions)
         a["cancel_work"].triggered.connect(c.cancel_work)
         for status in STATUS_ACTIONS:
             a[f"status_{status}"].triggered.connect(lambda _=False, s=status: c.set_status(s))
@@ -190,6 +192,21 @@ class MainWindow(QMainWindow):
         from pneumoviewer.ui.dialogs import ModelCardDialog
 
         ModelCardDialog(self.controller.model_queue.model_card, self.controller.model_queue.model_error, self).exec()
+
+    def _show_finetune(self) -> None:
+        from pneumoviewer.ui.finetune_dialog import FinetuneDialog
+
+        dialog = getattr(self, "finetune_dialog", None)
+        if dialog is None:
+            dialog = self.finetune_dialog = FinetuneDialog(self.controller, self)
+        dialog.gather()
+        dialog.show()
+        dialog.raise_()
+
+    def _show_model_versions(self) -> None:
+        from pneumoviewer.ui.finetune_dialog import ModelVersionsDialog
+
+        ModelVersionsDialog(self.controller, self).exec()
 
     def _ask_folder(self) -> None:
         recent = preferences.recent_folders()

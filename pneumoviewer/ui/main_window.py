@@ -272,5 +272,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         preferences.save_preferences(self, self.tools, self.actions_by_name["toggle_ai_contour"])
+        finetune_dialog = getattr(self, "finetune_dialog", None)
+        if finetune_dialog is not None:
+            finetune_dialog.runner.cancel()  # a training process does not outlive the window
         self.controller.close()
         super().closeEvent(event)

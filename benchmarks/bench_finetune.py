@@ -102,6 +102,7 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
     return {
         "site": {"reviewed_cases": len(site_cases.cases), "trained_on": len(site.trained_on),
                  "held_out": len(site.held_out), "budget_minutes": budget, "minutes": round(site_minutes, 2),
+                 "steps": json.loads(site.model.with_suffix(".json").read_text())["training"]["steps"],
                  "decision": site.report.decision.value, "gate": site.report.to_dict(),
                  "table": gate.gate_table(site.report)},
         "held_out": {"bundled_original": original.to_dict(), "bundled_site": site.report.current.to_dict(),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_labels_subset
 
 from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_rows
@@ -30,12 +31,8 @@ from pneumoviewer.training.gate import Decision, ImageResults, SliceFigures, dec
 @pytest.fixture(scope="module")
 def reviewed_csv(siim_labels_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 SIIM images as a site's reviewed cases: 12 with a pneumothorax, 28 without."""
-    rows = read_annotation_rows(siim_labels_csv)
-    positives = list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:12]
-    negatives = list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:28]
-    chosen = set(positives + negatives)
     path = tmp_path_factory.mktemp("reviewed") / "reviewed.csv"
-    path.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in chosen))
+    write_labels_subset(siim_labels_csv, path, positives=12, negatives=28)
     return path
 
 

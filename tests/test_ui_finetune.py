@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import ui_driver  # tests/ui_driver.py
+from conftest import write_labels_subset
 from PySide6.QtWidgets import QMessageBox
 from ui_driver import WAIT_MS, open_and_wait, wait_for_predictions
 
-from pneumoviewer.io.annotations import read_annotation_masks, read_annotation_rows
+from pneumoviewer.io.annotations import read_annotation_masks
 from pneumoviewer.model.versions import BUNDLED, ModelRegistry
 from pneumoviewer.paths import default_model_path
 from pneumoviewer.review.case import ReviewStatus
@@ -27,16 +28,11 @@ FAST = ["--no-rehearsal", "--no-forgetting", "--threads", "1"]
 @pytest.fixture(scope="module")
 def reviewed_folder(tmp_path_factory: pytest.TempPathFactory, siim_dir: Path, siim_labels_csv: Path) -> Path:
     """40 real SIIM films (12 with a pneumothorax) to review, and their labels beside them as labels.csv."""
-    rows = read_annotation_rows(siim_labels_csv)
-    positives = list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:12]
-    negatives = list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:28]
-    files = {path.stem: path for path in (siim_dir / "dicom-images").rglob("*.dcm")}
     folder = tmp_path_factory.mktemp("site")
-    for image_id in positives + negatives:
+    chosen = write_labels_subset(siim_labels_csv, folder.parent / f"{folder.name}-labels.csv", 12, 28)
+    files = {path.stem: path for path in (siim_dir / "dicom-images").rglob("*.dcm")}
+    for image_id in chosen:
         shutil.copyfile(files[image_id], folder / f"{image_id}.dcm")
-    chosen = set(positives + negatives)
-    labels = folder.parent / f"{folder.name}-labels.csv"
-    labels.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in chosen))
     return folder
 
 

@@ -152,7 +152,8 @@ class FinetuneDialog(QDialog):
         text = (f"{len(cases.cases)} reviewed cases can teach the AI, {cases.positives} of them with a "
                 f"pneumothorax. A quarter of them is held out to compare the current and the new model.")
         if cases.refused:
-            text += f" {len(cases.refused)} reviewed cases are left out because their labels contradict themselves:"
+            count = "1 reviewed case is" if len(cases.refused) == 1 else f"{len(cases.refused)} reviewed cases are"
+            text += f" {count} left out because their labels contradict themselves:"
             self.refused.setPlainText("\n".join(str(refusal) for refusal in cases.refused))
             self.refused.show()
         self.found.setText(text + (f"\n{missing}" if missing else ""))

@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="where runs and caches go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="write every figure measured here as JSON")
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="the recipe's rate (default 3e-4)")
-    parser.add_argument("--no-batchnorm-adaptation", action="store_true", help="the recipe without the statistics step")
+    parser.add_argument("--adapt-batchnorm", action="store_true", help="the recipe with the statistics step first")
     parser.add_argument("--no-harmful", action="store_true", help="skip the harmful recipe on the original images")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as temporary:
@@ -81,7 +81,7 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
     site = ft.finetune(site_cases, ft.FinetuneOptions(out=work / "site", minutes=budget, holdout_fraction=0.45,
                                                       cache_dir=cache, forgetting=not args.quick,
                                                       learning_rate=args.learning_rate,
-                                                      adapt_batchnorm=not args.no_batchnorm_adaptation))
+                                                      adapt_batchnorm=args.adapt_batchnorm))
     site_minutes = (time.monotonic() - started) / 60
 
     # The bundled model on the same held-out slice: original images, and after the label-free step.

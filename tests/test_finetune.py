@@ -215,6 +215,10 @@ def test_cli_exit_codes(reviewed_csv: Path, siim_dir: Path, random_checkpoint: P
     assert "challenge score" in printed and "Decision: the candidate is" in printed
     assert (tmp_path / "a" / "model.safetensors").is_file() and (tmp_path / "a" / "model.json").is_file()
     decision = json.loads((tmp_path / "a" / "model.json").read_text())["training"]["gate"]["decision"]
+    film = next(siim_dir.rglob("*.dcm"))
+    assert main(["predict", "--model", str(tmp_path / "a" / "model.safetensors"), "--out", str(tmp_path / "p.csv"),
+                 str(film)]) == 0
+    assert film.stem in (tmp_path / "p.csv").read_text()
     status = main([*common, "--out", str(tmp_path / "b"), "--require-better"])
     assert status == (0 if decision == "better" else 3)
     assert main(["finetune", "--out", str(tmp_path / "c")]) == 2

@@ -49,8 +49,8 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--encoder-lr-scale", type=float, default=0.0,
                         help="the encoder's rate as a share of --learning-rate (default 0: encoder not trained)")
-    parser.add_argument("--no-batchnorm-adaptation", action="store_true",
-                        help="skip re-estimating the decoder's BatchNorm statistics on the site's images")
+    parser.add_argument("--adapt-batchnorm", action="store_true",
+                        help="first re-estimate the decoder's BatchNorm statistics on the site's images")
     parser.add_argument("--cache-dir", type=Path, help="decoded-image cache (default: OUT/cache)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one)")
     parser.add_argument("--seed", type=int, default=2019)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             out=args.out, start_model=args.start_model or default_model_path(), minutes=args.minutes,
             holdout_fraction=args.holdout_fraction, seed=args.seed, learning_rate=args.learning_rate,
             encoder_lr_scale=args.encoder_lr_scale, rehearsal_images=0 if args.no_rehearsal else 240,
-            adapt_batchnorm=not args.no_batchnorm_adaptation, forgetting=not args.no_forgetting,
+            adapt_batchnorm=args.adapt_batchnorm, forgetting=not args.no_forgetting,
             cache_dir=args.cache_dir, threads=args.threads,
         )
         result = finetune(cases, options, progress=emit.progress, phase=emit.say)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_bytes, atomic_write_text
-from pneumoviewer.model.identity import checkpoint_paths, model_fingerprint
+from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.paths import default_model_path, resources_dir, user_data_dir
 
 BUNDLED = "bundled"
@@ -190,13 +190,6 @@ class ModelRegistry:
         except OSError as error:
             raise RegistryError(self.registry_file, f"cannot record the model in use ({error.strerror or error})"
                                 ) from error
-
-
-def fingerprint_or_none(weights: Path) -> str | None:
-    try:
-        return model_fingerprint(weights)
-    except OSError:
-        return None
 
 
 def _card(weights: Path) -> dict[str, Any] | None:

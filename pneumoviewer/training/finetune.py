@@ -29,7 +29,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -514,7 +514,7 @@ def _with_forgetting(report: gate.GateReport, current: PneumothoraxNet, current_
     figures = {name: gate.run_on_examples(model, card, validation.pixels, validation.masks, device)[0]
                for name, model, card in (("current", current, current_card),
                                          ("candidate", candidate, candidate_card))}
-    return gate.GateReport(**{**{f: getattr(report, f) for f in report.__dataclass_fields__}, "forgetting": figures})
+    return replace(report, forgetting=figures)
 
 
 def result_summary(result: FinetuneResult) -> dict[str, Any]:

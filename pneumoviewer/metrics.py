@@ -323,3 +323,22 @@ def expected_calibration_error(probabilities: Values, actual: Flags, bins: int =
     table = [entry for entry in reliability_table(probabilities, actual, bins) if entry.count]
     total = sum(entry.count for entry in table)
     return float(sum(entry.count * abs(entry.observed_rate - entry.mean_predicted) for entry in table) / total)
+
+
+def sensitivity_at_specificity(scores: Values, actual: Flags, specificity: float) -> float:
+    """The share of positives flagged at the lowest threshold that keeps `specificity` on the negatives.
+
+    The call is `score > t` with t the score of the negative just above the allowed false positives
+    (floor((1 - specificity) x negatives) of them): ties with that negative are not flagged. NaN
+    without positives or negatives.
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    present = np.asarray(actual, dtype=bool).ravel()
+    if values.shape != present.shape:
+        raise ValueError(f"{values.size} scores for {present.size} images")
+    negatives = np.sort(values[~present])
+    if negatives.size == 0 or not present.any():
+        return math.nan
+    allowed = int(np.floor((1.0 - specificity) * negatives.size + 1e-9))  # false positives allowed
+    threshold = negatives[negatives.size - allowed - 1] if allowed < negatives.size else -np.inf
+    return float(np.mean(values[present] > threshold))

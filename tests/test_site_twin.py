@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script  # tests/script_loader.py
 
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.dicom import load_dicom, read_header, scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.io.rle import decode_rows
 from pneumoviewer.training.site_render import SiteProfile, render_site
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("make_site_twin", REPO / "scripts" / "make_site_twin.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +36,7 @@ def source(siim_dir: Path, siim_labels_csv: Path, tmp_path_factory: pytest.TempP
 def test_twin_is_a_12_bit_dx_file_under_the_same_uid_and_labels(source: tuple[Path, dict], tmp_path: Path) -> None:
     folder, rows = source
     out = tmp_path / "twin"
-    assert _script().main([str(folder), str(out)]) == 0
+    assert load_script("make_site_twin").main([str(folder), str(out)]) == 0
     scan = scan_folder(out)  # the app's folder reader
     assert not scan.unreadable and {header.sop_instance_uid for header in scan.images} == set(rows)
     for header in scan.images:
@@ -62,7 +52,7 @@ def test_twin_is_a_12_bit_dx_file_under_the_same_uid_and_labels(source: tuple[Pa
         assert truth.shape == (1024, 1024) and truth.any() == (rows[header.sop_instance_uid] != ["-1"])
         # The same anatomy, processed differently: correlated with the original, not equal to it.
         correlation = np.corrcoef(original.pixels.ravel(), twin.pixels.ravel())[0, 1]
-        assert 0.8 < correlation < 0.995
+        assert 0.6 < correlation < 0.98
         assert np.abs(original.pixels - twin.pixels).mean() > 0.02
     assert json.loads((out / "site-profile.json").read_text())["name"] == "dx-site-b"
 
@@ -72,10 +62,10 @@ def test_twin_is_deterministic_and_ids_can_be_chosen(source: tuple[Path, dict], 
     chosen = sorted(rows)[:2]
     labels = tmp_path / "labels.csv"
     labels.write_text("ImageId, EncodedPixels\n" + "".join(f"{image_id}, -1\n" for image_id in chosen))
-    assert _script().main([str(folder), str(tmp_path / "a"), "--ids-from", str(labels)]) == 0
+    assert load_script("make_site_twin").main([str(folder), str(tmp_path / "a"), "--ids-from", str(labels)]) == 0
     card = tmp_path / "card.json"
     card.write_text(json.dumps({"training": {"split": {"validation_ids": chosen}}}))
-    assert _script().main([str(folder), str(tmp_path / "b"), "--ids-from", str(card)]) == 0
+    assert load_script("make_site_twin").main([str(folder), str(tmp_path / "b"), "--ids-from", str(card)]) == 0
     first = sorted((tmp_path / "a").rglob("*.dcm"))
     second = sorted((tmp_path / "b").rglob("*.dcm"))
     assert {read_header(path).sop_instance_uid for path in first} == set(chosen)

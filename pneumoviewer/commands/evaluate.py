@@ -3,7 +3,10 @@
 The challenge score (mean per-image Dice, empty-on-empty = 1) is only meaningful beside what
 predicting "no pneumothorax" everywhere scores on the same images (the share of negatives), so both
 are always reported, with the presence confusion matrix, sensitivity, specificity, ROC AUC of the
-triage score, and the latency per image.
+triage score, and the latency per image. The operating-point table gives both calls (the triage flag
+at the card's triage point, the challenge call) with 95 % bootstrap intervals beside what the card
+says; with a calibrated model, the calibrated probability's Brier score, calibration error and
+reliability bins (in the JSON).
 """
 
 from __future__ import annotations

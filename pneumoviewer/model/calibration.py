@@ -159,4 +159,4 @@ def _logit(values: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-values)))
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(values, -500.0, 500.0))))

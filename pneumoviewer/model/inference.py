@@ -73,10 +73,8 @@ class Predictor:
         self.network.eval()
         self.device = next(self.network.parameters()).device
         self.settings = settings if settings is not None else InferenceSettings.from_dict(self.card.settings)
-        try:
-            self.calibration, self.operating_points = self.card.fitted()
-        except ValueError as error:  # load_card checked it; a card edited in memory could still be wrong
-            raise CheckpointError(self.checkpoint, f"model card calibration or operating points: {error}") from None
+        # The calibration and the operating points (load_card refused a malformed one).
+        self.calibration, self.operating_points = self.card.fitted()
         self.input_spec = InputSpec.from_card(self.card)
         self.input_size = self.input_spec.size
         self._onnx: OnnxNetwork | None = None

@@ -152,10 +152,9 @@ class AiBridge(QObject):
         if c.model_queue.model_key is not None:
             c.findings.model_names[c.model_queue.model_key] = self.version_label(
                 c.model_checkpoint, c.model_queue.model_card, c.model_queue.model_key)
-        threshold = ((c.model_queue.model_card or {}).get("settings") or {}).get("presence_threshold")
-        c.findings.presence_threshold = None if threshold is None else float(threshold)
+        c.findings.set_model_card(c.model_queue.model_card)
         c.findings.model_problem = None
-        self._refresh_current_findings()
+        c.apply_triage_point()  # the reader's pick on this model's curve; refreshes the rows and findings
 
     @Slot(str)
     def _model_failed(self, reason: str) -> None:

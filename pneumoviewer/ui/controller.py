@@ -66,6 +66,7 @@ class ReviewController(QObject):
     sigIdle = Signal()  # no background work any more
     sigReadOnly = Signal(bool)  # True while an import writes masks: edits wait
     sigTaskFinished = Signal(object)  # the result of an export / import
+    sigTriagePoint = Signal(object, object)  # the model's OperatingPoints (None: none loaded), the point flagged at
 
     # Core callbacks arrive on any thread; emitting these queues them onto the GUI thread.
     _sigCoreCaseChanged = Signal(object, object)
@@ -99,6 +100,8 @@ class ReviewController(QObject):
         # Until the reader acts, the case on screen follows the top of the worklist as scores arrive
         # (likeliest pneumothorax first); any key, click or wheel on the film or the list stops that.
         self.follow_top = False
+        # The reader's triage pick, as a sensitivity (it means the same on every model's curve); None: the card's.
+        self.triage_sensitivity: float | None = None
         self.rows = RowRefresher(self.worklist_model, self.findings, self)
         self.case_images.sigLoaded.connect(self._image_loaded)
         self.case_images.sigFailed.connect(self._image_failed)
@@ -349,6 +352,26 @@ class ReviewController(QObject):
     def use_model(self, checkpoint: Path) -> None:
         """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
         self.ai.use_model(checkpoint)
+
+    @Slot(object)
+    def set_triage_sensitivity(self, sensitivity: float | None) -> None:
+        """Flag cases at the model's most specific point reaching `sensitivity` (None: the card's triage point)."""
+        self.triage_sensitivity = sensitivity
+        self.apply_triage_point()
+
+    def apply_triage_point(self) -> None:
+        """Put the red flag where the reader asked on the loaded model's curve, and redraw every flag now."""
+        point = self.findings.choose_triage_point(self.triage_sensitivity)
+        if self.session is not None:
+            for case in self.session.cases:  # only the rows whose flag or probability changes: a slider drag
+                row = self.worklist_model.row(case.image_id)  # over a large folder stays smooth
+                flagged, probability = self.findings.flagged(case), self.findings.probability(case)
+                if row is not None and (row.flagged, row.probability) != (flagged, probability):
+                    self.worklist_model.update_row(case.image_id, flagged=flagged, probability=probability)
+        shown = self.current_case()
+        if shown is not None:
+            self.update_info(shown)
+        self.sigTriagePoint.emit(self.findings.operating_points, point)
 
     # -- case changes (edits, statuses, AI) -----------------------------------------------------------
     @Slot(object, object)

@@ -16,6 +16,8 @@ from PySide6.QtCore import QObject, QTimer
 from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.model.calibration import Calibration
+    from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints
     from pneumoviewer.review.case import Case, LesionStats
     from pneumoviewer.review.session import ReviewSession
     from pneumoviewer.ui.model_queue import AiFinding
@@ -70,10 +72,50 @@ class Findings:
         self.model_problem: str | None = None  # why no model is loaded (then no score will come)
         self.model_names: dict[str | None, str] = {}  # model key -> the version that key is ("site-002 (…)")
         self._result_models: dict[str, str | None] = {}  # image id -> the model key of its AI result
+        self.calibration: Calibration | None = None  # the loaded model's (None: its score is no probability)
+        self.operating_points: OperatingPoints | None = None  # the loaded model's, from its card
+        self.triage_point: OperatingPoint | None = None  # where the worklist's red flag is set now
         self._ai_failures: dict[str, str] = {}  # image id -> why the AI could not process it
         self._timings: dict[str, dict[str, float]] = {}
         self._ai_lesions: dict[str, LesionStats] = {}
         self._mask_lesions: dict[str, LesionStats] = {}
+
+    def set_model_card(self, card: dict | None) -> None:
+        """The loaded model's threshold, calibration and operating points (a card dict; None: no model)."""
+        from pneumoviewer.model.calibration import Calibration
+        from pneumoviewer.model.operating_points import OperatingPoints
+
+        threshold = ((card or {}).get("settings") or {}).get("presence_threshold")
+        self.presence_threshold = None if threshold is None else float(threshold)
+        calibration = (card or {}).get("calibration")  # the card was checked when the model was loaded
+        self.calibration = None if calibration is None else Calibration.from_card(calibration)
+        self.operating_points = None if card is None else OperatingPoints.from_card(card)
+
+    def choose_triage_point(self, sensitivity: float | None) -> OperatingPoint | None:
+        """Set the red flag at the most specific point of the model's curve reaching `sensitivity`
+        (None: the card's triage point); returns the point chosen (None before a model is loaded)."""
+        points = self.operating_points
+        if points is None:
+            self.triage_point = None
+        elif sensitivity is None or not points.curve:
+            self.triage_point = points.triage
+        else:
+            self.triage_point = points.for_sensitivity(sensitivity)
+        return self.triage_point
+
+    def flagged(self, case: Case) -> bool | None:
+        """The worklist's red flag: THE triage call (`operating_points.flagged`) at the point chosen."""
+        from pneumoviewer.model.operating_points import flagged
+
+        if case.ai_score is None or self.triage_point is None:
+            return None
+        return flagged(case.ai_score, self.triage_point.threshold)
+
+    def probability(self, case: Case) -> float | None:
+        """The calibrated probability of pneumothorax; None before the AI ran or for an uncalibrated model."""
+        if case.ai_score is None or self.calibration is None:
+            return None
+        return self.calibration.probability(case.ai_score)
 
     def clear(self) -> None:
         for cache in (self._timings, self._ai_lesions, self._mask_lesions, self._ai_failures, self._result_models):
@@ -122,7 +164,7 @@ class Findings:
             image_id=case.image_id, display_id=case.display_id, path=case.path or Path(),
             view=case.view_position or "", age=case.patient_age or "", sex=case.patient_sex or "",
             score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
-            status=case.status.value, error=ai_error,
+            status=case.status.value, error=ai_error, flagged=self.flagged(case), probability=self.probability(case),
         )
 
     def finding_fields(self, case: Case) -> dict[str, str]:
@@ -130,6 +172,8 @@ class Findings:
         mask = self.mask_lesions(case)
         timings = self._timings.get(case.image_id)
         return {
+            "AI probability": self._probability_text(case),
+            "Triage": self._triage_text(case),
             "AI score": self._score_text(case),
             "AI lesions": "" if ai is None else str(ai.count),
             "AI area": format_area(ai),
@@ -146,6 +190,22 @@ class Findings:
             return ""
         key = self._result_models[image_id]
         return self.model_names.get(key, f"model {key[:12]}" if key else "a model without a file")
+
+    def _probability_text(self, case: Case) -> str:
+        if case.ai_score is None:
+            return ""
+        probability = self.probability(case)
+        if probability is None:  # say "probability" only where it is one
+            return "not calibrated for this model (see the score)"
+        fitted_on = self.calibration.fitted_on if self.calibration is not None else 0
+        return f"{probability:.0%} (calibrated on {fitted_on} held-out films)"
+
+    def _triage_text(self, case: Case) -> str:
+        flag = self.flagged(case)
+        if flag is None or self.triage_point is None:
+            return ""
+        where = self.triage_point.label()
+        return f"flagged: read first ({where})" if flag else f"not flagged ({where})"
 
     def _score_text(self, case: Case) -> str:
         """The score with the call it makes, so a high score without a marked lesion is not a puzzle."""
@@ -180,7 +240,8 @@ class RowRefresher(QObject):
     def refresh(self, case: Case) -> None:
         self.worklist_model.update_row(
             case.image_id, score=case.ai_score, status=case.status.value, area_cm2=self.findings.row_area(case),
-            ai_positive=self.findings.ai_positive(case),
+            ai_positive=self.findings.ai_positive(case), flagged=self.findings.flagged(case),
+            probability=self.findings.probability(case),
         )
 
     def later(self, case: Case) -> None:

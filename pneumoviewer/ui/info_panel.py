@@ -6,7 +6,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel
 
 CASE_FIELDS = ("Image", "Age", "Sex", "View", "Pixel spacing", "Size", "Modality", "Study date")
-FINDING_FIELDS = ("AI score", "AI lesions", "AI area", "Mask lesions", "Mask area", "Status", "AI timings", "AI model")
+FINDING_FIELDS = ("AI probability", "Triage", "AI score", "AI lesions", "AI area", "Mask lesions", "Mask area",
+                  "Status", "AI timings", "AI model")
 
 
 class _FieldBox(QGroupBox):

@@ -48,8 +48,9 @@ class Panels:
 
 
 def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tools: ToolPanel, info: InfoPanel,
-          actions: dict[str, QAction]) -> Panels:
-    """The film in the middle, the worklist docked left, tools and findings right, and the menus."""
+          actions: dict[str, QAction], triage: QWidget | None = None) -> Panels:
+    """The film in the middle, the worklist docked left, tools and findings right (the triage-flag box,
+    when given, under the findings), and the menus."""
     window.setCentralWidget(case_view)
     panels = Panels(QComboBox(), QLabel(), QGroupBox("Unreadable files"), QListWidget(), QMenu("Open &recent"),
                     QDockWidget("Worklist", window))
@@ -78,9 +79,10 @@ def build(window: QMainWindow, case_view: QWidget, worklist: WorklistTable, tool
     side = QWidget()
     side_column = QVBoxLayout(side)
     side_column.setContentsMargins(4, 4, 4, 4)
-    for box in (tools.review_box, info.findings_box, tools.edit_box, tools.overlay_box, tools.window_box,
+    for box in (tools.review_box, info.findings_box, triage, tools.edit_box, tools.overlay_box, tools.window_box,
                 info.case_box):
-        side_column.addWidget(box)
+        if box is not None:
+            side_column.addWidget(box)
     side_column.addStretch(1)
     scroll = QScrollArea()
     scroll.setWidget(side)

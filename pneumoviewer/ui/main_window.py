@@ -24,6 +24,7 @@ from pneumoviewer.ui.info_panel import InfoPanel
 from pneumoviewer.ui.model_queue import default_predictor
 from pneumoviewer.ui.status_bar import StatusBar
 from pneumoviewer.ui.tools import MODE_ACTIONS, ToolPanel
+from pneumoviewer.ui.triage_panel import TriagePanel
 from pneumoviewer.ui.worklist_table import WorklistTable
 
 STATUS_ACTIONS = ("accepted", "corrected", "rejected", "unreviewed")  # status_<value> actions
@@ -40,12 +41,14 @@ class MainWindow(QMainWindow):
         self.canvas = self.case_view.canvas
         self.tools = ToolPanel(self.actions_by_name, self)
         self.info = InfoPanel()
+        self.triage = TriagePanel()
         self.worklist_model = self.controller.worklist_model
         self.worklist_filter = self.controller.worklist_filter
         self.worklist = WorklistTable(self.worklist_filter)
         self.status = StatusBar()
         self.setStatusBar(self.status)
-        self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions_by_name)
+        self.panels = layout.build(self, self.case_view, self.worklist, self.tools, self.info, self.actions_by_name,
+                                   self.triage)
         self._show_recent_folders(preferences.recent_folders())
         self._connect_view()
         self._connect_controller()
@@ -53,6 +56,7 @@ class MainWindow(QMainWindow):
         self._model_loading = False
         self._docks_fitted = preferences.restore_preferences(self, self.tools,
                                                              self.actions_by_name["toggle_ai_contour"])
+        self.controller.set_triage_sensitivity(preferences.triage_sensitivity())
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -117,6 +121,8 @@ class MainWindow(QMainWindow):
         canvas.sigCursorMoved.connect(self.status.show_pixel)
         canvas.sigWindowChanged.connect(self.status.show_window)
         self.status.sigCancelRequested.connect(c.cancel_work)
+        self.triage.sigSensitivityChosen.connect(c.set_triage_sensitivity)
+        self.triage.sigSensitivityChosen.connect(preferences.save_triage_sensitivity)
         self.worklist.selectionModel().selectionChanged.connect(self._selection_changed)
         self.panels.status_filter.currentIndexChanged.connect(
             lambda _: self.worklist_filter.set_statuses(self.panels.status_filter.currentData())
@@ -161,6 +167,7 @@ class MainWindow(QMainWindow):
         c.sigProgress.connect(status.show_progress)
         c.sigIdle.connect(status.set_idle)
         c.sigReadOnly.connect(lambda read_only: setattr(view, "read_only", read_only))
+        c.sigTriagePoint.connect(self.triage.show_point)
 
     def _show_current_case(self, case: Any) -> None:
         self.case_view.show_case(case)

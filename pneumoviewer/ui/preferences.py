@@ -1,5 +1,5 @@
 """What the app remembers between runs outside a session: window layout, overlay opacities, brush size,
-the AI-contour choice, and the recently opened folders."""
+the AI-contour choice, the triage point picked, and the recently opened folders."""
 
 from __future__ import annotations
 
@@ -67,4 +67,21 @@ def save_preferences(window: QMainWindow, tools: ToolPanel, ai_contour: QAction)
         settings.setValue(f"opacity/{name}", control.slider.value())
     settings.setValue("brush", tools.brush_slider.value())
     settings.setValue("ai_contour", "true" if ai_contour.isChecked() else "false")
+    settings.sync()
+
+
+def triage_sensitivity() -> float | None:
+    """The triage point the reader picked, as a sensitivity; None: the model card's own triage point."""
+    value = _settings().value("triage/sensitivity", "default")
+    try:
+        sensitivity = float(str(value))
+    except ValueError:
+        return None
+    return sensitivity if 0.0 < sensitivity <= 1.0 else None
+
+
+def save_triage_sensitivity(sensitivity: float | None) -> None:
+    """Kept at once (not at closing): the flags the reader chose stay after a crash too."""
+    settings = _settings()
+    settings.setValue("triage/sensitivity", "default" if sensitivity is None else f"{sensitivity:.6f}")
     settings.sync()

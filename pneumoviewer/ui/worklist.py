@@ -41,6 +41,8 @@ class WorklistRow:
     status: str = "unreviewed"  # ReviewStatus value
     ai_positive: bool | None = None  # the AI's call: a lesion mask (True) or none (False)
     error: str | None = None  # why the AI could not run on this image
+    flagged: bool | None = None  # the triage call at the point chosen (`Findings.flagged`): the red flag
+    probability: float | None = None  # calibrated probability of pneumothorax; None for an uncalibrated model
 
 
 COLUMNS = ("Case", "View", "Age", "Sex", "AI", "cm²", "Status")  # short: the film needs the width
@@ -49,7 +51,8 @@ COLUMN_TIPS = (
     "View position (PA / AP)",
     "Patient age",
     "Patient sex",
-    "AI presence score, 0-1 (red: the AI marks a pneumothorax)",
+    "AI: the calibrated probability of pneumothorax (%), or the raw score 0-1 for an uncalibrated model; "
+    "red: flagged at the triage point (Tools and findings: Triage flag)",
     "Lesion area in cm²: the reader's mask once drawn or reviewed, otherwise the AI's",
     "Review status",
 )
@@ -183,7 +186,7 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == COLUMNS.index("Status"):
             return QColor(STATUS_COLOURS.get(row.status, "#e6edf3"))
         if role == Qt.ItemDataRole.ForegroundRole and column == SCORE_COLUMN and row.score is not None:
-            return QColor("#ff7b72") if row.ai_positive else None
+            return QColor("#ff7b72") if row.flagged else None
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, SCORE_COLUMN, 5):
@@ -203,7 +206,9 @@ class WorklistModel(QAbstractTableModel):
         if column == SCORE_COLUMN:
             if row.error:
                 return "—"
-            return "…" if row.score is None else f"{row.score:.2f}"
+            if row.score is None:
+                return "…"
+            return f"{row.score:.2f}" if row.probability is None else f"{row.probability:.0%}"
         if column == 5:
             return "" if row.area_cm2 is None else f"{row.area_cm2:.1f}"
         return row.status

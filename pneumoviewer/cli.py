@@ -17,6 +17,7 @@ from pneumoviewer.commands import (
     convert_rle,
     evaluate,
     export,
+    finetune,
     gui,
     info,
     install_desktop,
@@ -30,7 +31,7 @@ from pneumoviewer.commands import (
 
 # In the order `--help` lists them.
 COMMANDS = (install_desktop, uninstall_desktop, self_test, predict, evaluate, train, info, convert_rle, export,
-            pacs, case_reports, stats)
+            pacs, case_reports, stats, finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,12 +78,19 @@ def private_onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
 @pytest.fixture(scope="session")
 def small_labels(siim_labels_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A labels file with the first 4 positive and 4 negative SIIM images, rows as the challenge wrote them."""
+    path = tmp_path_factory.mktemp("labels") / "train-rle.csv"
+    write_labels_subset(siim_labels_csv, path, positives=4, negatives=4)
+    return path
+
+
+def write_labels_subset(source: Path, target: Path, positives: int, negatives: int) -> list[str]:
+    """The rows of the first `positives` positive and `negatives` negative images of `source`, written to
+    `target` as the challenge wrote them; returns the chosen image ids."""
     from pneumoviewer.io.annotations import read_annotation_rows
 
-    rows = read_annotation_rows(siim_labels_csv)
-    positives = list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:4]
-    negatives = list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:4]
-    chosen = set(positives + negatives)
-    path = tmp_path_factory.mktemp("labels") / "train-rle.csv"
-    path.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in chosen))
-    return path
+    rows = read_annotation_rows(source)
+    chosen = (list(dict.fromkeys(i for i, encoded in rows if encoded != "-1"))[:positives]
+              + list(dict.fromkeys(i for i, encoded in rows if encoded == "-1"))[:negatives])
+    wanted = set(chosen)
+    target.write_text("ImageId, EncodedPixels\n" + "".join(f"{i}, {e}\n" for i, e in rows if i in wanted))
+    return chosen

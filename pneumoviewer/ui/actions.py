@@ -41,6 +41,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("predict_all", "&Predict all cases", ("Ctrl+P",)),
     ActionSpec("choose_model", "Use another AI &model…"),
     ActionSpec("score_unvalidated", SCORE_UNVALIDATED_TEXT, checkable=True),
+    ActionSpec("improve_ai", "&Improve the AI from my reviews…"),
+    ActionSpec("model_versions", "AI mo&dels…"),
     ActionSpec("cancel_work", "&Cancel background work", ("Esc",)),
     # Review status
     ActionSpec("status_accepted", "&Accept AI result", ("A",), label="Accept  A"),

@@ -9,6 +9,7 @@ draw. The state it reads (the session, the case on screen, the caches) stays the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,17 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
 def model_job(kind: JobKind, case: Case) -> ModelJob:
     assert case.path is not None  # every case of a session was read from a file
     return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm, ai_scope_warning(case.metadata))
+
+
+def chosen_model_factory(checkpoint: Path) -> Callable[[], ChosenModel]:
+    """What loads `checkpoint` on the AI thread (where torch is imported): it, or the bundled model and why."""
+    def chosen_or_bundled() -> ChosenModel:
+        from pneumoviewer.model.inference import Predictor
+
+        predictor, problem = Predictor.chosen_or_default(checkpoint)
+        return ChosenModel(predictor, None if problem is None else str(problem))
+
+    return chosen_or_bundled
 
 
 class AiBridge(QObject):
@@ -50,8 +62,11 @@ class AiBridge(QObject):
         if restored is not None and self.controller.model_queue.model_key in (None, restored.model_key):
             lesions = restored.lesions
         self.restored_under = restored.model_key if lesions and restored is not None else None
+        if restored is not None and self.controller.model_checkpoint is not None:  # named before the model loads
+            self.controller.findings.model_names.setdefault(
+                restored.model_key, self.version_label(self.controller.model_checkpoint, None, restored.model_key))
         for image_id, image_lesions in lesions.items():
-            self.controller.findings.record_restored(image_id, image_lesions)
+            self.controller.findings.record_restored(image_id, image_lesions, self.restored_under)
         return lesions
 
     def predict_all(self) -> None:
@@ -74,15 +89,9 @@ class AiBridge(QObject):
         c = self.controller
         checkpoint = Path(checkpoint)
 
-        def chosen_or_bundled() -> ChosenModel:  # on the AI thread, which is where torch is imported
-            from pneumoviewer.model.inference import Predictor
-
-            predictor, problem = Predictor.chosen_or_default(checkpoint)
-            return ChosenModel(predictor, None if problem is None else str(problem))
-
         c.model_checkpoint = checkpoint
         self.restored_under = None  # every case is predicted again below
-        c.model_queue.use_model(chosen_or_bundled)
+        c.model_queue.use_model(chosen_model_factory(checkpoint))
         c.heatmaps.clear()
         if c.current_id is not None:
             c.sigHeatmap.emit(c.current_id, None)
@@ -95,6 +104,26 @@ class AiBridge(QObject):
         if case is not None:  # the case on screen first
             heatmap = [model_job(JobKind.HEATMAP, case)] if c.heatmaps_wanted else []
             c.model_queue.prioritise([model_job(JobKind.PREDICT, case), *heatmap])
+
+    @staticmethod
+    def version_label(checkpoint: Path | None, card: dict | None, model_key: str) -> str:
+        """How the findings panel names a model: its registry version, "bundled", or its file, with its key."""
+        from pneumoviewer.model.versions import version_name
+        from pneumoviewer.paths import default_model_path
+
+        name = version_name(card)
+        if name is None and checkpoint is not None:
+            bundled = Path(checkpoint).resolve() == default_model_path().resolve()
+            name = "bundled" if bundled else Path(checkpoint).name
+        return f"{name or 'model'} ({model_key[:8]})"
+
+    def model_version(self) -> str | None:
+        """What exports name the loaded model by: its fingerprint, after its registry version when it has one."""
+        from pneumoviewer.model.versions import version_name
+
+        key = self.controller.model_queue.model_key
+        name = version_name(self.controller.model_queue.model_card)
+        return f"{name}/{key}" if key and name else key
 
     # -- what the AI queue reports ------------------------------------------------------------------
     @Slot(str, object)
@@ -130,6 +159,9 @@ class AiBridge(QObject):
         if self.restored_under is not None and c.model_queue.model_key != self.restored_under:
             self.restored_under = None  # the results reused at opening came from another model than this one
             self.predict_all()
+        if c.model_queue.model_key is not None:
+            c.findings.model_names[c.model_queue.model_key] = self.version_label(
+                c.model_checkpoint, c.model_queue.model_card, c.model_queue.model_key)
         c.findings.set_model_card(c.model_queue.model_card)
         c.findings.model_problem = None
         c.apply_triage_point()  # the reader's pick on this model's curve; refreshes the rows and findings

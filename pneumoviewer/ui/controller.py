@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from pneumoviewer.model.versions import ModelRegistry
 from pneumoviewer.paths import default_model_path
 from pneumoviewer.ui import tasks
-from pneumoviewer.ui.ai_bridge import AiBridge, model_job
+from pneumoviewer.ui.ai_bridge import AiBridge, chosen_model_factory, model_job
 from pneumoviewer.ui.case_images import CaseImages
 from pneumoviewer.ui.findings import Findings, RowRefresher, case_fields, counter_text
 from pneumoviewer.ui.lru_cache import LruCache
@@ -80,6 +81,9 @@ class ReviewController(QObject):
         self.data_dir = data_dir
         if model_checkpoint is None and predictor_factory is default_predictor:
             model_checkpoint = default_model_path()
+            promoted = ModelRegistry(data_dir).active()  # a model promoted from the reviews stays in use
+            if not promoted.bundled:
+                model_checkpoint, predictor_factory = promoted.weights, chosen_model_factory(promoted.weights)
         self.model_checkpoint = model_checkpoint
         self.pool = WorkerPool(max_threads=4, parent=self)
         self.model_queue = ModelQueue(self.pool, predictor_factory, self)
@@ -408,7 +412,7 @@ class ReviewController(QObject):
         """A DICOM Segmentation and a burned-in overlay per case into `folder`, in a worker (default: the
         reviewed cases); accepted AI masks name the loaded model by its fingerprint."""
         if self.session is not None:
-            self.transfers.export_dicom(self.session.cases, folder, self.model_queue.model_key, scope)
+            self.transfers.export_dicom(self.session.cases, folder, self.ai.model_version(), scope)
 
     def import_csv(self, path: Path, convention: RleConvention | None = None) -> None:
         """Load a challenge-format CSV as the editable masks, in a worker (default: relative RLE)."""

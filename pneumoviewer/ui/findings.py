@@ -72,6 +72,8 @@ class Findings:
     def __init__(self) -> None:
         self.presence_threshold: float | None = None  # the loaded model's presence threshold (shown with the call)
         self.model_problem: str | None = None  # why no model is loaded (then no score will come)
+        self.model_names: dict[str | None, str] = {}  # model key -> the version that key is ("site-002 (…)")
+        self._result_models: dict[str, str | None] = {}  # image id -> the model key of its AI result
         self.calibration: Calibration | None = None  # the loaded model's (None: its score is no probability)
         self.operating_points: OperatingPoints | None = None  # the loaded model's, from its card
         self.triage_point: OperatingPoint | None = None  # where the worklist's red flag is set now
@@ -119,7 +121,7 @@ class Findings:
         return self.calibration.probability(case.ai_score)
 
     def clear(self) -> None:
-        for cache in (self._timings, self._ai_lesions, self._mask_lesions, self._ai_failures):
+        for cache in (self._timings, self._ai_lesions, self._mask_lesions, self._ai_failures, self._result_models):
             cache.clear()
 
     def record_failure(self, image_id: str, reason: str) -> None:
@@ -129,9 +131,11 @@ class Findings:
         self._ai_failures.pop(image_id, None)
         self._timings[image_id] = dict(finding.prediction.timings)
         self._ai_lesions[image_id] = finding.lesions
+        self._result_models[image_id] = finding.model_key
 
-    def record_restored(self, image_id: str, lesions: LesionStats) -> None:
+    def record_restored(self, image_id: str, lesions: LesionStats, model_key: str | None = None) -> None:
         """An AI result reused from the session store (measured off the GUI thread; no timings)."""
+        self._result_models[image_id] = model_key
         self._ai_failures.pop(image_id, None)
         self._timings.pop(image_id, None)
         self._ai_lesions[image_id] = lesions
@@ -181,7 +185,15 @@ class Findings:
             "Mask area": format_area(mask),
             "Status": case.status.value,
             "AI timings": "" if not timings else "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()),
+            "AI model": self.model_of(case.image_id),
         }
+
+    def model_of(self, image_id: str) -> str:
+        """Which model version made the case's AI result ("" before there is one)."""
+        if image_id not in self._result_models:
+            return ""
+        key = self._result_models[image_id]
+        return self.model_names.get(key, f"model {key[:12]}" if key else "a model without a file")
 
     def _probability_text(self, case: Case) -> str:
         if case.ai_score is None:

@@ -9,7 +9,7 @@ from pneumoviewer.ui.lesion_overlay import LesionList
 
 CASE_FIELDS = ("Image", "Age", "Sex", "View", "Pixel spacing", "Size", "Modality", "Study date")
 FINDING_FIELDS = ("AI probability", "Triage", "AI score", "AI lesions", "AI area", "Mask lesions", "Mask area",
-                  "Status", "AI timings")
+                  "Status", "AI timings", "AI model")
 
 
 class _FieldBox(QGroupBox):

@@ -115,7 +115,7 @@ def _menus(bar: QMenuBar, a: dict[str, QAction], recent_menu: QMenu) -> None:
         "&File": ["open_folder", "open_files", recent_menu, "open_demo", "open_pacs", None, "import_csv", "export_csv",
                   "export_png", "export_dicom", None, "quit"],
         "&Worklist": ["next_case", "previous_case", None, "predict_all", "cancel_work", None, "choose_model",
-                      "score_unvalidated"],
+                      "score_unvalidated", None, "improve_ai", "model_versions"],
         "&Review": ["status_accepted", "status_corrected", "status_rejected", "status_unreviewed", None,
                     "save_case_report", "save_worklist_report", None, "send_pacs"],
         "&Edit": ["undo", "redo", None, "mode_pan", "mode_window", "mode_brush", "mode_eraser", "mode_fill",

@@ -98,6 +98,8 @@ class MainWindow(QMainWindow):
         a["predict_all"].triggered.connect(c.predict_all)
         a["score_unvalidated"].toggled.connect(c.set_score_unvalidated)
         a["choose_model"].triggered.connect(self._ask_model)
+        a["improve_ai"].triggered.connect(self._show_finetune)
+        a["model_versions"].triggered.connect(self._show_model_versions)
         a["cancel_work"].triggered.connect(c.cancel_work)
         for status in STATUS_ACTIONS:
             a[f"status_{status}"].triggered.connect(lambda _=False, s=status: c.set_status(s))
@@ -220,6 +222,21 @@ class MainWindow(QMainWindow):
 
         ModelCardDialog(self.controller.model_queue.model_card, self.controller.model_queue.model_error, self).exec()
 
+    def _show_finetune(self) -> None:
+        from pneumoviewer.ui.finetune_dialog import FinetuneDialog
+
+        dialog = getattr(self, "finetune_dialog", None)
+        if dialog is None:
+            dialog = self.finetune_dialog = FinetuneDialog(self.controller, self)
+        dialog.gather()
+        dialog.show()
+        dialog.raise_()
+
+    def _show_model_versions(self) -> None:
+        from pneumoviewer.ui.finetune_dialog import ModelVersionsDialog
+
+        ModelVersionsDialog(self.controller, self).exec()
+
     def _ask_folder(self) -> None:
         recent = preferences.recent_folders()
         start = recent[0] if recent else Path.home()
@@ -315,5 +332,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         preferences.save_preferences(self, self.tools, self.actions_by_name["toggle_ai_contour"])
+        finetune_dialog = getattr(self, "finetune_dialog", None)
+        if finetune_dialog is not None:
+            finetune_dialog.runner.cancel()  # a training process does not outlive the window
         self.controller.close()
         super().closeEvent(event)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pneumoviewer.review.case import LesionStats
     from pneumoviewer.review.opening import FoundCallback, OpenedStudies
     from pneumoviewer.review.session import ReviewSession
+    from pneumoviewer.review.training_set import ReviewedCases
 
 @dataclass(frozen=True)
 class RestoredPredictions:
@@ -69,3 +70,14 @@ def load_image(image_id: str, path: Path) -> LoadedImage:
     from pneumoviewer.io.images import load_radiograph
 
     return LoadedImage(image_id, load_radiograph(path))
+
+
+def snapshot_reviewed_cases(cases: list, path: Path) -> ReviewedCases:
+    """The session's reviewed cases, checked (`review.training_set`), written to `path` for the fine-tuning
+    process; returned for the dialog to say what was found and what was refused."""
+    from pneumoviewer.review.training_set import reviewed_cases, write_snapshot
+
+    gathered = reviewed_cases(cases)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_snapshot(gathered, path)
+    return gathered

@@ -28,6 +28,9 @@ from benchmarks.table import Row, machine_description, markdown_table, text_tabl
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT_SECONDS = {False: 1200, True: 180}  # per script, full / --quick
+# Minutes each even when quick (a Dask cluster, 1,000 studies in the window, a fine-tuning run, an
+# Orthanc server): a --quick run leaves them out and says so; `--only NAME --quick` still runs one.
+FULL_RUN_ONLY = ("archive", "finetune", "large_folder", "pacs")
 QUICK_BUDGET_SECONDS = 120  # the whole --quick run, on the 2-core machine of docs/benchmarks.md
 
 
@@ -77,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     durations: dict[str, float] = {}
     started = time.perf_counter()
-    for name in args.only or scripts:
+    chosen = args.only or [name for name in scripts if not (args.quick and name in FULL_RUN_ONLY)]
+    if args.quick and not args.only:
+        print(f"benchmarks: --quick leaves out {', '.join(FULL_RUN_ONLY)} (full run only)", file=sys.stderr)
+    for name in chosen:
         print(f"benchmarks: running {scripts[name].name}{' --quick' if args.quick else ''} ...", file=sys.stderr,
               flush=True)
         figures, seconds, failure = run_script(scripts[name], args.quick, args.verbose, args.model)

@@ -127,21 +127,20 @@ def predict_batch(
     predictor = cast(PredictorPlugin, get_worker().plugins[_PLUGIN_NAME]).predictor
     assert predictor is not None, "the plugin's setup loads it before any task runs"
     rows: dict[int, ArchiveRow] = {}
-    images: list[tuple[int, ImageFile]] = []
+    images: list[tuple[int, str, ImageFile]] = []  # (position in the batch, resolved path, the file)
     for position, candidate in enumerate(candidates):
         resolved = str(candidate.path.resolve())
         verdict = None if candidate.named else examine_candidate(candidate.path)
         if verdict is None or isinstance(verdict, DicomMetadata):
-            images.append((position, ImageFile(candidate.path, None)))
+            images.append((position, resolved, ImageFile(candidate.path, None)))
         elif isinstance(verdict, DicomError):
             rows[position] = ArchiveRow(RowKind.SCAN_PROBLEM, candidate.path, resolved, reason=verdict.reason)
         else:
             assert isinstance(verdict, CandidateKind)
             rows[position] = ArchiveRow(RowKind.IGNORED, candidate.path, resolved)
-    results = predict_files(predictor, [image for _, image in images], InferenceSettings.from_dict(settings),
+    results = predict_files(predictor, [image for _, _, image in images], InferenceSettings.from_dict(settings),
                             score_unvalidated=score_unvalidated)
-    for (position, image), result in zip(images, results, strict=True):
-        resolved = str(image.path.resolve())
+    for (position, resolved, image), result in zip(images, results, strict=True):
         if isinstance(result, Predicted):
             outcome = image_outcome(result, RleConvention(convention), calibrated=predictor.calibration is not None)
             note = f"{result.ai_warning}; scored on request (--score-unvalidated)" if result.ai_warning else None
@@ -357,7 +356,7 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     from pneumoviewer.commands import fail, report
     from pneumoviewer.commands._batch import open_predictor, request_settings
     from pneumoviewer.commands._progress import progress_bar
-    from pneumoviewer.commands.predict import write_outputs
+    from pneumoviewer.commands.predict import default_scores_path, write_outputs
     from pneumoviewer.model.checkpoint import CheckpointError
     from pneumoviewer.model.identity import model_fingerprint
 
@@ -377,7 +376,7 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     except ValueError as error:
         return fail(f"settings: {error}")
     out: Path = args.out
-    scores: Path = args.scores if args.scores is not None else out.with_name(out.stem + "-scores.csv")
+    scores: Path = args.scores if args.scores is not None else default_scores_path(out)
     options = ArchiveOptions(
         paths=args.paths, model=args.model, settings=settings, convention=convention, workers=args.workers,
         scheduler=args.scheduler, resume=args.resume, journal=out.with_name(out.name + ".journal"),

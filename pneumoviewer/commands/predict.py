@@ -144,7 +144,7 @@ def _predict(
         report(problem)
     if not files:
         return fail("no readable images found in " + ", ".join(map(str, paths)))
-    scores = scores if scores is not None else out.with_name(out.stem + "-scores.csv")
+    scores = scores if scores is not None else default_scores_path(out)
     outcomes: list[ImageOutcome] = []
     first_path: dict[str, Path] = {}
     latencies: list[float] = []
@@ -264,6 +264,11 @@ class _SegWriter:
             return FileProblem(result.path, f"{', '.join(written.generated_uids)} missing or invalid: "
                                "generated for its SEG (written)")
         return None
+
+
+def default_scores_path(out: Path) -> Path:
+    """Where the scores CSV goes when --scores is not given: beside the masks, OUT-scores.csv."""
+    return out.with_name(out.stem + "-scores.csv")
 
 
 def write_outputs(out: Path, scores: Path, outcomes: Iterable[ImageOutcome]) -> tuple[int, int, int]:

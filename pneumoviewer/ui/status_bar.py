@@ -55,12 +55,11 @@ class StatusBar(QStatusBar):
             return
         # QProgressBar.setValue repaints at once, not at the next paint event: a folder of 10,000 files
         # reporting each file would spend seconds in repaints. With updates off, setValue only records
-        # the value, and update() asks for one paint that Qt merges with the others of this loop turn.
+        # the value; turning them back on asks for one paint (Qt calls update()), merged with the others.
         self.progress.setUpdatesEnabled(False)
         self.progress.setRange(0, total)
         self.progress.setValue(done)
         self.progress.setUpdatesEnabled(True)
-        self.progress.update()
 
     def set_idle(self, message: str = "") -> None:
         self.task_label.setText(message)

@@ -19,9 +19,11 @@ LOG_INTERVAL_SECONDS = 10.0  # and at least this often while items keep getting 
 
 
 class ProgressBar(Protocol):
-    """What the commands use of a bar (tqdm's names): `n` items done so far."""
+    """What the commands use of a bar (tqdm's names): `n` items done so far, out of `total` (which a
+    command may set once it is known)."""
 
     n: int
+    total: int
 
     def update(self, n: int = 1) -> Any: ...
     def write(self, s: str, file: TextIO | None = None) -> Any: ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,16 +110,15 @@ def _ai_results(session: ReviewSession, model_path: Path | None, no_ai: bool):
 
 
 def _predict(session: ReviewSession, checkpoint: Path, cases: list) -> dict[str, str]:
-    from tqdm import tqdm
-
     from pneumoviewer.commands._batch import ImageFile, open_predictor, predict_files
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.errors import FileProblem
 
     predictor = open_predictor(checkpoint)
     files = [ImageFile(case.path, case.image_id) for case in cases if case.path is not None]
     by_path = {case.path: case for case in cases}
     problems: dict[str, str] = {}
-    with tqdm(total=len(files), unit="image", desc="AI", file=sys.stderr, dynamic_ncols=True) as progress:
+    with progress_bar(len(files), "AI") as progress:
         for result in predict_files(predictor, files, predictor.settings):
             progress.update()
             if isinstance(result, FileProblem):

@@ -204,8 +204,7 @@ def _query(node: PacsNode, query: StudyQuery) -> int:
 
 
 def _pull(node: PacsNode, args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.pacs.connection import connect
     from pneumoviewer.pacs.retrieve import discard_incoming, incoming_studies, retrieve_studies
     from pneumoviewer.paths import pacs_cache_dir
@@ -225,7 +224,7 @@ def _pull(node: PacsNode, args: argparse.Namespace) -> int:
     resumed = set(incoming_studies(cache)) & set(studies)
     for uid in sorted(resumed):
         print(f"resuming the retrieval of study {uid}")
-    with tqdm(desc="pull", unit="instance") as bar:
+    with progress_bar(0, "pull", unit="instance") as bar:  # the total is known once the studies are listed
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)

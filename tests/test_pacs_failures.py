@@ -89,7 +89,8 @@ def test_server_down_and_wrong_port(orthanc: OrthancServer, capsys: pytest.Captu
 def test_refused_login_and_association(orthanc: OrthancServer, tmp_path: Path, study_files: list[Path]) -> None:
     assert "refused the user name or password (HTTP 401)" in query_error(web(orthanc, password="wrong"))
     assert "(HTTP 401)" in query_error(web(orthanc, username="", password=""))
-    assert "the server refused the association" in query_error(dimse(orthanc, ae_title="NOT-ITS-AE"))
+    assert "the server refused the association: called ae title not recognised" in query_error(
+        dimse(orthanc, ae_title="NOT-ITS-AE"))
     # A push the server refuses as a whole stops at the first object; every object is retried next time.
     report = push_objects(web(orthanc, password="wrong"), study_files[:2], data_dir=tmp_path)
     assert report.stopped_by is not None and "HTTP 401" in str(report.stopped_by)

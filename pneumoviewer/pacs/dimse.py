@@ -11,6 +11,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, Association, build_role, evt
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ComputedRadiographyImageStorage,
     DigitalXRayImageStorageForPresentation,
@@ -139,13 +140,21 @@ class DimseConnection:
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.node.timeout_s
         ae.connection_timeout = self.node.timeout_s
         roles: list[Any] = []
-        handlers: list[Any] = []
+        rejections: list[A_ASSOCIATE_RJ] = []
+        # pynetdicom 3.0 can report a rejection as an abort: when the server closes the connection
+        # right after its A-ASSOCIATE-RJ (Orthanc does), a loaded machine may see the closed socket
+        # before the answer is handed on. The PDU itself is always seen, so it decides.
+        def note_rejection(event: evt.Event) -> None:
+            if isinstance(event.pdu, A_ASSOCIATE_RJ):
+                rejections.append(event.pdu)
+
+        handlers: list[Any] = [(evt.EVT_PDU_RECV, note_rejection)]
         if purpose == "find":
             ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
         elif purpose == "get":
             ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
             roles = [build_role(storage, scp_role=True) for storage in STORAGE_CLASSES]
-            handlers = [(evt.EVT_C_STORE, self._received_instance)]
+            handlers.append((evt.EVT_C_STORE, self._received_instance))
         if purpose in ("get", "store"):
             # One context per transfer syntax: each instance travels as it is stored (a JPEG stays the
             # same JPEG) instead of being transcoded to the first syntax of a shared context.
@@ -154,8 +163,9 @@ class DimseConnection:
                     ae.add_requested_context(storage, syntax)
         association = ae.associate(self.node.host, self.node.port, ae_title=self.node.ae_title,
                                    ext_neg=roles, evt_handlers=handlers)
-        if association.is_rejected:
-            raise PacsError(self.node, f"{what}: the server refused the association (is our AE title "
+        if association.is_rejected or (rejections and not association.is_established):
+            reason = f": {rejections[0].reason_str.lower()}" if rejections else ""
+            raise PacsError(self.node, f"{what}: the server refused the association{reason} (is our AE title "
                                        f"{self.node.calling_ae} known to it, and its AE title {self.node.ae_title}?)")
         if not association.is_established:
             raise PacsError(self.node, f"{what}: no DICOM association could be made (no answer in "

@@ -2,15 +2,16 @@
 # Creates .venv beside the checkout and installs PneumoViewer into it (editable), with the
 # Debian libraries Qt needs, dicom3tools (dciodvfy: the tests validate every DICOM object we
 # write with it), Orthanc with its DICOMweb plugin (the PACS tests and benchmark start their own,
-# see tests/orthanc_server.py) and poppler-utils (pdftotext: the tests read the case reports' PDFs back),
-# when they are missing and we may install them.
+# see tests/orthanc_server.py), poppler-utils (pdftotext: the tests read the case reports' PDFs back),
+# chromium-headless-shell (a test renders the evaluation report's HTML page) and xdotool (the start-up
+# benchmark waits for the window with it), when they are missing and we may install them.
 # Usage: scripts/install.sh [EXTRA]   e.g. scripts/install.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
 
 debian_packages=(libegl1 libgl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3 dicom3tools orthanc orthanc-dicomweb
-                 poppler-utils)
+                 poppler-utils chromium-headless-shell xdotool)
 missing=()
 for pkg in "${debian_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

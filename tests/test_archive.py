@@ -162,6 +162,33 @@ def test_an_existing_cluster_is_used_by_address_and_left_running(
             assert len(client.scheduler_info()["workers"]) == 1
 
 
+def test_a_model_no_worker_can_load_and_an_archive_of_bad_files_write_no_csv(
+    archive: Path, random_checkpoint: Path, tmp_path: Path, cluster_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in cluster_env.items():
+        monkeypatch.setenv(name, value)
+    damaged = tmp_path / "model" / "damaged.safetensors"
+    damaged.parent.mkdir()
+    damaged.write_bytes(random_checkpoint.read_bytes()[:5000])  # the card is fine, the weights are cut short
+    shutil.copy(random_checkpoint.with_suffix(".json"), damaged.with_suffix(".json"))
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(archive), "--out", str(out), "--model", str(damaged), "--workers", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "a worker could not load the model" in error and "damaged.safetensors" in error, error
+    assert not out.exists() and not out.with_name("preds.csv.journal").exists(), "nothing to resume"
+
+    only_bad = tmp_path / "only-bad"
+    only_bad.mkdir()
+    (only_bad / "fake.dcm").write_bytes(b"not a dicom at all")
+    (only_bad / "truncated.dcm").write_bytes(next(archive.rglob("1.*.dcm")).read_bytes()[:2000])
+    assert main(["predict", str(only_bad), "--out", str(out), "--model", str(random_checkpoint),
+                 "--workers", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "no image could be predicted" in error and error.count("fake.dcm") == 1, error
+    assert not out.exists() and not out.with_name("preds-scores.csv").exists(), "nothing written for nothing"
+
+
 def test_resume_needs_a_cluster_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", str(tmp_path), "--out", str(tmp_path / "p.csv"), "--resume"]) == 2
     assert "--workers or --scheduler" in capsys.readouterr().err

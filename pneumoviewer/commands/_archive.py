@@ -187,6 +187,9 @@ class Journal:
         with open(self._batch_file(index), "rb") as stream:
             return pickle.load(stream)  # noqa: S301
 
+    def holds_batches(self) -> bool:
+        return any(self.folder.glob("batch-*.pickle"))
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -238,7 +241,11 @@ def open_client(options: ArchiveOptions) -> Client:
     except (OSError, TimeoutError) as error:
         where = options.scheduler or "a local cluster"
         raise ArchiveError(f"cannot reach {where}: {error}") from error
-    client.register_plugin(PredictorPlugin(options.model, torch_threads), name=_PLUGIN_NAME)
+    try:
+        client.register_plugin(PredictorPlugin(options.model, torch_threads), name=_PLUGIN_NAME)
+    except Exception as error:  # noqa: BLE001 - whatever stops a worker loading the model stops the run
+        _close(client) if options.scheduler is None else client.close()
+        raise ArchiveError(f"a worker could not load the model: {error}") from error
     return client
 
 
@@ -271,7 +278,12 @@ def predict_archive(
 
     journal = Journal(options.journal, run_identity(options, model_key), options.resume)
     walk_problems: list[FileProblem] = []
-    client = open_client(options)
+    try:
+        client = open_client(options)
+    except ArchiveError:
+        if not journal.holds_batches():  # nothing was done: no journal to resume from
+            journal.remove()
+        raise
     if _has_dashboard() and client.dashboard_link:
         on_note(f"Dask dashboard: {client.dashboard_link}")
     batches = 0
@@ -354,11 +366,12 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     import time
 
     from pneumoviewer.commands import fail, report
-    from pneumoviewer.commands._batch import open_predictor, request_settings
     from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.commands.predict import default_scores_path, write_outputs
-    from pneumoviewer.model.checkpoint import CheckpointError
+    from pneumoviewer.model.checkpoint import CheckpointError, load_card
     from pneumoviewer.model.identity import model_fingerprint
+    from pneumoviewer.model.postprocess import InferenceSettings
+    from pneumoviewer.paths import default_model_path
 
     if args.workers is None and args.scheduler is None:
         return fail("--resume finishes a --workers or --scheduler run: give one of them", status=2)
@@ -368,9 +381,10 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
                                             ("--seg-dir", args.seg_dir)) if value is not None]
     if unsupported:
         return fail(f"{', '.join(unsupported)}: not available on a cluster yet (run without --workers)", status=2)
-    try:
-        predictor = open_predictor(args.model)  # checks the model and the settings before any worker starts
-        settings = request_settings(predictor, overrides).to_dict()
+    checkpoint = args.model if args.model is not None else default_model_path()
+    try:  # the card and the settings are checked before any worker starts; the weights, by each worker
+        card = load_card(checkpoint)
+        settings = InferenceSettings.from_dict({**card.settings, **overrides}).to_dict()
     except CheckpointError as error:
         return fail(str(error))
     except ValueError as error:
@@ -393,7 +407,7 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     started = time.perf_counter()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        journal, batches = predict_archive(options, model_fingerprint(predictor.checkpoint), on_problem,
+        journal, batches = predict_archive(options, model_fingerprint(checkpoint), on_problem,
                                            lambda note: progress.write(note, file=sys.stderr), progress)
     except ArchiveError as error:
         return fail(str(error))
@@ -403,13 +417,15 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     finally:
         progress.close()
     seconds = time.perf_counter() - started
+    outcomes = journal_outcomes(journal, batches, on_problem)
+    first = next(outcomes, None)
+    if first is None:  # as the single-process run: refused before any CSV is written
+        return fail(f"no image could be predicted (the journal is kept in {options.journal})")
     try:
         scores.parent.mkdir(parents=True, exist_ok=True)
-        predicted, positives, flagged = write_outputs(out, scores, journal_outcomes(journal, batches, on_problem))
+        predicted, positives, flagged = write_outputs(out, scores, itertools.chain([first], outcomes))
     except OSError as error:
         return fail(f"{error.filename or out}: could not be written ({error.strerror or error})")
-    if predicted == 0:
-        return fail("no image could be predicted (the journal is kept in " + str(options.journal) + ")")
     journal.remove()
     print(f"Predicted {predicted} image(s): {positives} positive, {predicted - positives} negative "
           f"(challenge call, masks); {flagged} flagged for triage; {problems} skipped. "

@@ -133,6 +133,41 @@ def test_a_model_chosen_after_none_could_load_predicts_every_case_and_edits_stay
     assert case.editor.can_undo  # the undo history survived the model change
 
 
+def test_switching_back_to_a_model_puts_its_stored_results_back_without_the_network(
+    qtbot, make_controller, study_folder: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from pneumoviewer.model.checkpoint import load_checkpoint, save_checkpoint
+
+    network, card = load_checkpoint(random_checkpoint)
+    torch.manual_seed(1)
+    for parameter in network.parameters():  # the same architecture and card, other weights: other scores
+        parameter.data.add_(torch.randn_like(parameter) * 0.5)
+    (tmp_path / "other-model").mkdir()
+    other, _ = save_checkpoint(tmp_path / "other-model" / "other", network, card, half=False)
+
+    controller = make_controller(model_checkpoint=random_checkpoint)
+    open_folder(qtbot, controller, study_folder)
+    qtbot.waitUntil(lambda: all_scored(controller), timeout=WAIT_MS)
+    first_scores = {row.image_id: row.score for row in controller.worklist_model.rows()}
+
+    def scores() -> dict[str, float | None]:
+        return {row.image_id: row.score for row in controller.worklist_model.rows()}
+
+    controller.use_model(other)
+    qtbot.waitUntil(lambda: all(scores()[key] != first_scores[key] for key in first_scores), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not controller.model_queue.running, timeout=WAIT_MS)
+
+    predicted: list[str] = []
+    controller.model_queue.sigPredicted.connect(lambda image_id, _finding: predicted.append(image_id))
+    controller.use_model(random_checkpoint)  # a rollback: its results of a moment ago are still valid
+    qtbot.waitUntil(lambda: scores() == first_scores, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not controller.pool.running(), timeout=WAIT_MS)  # the restore, and any AI run
+    assert predicted == [], "the stored results were put back, not predicted again"
+    assert controller.ai.restored_under is not None
+
+
 def test_a_chosen_model_that_is_refused_gives_way_to_the_bundled_one_with_a_warning(
     qtbot, make_controller, study_folder: Path, random_checkpoint: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

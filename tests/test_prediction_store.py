@@ -14,7 +14,7 @@ import pytest
 from pneumoviewer.io.dicom import scan_folder
 from pneumoviewer.review.autosave import SessionSaveError
 from pneumoviewer.review.case import ReviewStatus
-from pneumoviewer.review.prediction_store import CONTENT_BLOCK, StoredPrediction
+from pneumoviewer.review.prediction_store import CONTENT_BLOCK, KEPT_MODELS, StoredPrediction
 from pneumoviewer.review.session import ReviewSession, WorklistOrder
 
 MODEL = "a" * 32
@@ -132,20 +132,35 @@ def test_another_models_key_restores_nothing_and_keeps_the_results_for_that_mode
     assert open_study(study, data).restore_predictions(MODEL) == set(predictions)
 
 
-def test_results_of_a_new_model_replace_the_old_ones_and_unkeyed_results_are_not_stored(
+def test_each_models_results_are_kept_for_when_it_is_back_and_unkeyed_results_are_not_stored(
     study: Path, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    scored_study(study, data)
+    first = scored_study(study, data)
     session = open_study(study, data)
     predict_all(session, OTHER_MODEL)
+    predict_all(session, OTHER_MODEL)  # predicted again: the newer line supersedes the older
     predict_all(session, model_key=None)  # a result with no model key is shown, not stored
     session.close()
     reopened = open_study(study, data)
-    assert reopened.restore_predictions(MODEL) == set()
     assert len(reopened.restore_predictions(OTHER_MODEL)) == 4
+    rolled_back = open_study(study, data)  # back to the first model: its results need no network
+    assert rolled_back.restore_predictions(MODEL) == set(first)
+    assert all(case.ai_score == pytest.approx(first[case.image_id].score) for case in rolled_back.cases)
     lines = journal_path(study, data).read_text().splitlines()
-    assert len(lines) == 4  # the superseded lines were compacted away
+    assert len(lines) == 8  # 4 images x 2 models: the superseded lines were compacted away
+
+
+def test_only_the_models_stored_last_keep_their_results(study: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    models = [f"{number:032x}" for number in range(KEPT_MODELS + 1)]
+    session = open_study(study, data)
+    for model in models:
+        predict_all(session, model)
+    session.close()
+    assert open_study(study, data).restore_predictions(models[0]) == set()  # the oldest was dropped
+    assert all(len(open_study(study, data).restore_predictions(model)) == 4 for model in models[1:])
+    assert len(journal_path(study, data).read_text().splitlines()) == 4 * KEPT_MODELS
 
 
 def test_a_corrupt_store_is_dropped_without_a_crash_and_the_good_entries_still_restore(

@@ -6,6 +6,10 @@ would grow quadratically. The later line for an image supersedes an earlier one;
 rewritten (atomically) only when it holds such dead lines, at restore. There is no fsync: a power
 cut may lose the last results, which only means predicting them again.
 
+Results are kept per image and model: switching back to a model (a rollback after fine-tuning, say)
+finds its results still there. Only the results of the `KEPT_MODELS` models stored most recently are
+kept; older models' lines are dropped at the next rewrite.
+
 A line is trusted only when all of this holds, otherwise it is dropped and the image predicted:
 - its checksum matches the rest of the line (a torn write or a flipped bit anywhere fails it);
 - it was made by the same model (the caller's model key: weights + card, see `model.identity`);
@@ -38,6 +42,7 @@ JOURNAL_NAME = "predictions.jsonl"
 # it is 0.09 s with the page cache warm against 0.31 s for whole files, and a folder of 20 MB
 # uncompressed radiographs costs the same per file instead of 400 times more.
 CONTENT_BLOCK = 16 * 1024
+KEPT_MODELS = 4
 
 
 @dataclass(frozen=True)
@@ -156,8 +161,8 @@ def _checksum(payload: dict[str, object]) -> str:
 
 @dataclass(frozen=True)
 class JournalContents:
-    latest: dict[str, StoredPrediction]  # image id -> its last intact line
-    dead_lines: int  # superseded or damaged lines: the journal is worth rewriting
+    latest: dict[tuple[str, str], StoredPrediction]  # (image id, model key) -> its last intact line
+    dead_lines: int  # superseded, damaged or too old a model's lines: the journal is worth rewriting
     damaged: list[str]  # "line N: reason" for each damaged line
 
 
@@ -174,8 +179,10 @@ class PredictionJournal:
             stream.write(entry.to_line())
 
     def read(self) -> JournalContents:
-        """Every intact line, the last one per image winning; raises OSError if the file cannot be read."""
-        latest: dict[str, StoredPrediction] = {}
+        """Every intact line of the `KEPT_MODELS` models stored last, the last one per image and model
+        winning; raises OSError if the file cannot be read."""
+        latest: dict[tuple[str, str], StoredPrediction] = {}
+        last_line_of_model: dict[str, int] = {}
         damaged: list[str] = []
         dead = 0
         try:
@@ -190,9 +197,13 @@ class PredictionJournal:
                 damaged.append(f"line {number}: {error}")
                 dead += 1
                 continue
-            dead += entry.image_id in latest
-            latest[entry.image_id] = entry
-        return JournalContents(latest, dead, damaged)
+            key = (entry.image_id, entry.model_key)
+            dead += key in latest
+            latest[key] = entry
+            last_line_of_model[entry.model_key] = number
+        kept_models = set(sorted(last_line_of_model, key=last_line_of_model.__getitem__)[-KEPT_MODELS:])
+        kept = {key: entry for key, entry in latest.items() if key[1] in kept_models}
+        return JournalContents(kept, dead + len(latest) - len(kept), damaged)
 
     def rewrite(self, entries: list[StoredPrediction]) -> None:
         """Replace the journal by `entries` atomically; raises OSError (the old journal stays)."""

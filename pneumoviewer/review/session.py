@@ -219,18 +219,19 @@ class ReviewSession:
             kept = dict(contents.latest)
             damaged = list(contents.damaged)
             restored: set[str] = set()
-            for image_id, entry in contents.latest.items():
+            for key, entry in contents.latest.items():
+                image_id = entry.image_id
                 case = self._by_id.get(image_id)
                 if case is None or entry.model_key != model_key or self._ai_model_keys.get(image_id) == model_key:
                     continue  # kept for an image not found this time, or for when that model is back
                 if case.path is None or entry.shape != case.shape or not entry.file.matches(case.path):
-                    del kept[image_id]  # a changed file: the result can never apply again
+                    del kept[key]  # a changed file: the result can never apply again
                     continue
                 try:
                     mask = entry.mask()
                 except RleError as error:
                     damaged.append(f"{image_id}: its mask is not valid RLE ({error.reason})")
-                    del kept[image_id]
+                    del kept[key]
                     continue
                 case.set_ai_result(entry.score, mask, entry.positive)
                 self._ai_model_keys[image_id] = model_key

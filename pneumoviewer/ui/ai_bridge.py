@@ -21,6 +21,7 @@ from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJo
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
     from pneumoviewer.review.case import Case, LesionStats
+    from pneumoviewer.review.session import ReviewSession
     from pneumoviewer.ui.controller import ReviewController
     from pneumoviewer.ui.tasks import RestoredPredictions
 
@@ -46,6 +47,8 @@ class AiBridge(QObject):
         super().__init__(controller)
         self.controller = controller
         self.restored_under: str | None = None  # the model key of AI results reused when the session opened
+        # The worker putting back a switched-to model's stored results, and the session it puts them in.
+        self._restoring: tuple[QObject, ReviewSession] | None = None
         mq = controller.model_queue
         mq.sigPredicted.connect(self._predicted)
         mq.sigHeatmap.connect(self._heatmap_ready)
@@ -85,12 +88,17 @@ class AiBridge(QObject):
         self._refresh_current_findings()
 
     def use_model(self, checkpoint: Path) -> None:
-        """Predict with `checkpoint` from now on: every case again (edits, statuses and undo stay)."""
+        """Predict with `checkpoint` from now on (edits, statuses and undo stay): the results stored for
+        it earlier (a model switched back to) are put back off the GUI thread while it loads, and the
+        network runs on every other case."""
+        from pneumoviewer.ui import tasks
+        from pneumoviewer.ui.workers import Worker
+
         c = self.controller
         checkpoint = Path(checkpoint)
 
         c.model_checkpoint = checkpoint
-        self.restored_under = None  # every case is predicted again below
+        self.restored_under = None
         c.model_queue.use_model(chosen_model_factory(checkpoint))
         c.heatmaps.clear()
         if c.current_id is not None:
@@ -99,11 +107,39 @@ class AiBridge(QObject):
             c.worklist_model.update_row(row.image_id, error=None)
         c.sigAiState.emit(f"AI: loading {checkpoint.name}…", "")
         c.model_queue.warm_up()
-        self.predict_all()
+        if c.session is None:
+            return
+        worker = Worker(tasks.restore_predictions, c.session, checkpoint)
+        self._restoring = (worker, c.session)
+        worker.sigFinished.connect(self._stored_results_restored)
+        worker.sigErrored.connect(self._stored_results_unreadable)
+        c.pool.start(worker)
+
+    @Slot(object)
+    def _stored_results_unreadable(self, _error: Exception) -> None:
+        self._queue_after_restore(None)  # the store is only a cache: every case is predicted instead
+
+    @Slot(object)
+    def _stored_results_restored(self, restored: RestoredPredictions | None) -> None:
+        self._queue_after_restore(restored)
+
+    def _queue_after_restore(self, restored: RestoredPredictions | None) -> None:
+        c = self.controller
+        if self._restoring is None or self.sender() is not self._restoring[0]:
+            return  # another model was chosen meanwhile
+        restored_into, self._restoring = self._restoring[1], None
+        if c.session is not restored_into:
+            return  # that session was closed meanwhile: the new one's opening restores its own results
+        lesions = self.take_restored(restored)
+        for image_id in lesions:
+            c.rows.later(c.session.case(image_id))
+        c.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in c.session.worklist()
+                               if case.image_id not in lesions])
         case = c.current_case()
         if case is not None:  # the case on screen first
+            predict = [] if case.image_id in lesions else [model_job(JobKind.PREDICT, case)]
             heatmap = [model_job(JobKind.HEATMAP, case)] if c.heatmaps_wanted else []
-            c.model_queue.prioritise([model_job(JobKind.PREDICT, case), *heatmap])
+            c.model_queue.prioritise([*predict, *heatmap])
 
     @staticmethod
     def version_label(checkpoint: Path | None, card: dict | None, model_key: str) -> str:

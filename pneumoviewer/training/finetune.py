@@ -17,6 +17,10 @@ The recipe (measured in docs/model.md, "Learning from corrections"):
 4. The calibration and both operating points (`model.calibration`, `model.operating_points`: triage
    at sensitivity 0.90) fitted on the site's training cases; the post-processing settings stay the
    parent's (re-tuning them there, `retune_settings`, over-fitted: measured in docs/model.md).
+   Options measured on the site twin and left off because the candidate still lost at the gate
+   (docs/model.md): `fit_fraction` holds a share of the training cases apart from training and
+   fits the calibration, the operating points and the challenge threshold there; `site_sampling`
+   "prevalence" draws the site's cases at their own share of positives instead of balanced.
 Everything goes through the app's pre-processing (`data.cached_example` -> `pipeline.resize_pixels`,
 `pipeline.prepare_batch`, `train.predict_maps`), as training does.
 """

@@ -43,9 +43,9 @@ def finetuned(reviewed_csv: Path, siim_dir: Path, random_checkpoint: Path,
     sources: list[set[str]] = []
     original = ft._Source.__init__
 
-    def recording(self: ft._Source, examples: ft._Examples, *args: object) -> None:
+    def recording(self: ft._Source, examples: ft._Examples, *args: object, **kwargs: object) -> None:
         sources.append({image.image_id for image in examples.images})
-        original(self, examples, *args)  # type: ignore[arg-type]
+        original(self, examples, *args, **kwargs)  # type: ignore[arg-type]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ft._Source, "__init__", recording)
@@ -54,6 +54,55 @@ def finetuned(reviewed_csv: Path, siim_dir: Path, random_checkpoint: Path,
                                      forgetting=False, cache_dir=out / "cache", threads=1)
         result = ft.finetune(ft.cases_from_csv(reviewed_csv, siim_dir), options)
     return result, sources
+
+
+def test_cases_held_apart_to_fit_the_thresholds_are_neither_trained_on_nor_held_out(
+    reviewed_csv: Path, siim_dir: Path, random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources: list[tuple[set[str], bool]] = []
+    original = ft._Source.__init__
+
+    def recording(self: ft._Source, examples: ft._Examples, spec: object, seed: int, balanced: bool = True) -> None:
+        sources.append(({image.image_id for image in examples.images}, balanced))
+        original(self, examples, spec, seed, balanced)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ft._Source, "__init__", recording)
+    options = ft.FinetuneOptions(out=tmp_path, start_model=random_checkpoint, minutes=0.03, rehearsal_images=0,
+                                 forgetting=False, cache_dir=tmp_path / "cache", threads=1, fit_fraction=0.34,
+                                 site_sampling="prevalence")
+    result = ft.finetune(ft.cases_from_csv(reviewed_csv, siim_dir), options)
+    card = json.loads(result.model.with_suffix(".json").read_text())
+    fitted = set(card["training"]["fitted_on_ids"])
+    assert (len(result.held_out), len(result.trained_on), len(fitted)) == (10, 20, 10)
+    assert sources == [(set(result.trained_on), False)]  # trained on the 20 alone, each case equally often
+    assert not fitted & set(result.trained_on) and not fitted & set(result.held_out)
+    assert card["operating_points"]["challenge"]["threshold"] == card["settings"]["presence_threshold"]
+    assert card["training"]["recipe"]["fit_fraction"] == 0.34
+    with pytest.raises(ValueError, match="site_sampling"):
+        ft.FinetuneOptions(out=tmp_path, site_sampling="uniform")
+
+
+def test_the_presence_threshold_fitted_alone_keeps_the_parents_unless_another_scores_better() -> None:
+    from pneumoviewer.model.postprocess import InferenceSettings
+    from pneumoviewer.training.tuning import fit_presence_threshold
+
+    lesion = np.zeros((8, 8), dtype=bool)
+    lesion[2:6, 2:6] = True
+    masks = np.stack([lesion, np.zeros_like(lesion), np.zeros_like(lesion)])
+    maps = np.stack([lesion * 0.97, lesion * 0.93, lesion * 0.90]).astype(np.float32)  # one true, two false calls
+    parent = InferenceSettings(presence_threshold=0.85, presence_min_pixels=1, mask_threshold=0.5,
+                               presence_head_weight=0.0)
+    threshold, score = fit_presence_threshold(masks, maps, np.zeros(3), parent)
+    assert (threshold, score) == (0.97, 1.0)  # 0.935 … 0.97 call the true lesion alone: ties go to the highest
+    alone = np.stack([lesion * 0.97, np.zeros_like(maps[0]), np.zeros_like(maps[0])])
+    assert fit_presence_threshold(masks, alone, np.zeros(3), parent) == (0.85, 1.0)  # the parent's is among the best
+
+
+def test_the_developers_data_is_found_beside_the_checkout() -> None:
+    developers = ft.developer_data()
+    assert developers is not None, "../shared/data beside the checkout (rehearsal and the forgetting check)"
+    assert len(developers.validation) == 269 and len(developers.training) > 1000
+    assert not {i.image_id for i in developers.validation} & {i.image_id for i in developers.training}
 
 
 def _case(image_id: str, status: ReviewStatus, mask: np.ndarray | None, shape: tuple[int, int] = (64, 64)) -> Case:

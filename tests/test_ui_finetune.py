@@ -100,6 +100,7 @@ def test_fine_tune_gate_promote_and_switch_back(qtbot, make_window, reviewed_fol
     registry = ModelRegistry(tmp_path / "sessions")
     active = registry.active()
     assert active.name == dialog.promoted == "site-001"
+    assert active.weights.is_file() and not Path(dialog.summary["model"]).parent.exists()  # the job's scratch went
     assert window.controller.model_checkpoint == active.weights
     # The worklist is scored again by the promoted model, and the findings panel names it.
     qtbot.waitUntil(lambda: window.info.value("AI model").startswith("site-001"), timeout=WAIT_MS)
@@ -140,3 +141,26 @@ def test_the_training_process_killed_loses_nothing_and_says_so(qtbot, make_windo
     assert session.done_count == 40 and not session.has_unsaved_changes
     window.controller.step_case(+1)  # the window still works
     assert window.controller.current_case() is not None
+
+
+def test_a_candidate_not_promoted_is_removed_when_the_next_fine_tuning_starts(
+    qtbot, make_window, reviewed_folder: Path
+) -> None:
+    window = make_window()
+    open_and_wait(qtbot, window, reviewed_folder)
+    review_everything(window, reviewed_folder)
+    dialog = open_dialog(qtbot, window)
+    dialog.budget.addItem("3 seconds", 0.05)
+    dialog.budget.setCurrentIndex(dialog.budget.count() - 1)
+    with qtbot.waitSignal(dialog.runner.sigFinished, timeout=PROCESS_MS):
+        dialog.start_button.click()
+    first_job = Path(dialog.summary["model"]).parent
+    assert (first_job / "model.safetensors").is_file()
+    dialog.close()
+    qtbot.wait(1100)  # job folders are named by the second
+    dialog = open_dialog(qtbot, window)  # reopened: a new job; the first candidate is still shown
+    assert dialog.job != first_job and first_job.is_dir()
+    with qtbot.waitSignal(dialog.runner.sigFinished, timeout=PROCESS_MS):
+        dialog.start_button.click()  # starting again discards the candidate nobody promoted
+        assert not first_job.exists()
+    assert (dialog.job / "model.safetensors").is_file() and (first_job.parent / "cache").is_dir()

@@ -17,6 +17,10 @@ The recipe (measured in docs/model.md, "Learning from corrections"):
 4. The calibration and both operating points (`model.calibration`, `model.operating_points`: triage
    at sensitivity 0.90) fitted on the site's training cases; the post-processing settings stay the
    parent's (re-tuning them there, `retune_settings`, over-fitted: measured in docs/model.md).
+   Options measured on the site twin and left off because the candidate still lost at the gate
+   (docs/model.md): `fit_fraction` holds a share of the training cases apart from training and
+   fits the calibration, the operating points and the challenge threshold there; `site_sampling`
+   "prevalence" draws the site's cases at their own share of positives instead of balanced.
 Everything goes through the app's pre-processing (`data.cached_example` -> `pipeline.resize_pixels`,
 `pipeline.prepare_batch`, `train.predict_maps`), as training does.
 """
@@ -60,9 +64,10 @@ from pneumoviewer.review.training_set import (
 )
 from pneumoviewer.training import data, gate
 from pneumoviewer.training.train import parameter_groups, predict_maps, segmentation_loss
-from pneumoviewer.training.tuning import ValidationSet, tune_settings
+from pneumoviewer.training.tuning import ValidationSet, fit_presence_threshold, tune_settings
 
 STATE_FILE = "finetune-state.pt"
+SITE_SAMPLING = ("balanced", "prevalence")
 PhaseCallback = Callable[[str], None]
 
 
@@ -83,15 +88,27 @@ class FinetuneOptions:
     # Re-tune the post-processing settings on the site's training cases too. Off: measured on the site twin,
     # settings tuned on 148 trained-on cases cost 0.04 of held-out AUC (docs/model.md, "Learning from corrections").
     retune_settings: bool = False
+    # Share of the training cases held apart from training: the candidate's calibration, operating points and
+    # challenge threshold are fitted on them (0: on the training cases themselves, which the candidate has seen).
+    fit_fraction: float = 0.0
+    # The site half of each batch: "balanced" (positives and negatives equally) or "prevalence" (every case
+    # equally often, so at the site's own share of positives).
+    site_sampling: str = "balanced"
     forgetting: bool = True  # also score both models on the developers' SIIM validation split
     cache_dir: Path | None = None  # default: <out>/cache
     threads: int | None = None
     checkpoint_minutes: float = 2.0
 
+    def __post_init__(self) -> None:
+        if self.site_sampling not in SITE_SAMPLING:
+            raise ValueError(f"site_sampling must be one of {', '.join(SITE_SAMPLING)}, got {self.site_sampling!r}")
+        if not 0 <= self.fit_fraction < 1:
+            raise ValueError(f"fit_fraction must be at least 0 and below 1, got {self.fit_fraction!r}")
+
     def recipe(self) -> dict[str, Any]:
         """What decides the result (the card records it; a changed recipe never resumes an old state)."""
         keys = ("minutes", "holdout_fraction", "seed", "batch_size", "learning_rate", "encoder_lr_scale",
-                "rehearsal_images", "adapt_batchnorm", "retune_settings")
+                "rehearsal_images", "adapt_batchnorm", "retune_settings", "fit_fraction", "site_sampling")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -197,7 +214,7 @@ def developer_data(card: ModelCard | None = None) -> DeveloperData | None:
 
     card = card or load_card(default_model_path())
     sources = (card.training.get("data") or {})
-    root = resources_dir().parent
+    root = resources_dir().parents[1]  # the checkout: `pneumoviewer/resources/` sits two levels below it
     images: list[data.LabelledImage] = []
     for name in ("primary", "extra"):
         source = sources.get(name) or {}
@@ -241,10 +258,15 @@ def finetune(
                              spec.size, cache_dir, cancel)
     cases = merge_refusals(cases, unreadable)
     train_images, holdout_images = data.split_validation(site.images, options.holdout_fraction, options.seed)
-    _check_enough(train_images, holdout_images, options)
+    _check_enough({"training": train_images, "held-out": holdout_images}, options)
+    fit_images: list[data.LabelledImage] = []
+    if options.fit_fraction:
+        train_images, fit_images = data.split_validation(train_images, options.fit_fraction, options.seed + 1)
+        _check_enough({"training": train_images, "fitting": fit_images}, options)
     index = {image.image_id: position for position, image in enumerate(site.images)}
     train = _subset(site, [index[i.image_id] for i in train_images])
     holdout = _subset(site, [index[i.image_id] for i in holdout_images])
+    fit = _subset(site, [index[i.image_id] for i in fit_images]) if fit_images else train
     developers = developer_data() if options.rehearsal_images or options.forgetting else None
     rehearsal = None
     if developers is not None and options.rehearsal_images:
@@ -262,8 +284,9 @@ def finetune(
     model.eval()
 
     candidate_card = ModelCard(network=card.network, normalisation=card.normalisation, settings=card.settings)
-    say("fitting the triage point on the site's training cases")
-    _fit_operating_points(model, candidate_card, train, device, options.retune_settings)
+    say("fitting the triage point on the site's cases held apart from training" if fit_images else
+        "fitting the triage point on the site's training cases")
+    _fit_operating_points(model, candidate_card, fit, device, options.retune_settings, bool(fit_images))
     candidate_path = out / "model"
     minutes = round((time.monotonic() - started) / 60, 2)
 
@@ -281,6 +304,7 @@ def finetune(
         "finetuned_from": parent,
         "trained_on_ids": list(trained_on),  # ids only: no names, paths or pixels of the site's patients
         "held_out_ids": list(held_out),
+        "fitted_on_ids": [image.image_id for image in fit_images],  # held apart from training (fit_fraction)
         "refused": len(cases.refused),
         "rehearsal_images": 0 if rehearsal is None else len(rehearsal.images),
         "recipe": options.recipe(),
@@ -295,23 +319,27 @@ def finetune(
     return FinetuneResult(candidate_path, report, cases, trained_on, held_out, minutes)
 
 
-def _fit_operating_points(model: PneumothoraxNet, card: ModelCard, train: _Examples, device: torch.device,
-                          retune_settings: bool) -> None:
-    """The calibration and both operating points (and with `retune_settings` the post-processing settings)
-    fitted on the site's training cases.
+def _fit_operating_points(model: PneumothoraxNet, card: ModelCard, cases: _Examples, device: torch.device,
+                          retune_settings: bool, fit_challenge_threshold: bool) -> None:
+    """The calibration and both operating points fitted on `cases`; with `retune_settings` every
+    post-processing setting too, with `fit_challenge_threshold` the challenge rule's presence threshold alone.
 
-    Those cases were trained on, so what is fitted there is optimistic; the gate measures the result
-    on the held-out slice, which none of this has seen.
+    `cases` are the site's training cases (optimistic: the candidate has seen them) or those held
+    apart from training (`fit_fraction`); either way the gate measures the result on the held-out
+    slice, which none of this has seen.
     """
     spec = InputSpec.from_card(card)
     settings = InferenceSettings.from_dict(card.settings)
-    maps, presence = predict_maps(model, train.pixels, spec, device, settings.tta)
+    maps, presence = predict_maps(model, cases.pixels, spec, device, settings.tta)
     if retune_settings:
-        settings, _ = tune_settings(ValidationSet(train.pixels, train.masks), maps, presence)
+        settings, _ = tune_settings(ValidationSet(cases.pixels, cases.masks), maps, presence)
         settings = InferenceSettings.from_dict({**settings.to_dict(), "tta": card.settings.get("tta", False)})
-        card.settings = settings.to_dict()
+    elif fit_challenge_threshold:
+        threshold, _ = fit_presence_threshold(cases.masks, maps, presence, settings)
+        settings = replace(settings, presence_threshold=threshold)
+    card.settings = settings.to_dict()
     scores = np.array([presence_score(p, float(h), settings) for p, h in zip(maps, presence, strict=True)])
-    truth = train.positive
+    truth = cases.positive
     card.calibration = fit_calibration(scores, truth).to_card()
     triage = metrics.threshold_for_sensitivity(scores, truth, DEFAULT_TRIAGE_SENSITIVITY)
     points = OperatingPoints(_point(triage, scores, truth), _point(settings.presence_threshold, scores, truth))
@@ -323,9 +351,8 @@ def _point(threshold: float, scores: np.ndarray, truth: np.ndarray) -> Operating
     return OperatingPoint(float(threshold), float(sensitivity), float(specificity))
 
 
-def _check_enough(train: Sequence[data.LabelledImage], holdout: Sequence[data.LabelledImage],
-                  options: FinetuneOptions) -> None:
-    for name, images in (("training", train), ("held-out", holdout)):
+def _check_enough(parts: dict[str, Sequence[data.LabelledImage]], options: FinetuneOptions) -> None:
+    for name, images in parts.items():
         positives = sum(image.positive for image in images)
         if positives == 0 or positives == len(images):
             raise data.TrainingDataError(
@@ -419,7 +446,7 @@ def _train(model: PneumothoraxNet, spec: InputSpec, site: _Examples, rehearsal: 
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=options.learning_rate, weight_decay=1e-4)
     budget_s = options.minutes * 60
     elapsed, step = _resume(out, run_key, model, optimizer, device)
-    sources = [_Source(site, spec, options.seed + step)]
+    sources = [_Source(site, spec, options.seed + step, balanced=options.site_sampling == "balanced")]
     if rehearsal is not None and len(rehearsal.images):
         sources.append(_Source(rehearsal, spec, options.seed + 1 + step))
     half = options.batch_size // 2
@@ -456,13 +483,15 @@ def _train(model: PneumothoraxNet, spec: InputSpec, site: _Examples, rehearsal: 
 
 
 class _Source:
-    """Balanced batches (positives and negatives equally) of augmented examples from one set."""
+    """Batches of augmented examples from one set: balanced (positives and negatives equally) or each example
+    equally often."""
 
-    def __init__(self, examples: _Examples, spec: InputSpec, seed: int) -> None:
+    def __init__(self, examples: _Examples, spec: InputSpec, seed: int, balanced: bool = True) -> None:
         augmentation = data.training_augmentation(seed)
         data.seed_augmentation(augmentation, seed)
         self.dataset = data.RadiographDataset(examples.pixels, examples.masks, spec, augmentation)
-        self.weights = data.balanced_sample_weights(examples.positive.tolist())
+        self.weights = (data.balanced_sample_weights(examples.positive.tolist()) if balanced else
+                        torch.ones(len(examples.images), dtype=torch.double))
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ one half, score the other, both ways) is the honest estimate.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,33 @@ def tune_settings(
     if not quick:
         figures["challenge_score_crossfit"] = _crossfit_score(validation.masks, probabilities, presence, grid)
     return settings, figures
+
+
+def fit_presence_threshold(
+    masks: np.ndarray, probabilities: np.ndarray, presence: np.ndarray, settings: InferenceSettings,
+    thresholds: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """The presence threshold with the best challenge score on these images, every other setting kept:
+    (threshold, its challenge score). Ties keep `settings.presence_threshold` when it is among the best,
+    else the highest (fewest calls). Only the call moves, not the triage score, so the AUC stays.
+
+    `thresholds` default: 0.80 to 0.995 in steps of 0.005 (where the challenge rule's thresholds lie)."""
+    grid = np.round(np.arange(0.80, 0.9951, 0.005), 3) if thresholds is None else np.asarray(thresholds)
+    truth_empty = ~masks.reshape(len(masks), -1).any(axis=1)
+    outputs = [postprocess(p, float(h), replace(settings, presence_threshold=0.0))
+               for p, h in zip(probabilities, presence, strict=True)]
+    dice = np.array([metrics.dice(output.mask, mask) for output, mask in zip(outputs, masks, strict=True)])
+    has_lesion = np.array([output.mask.any() for output in outputs])
+    scores = np.array([output.score for output in outputs])
+    candidates = sorted({float(settings.presence_threshold), *map(float, grid)})
+    results = {}
+    for threshold in candidates:
+        called = (scores >= threshold) & has_lesion
+        results[threshold] = float(np.where(called, dice, truth_empty).mean())
+    best = max(results.values())
+    tied = [threshold for threshold, score in results.items() if score >= best - 1e-12]
+    chosen = float(settings.presence_threshold) if float(settings.presence_threshold) in tied else max(tied)
+    return chosen, results[chosen]
 
 
 def evaluate_settings(

@@ -12,6 +12,7 @@ worklist is scored again. The versions dialog lists the registry, switches and r
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,9 @@ class FinetuneDialog(QDialog):
         if self.cases is None or self.job is None or self.cases.missing() is not None or self.runner.running:
             return
         start_model = self.controller.model_checkpoint or default_model_path()
+        previous = None if self.summary is None else Path(self.summary["model"]).parent
+        if previous is not None and previous != self.job:  # a candidate not promoted, no longer reachable
+            self._remove_job_folder(previous)
         self.summary = None
         self.table.hide()
         self.decision.setText("")
@@ -246,11 +250,19 @@ class FinetuneDialog(QDialog):
             self.controller.warn("Model not promoted", str(error))
             return
         self.promoted = version.name
+        self._remove_job_folder(Path(self.summary["model"]).parent)  # the registry keeps its own copy
         for button in (self.promote_button, self.promote_anyway_button):
             button.hide()
         self.decision.setText(self.decision.text() + f"<br>Promoted as <b>{version.name}</b>: the worklist is "
                               "being scored again with it.")
         self.controller.use_model(version.weights)
+
+    def _remove_job_folder(self, job: Path) -> None:
+        """A finished job's scratch (the snapshot of cases, the candidate, ~7 MB): only a folder of this data
+        folder's fine-tuning jobs, never the shared image cache, a running job or a model version."""
+        jobs = data_folder(self.controller) / "finetune"
+        if job.parent == jobs and job.name != "cache" and not self.runner.running and job.is_dir():
+            shutil.rmtree(job, ignore_errors=True)
 
     def closeEvent(self, event: Any) -> None:
         if self.runner.running:

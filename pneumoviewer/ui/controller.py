@@ -31,7 +31,7 @@ from pneumoviewer.ui.model_queue import JobKind, ModelQueue, default_predictor
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
 from pneumoviewer.ui.transfers import TransferRunner
 from pneumoviewer.ui.workers import Worker, WorkerPool
-from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel
+from pneumoviewer.ui.worklist import WorklistModel
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
     from pneumoviewer.io.rle import RleConvention
@@ -87,9 +87,7 @@ class ReviewController(QObject):
         self.model_checkpoint = model_checkpoint
         self.pool = WorkerPool(max_threads=4, parent=self)
         self.model_queue = ModelQueue(self.pool, predictor_factory, self)
-        self.worklist_model = WorklistModel(self)
-        self.worklist_filter = WorklistFilter(self)  # the worklist as shown: filtered and sorted
-        self.worklist_filter.setSourceModel(self.worklist_model)
+        self.worklist_model = WorklistModel(self)  # the worklist as shown: sorted and filtered
         self.findings = Findings()
         self.session: ReviewSession | None = None
         self.current_id: str | None = None
@@ -155,13 +153,11 @@ class ReviewController(QObject):
         These rows are provisional (no AI, no restored status yet): the session replaces them when the
         whole folder is indexed, with the same case numbers unless files are out of path order.
         """
-        from pneumoviewer.review.case import Case  # imported by the indexing worker that sent these
-
         if self.sender() is not self.transfers.task or self.session is not None:
             return  # a batch from an indexing that was cancelled meanwhile
-        first = self.worklist_model.rowCount() + 1
-        cases = [Case.from_metadata(meta, f"Case {number:04d}") for number, meta in enumerate(headers, first)]
-        self.worklist_model.append_rows([self.findings.row(case, None) for case in cases])
+        first = self.worklist_model.total_count + 1
+        self.worklist_model.append_rows([self.findings.listed_row(meta, f"Case {number:04d}")
+                                         for number, meta in enumerate(headers, first)])
 
     @Slot()
     def _indexing_stopped(self, *_: object) -> None:
@@ -197,7 +193,7 @@ class ReviewController(QObject):
                                   if case.image_id not in restored])
         self.current_id = None
         shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
-        shown = shown or self.worklist_filter.image_id_at(0)
+        shown = shown or self.worklist_model.image_id_at(0)
         if shown is not None:
             self._make_current(shown)
         self.follow_top = picked is None
@@ -256,9 +252,9 @@ class ReviewController(QObject):
     def step_case(self, step: int) -> None:
         """The next (+1) or previous (-1) case of the worklist as shown."""
         self.follow_top = False
-        proxy = self.worklist_filter
-        row = proxy.proxy_row_of(self.current_id) if self.current_id else -1
-        image_id = proxy.image_id_at(max(0, min(row + step, proxy.rowCount() - 1)))
+        worklist = self.worklist_model
+        row = worklist.row_of(self.current_id) if self.current_id else -1
+        image_id = worklist.image_id_at(max(0, min(row + step, worklist.rowCount() - 1)))
         if image_id is not None and image_id != self.current_id and self.session is not None:
             self._make_current(image_id)
 
@@ -268,7 +264,7 @@ class ReviewController(QObject):
         self.follow_top = False
 
     def _follow_the_top(self) -> None:
-        top = self.worklist_filter.image_id_at(0)
+        top = self.worklist_model.image_id_at(0)
         if self.follow_top and self.session is not None and top not in (None, self.current_id):
             self._make_current(top)
 
@@ -306,7 +302,7 @@ class ReviewController(QObject):
         self.sigHeatmap.emit(image_id, self.heatmaps.get(image_id))
         self.sigMessage.emit("", 0)
         self.sigCaseShown.emit(image_id)
-        following = self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1)
+        following = self.worklist_model.image_id_at(self.worklist_model.row_of(image_id) + 1)
         if following is not None and self.session is not None:
             self.case_images.prefetch(following, self.session.case(following).path)
 

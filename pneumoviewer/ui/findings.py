@@ -18,6 +18,7 @@ from pneumoviewer.ui.actions import SCORE_UNVALIDATED_TEXT
 from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.io.dicom import DicomMetadata
     from pneumoviewer.model.calibration import Calibration
     from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints
     from pneumoviewer.review.case import Case, LesionStats
@@ -169,6 +170,16 @@ class Findings:
             score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
             status=case.status.value, error=ai_error, flagged=self.flagged(case), probability=self.probability(case),
             ai_warning=ai_scope_warning(case.metadata),
+        )
+
+    @staticmethod
+    def listed_row(metadata: DicomMetadata, display_id: str) -> WorklistRow:
+        """The row of an image whose header was just read, before its case exists (no AI result, no
+        restored status yet): what the worklist shows while a folder is indexed."""
+        return WorklistRow(
+            image_id=metadata.sop_instance_uid, display_id=display_id, path=Path(metadata.path),
+            view=metadata.view_position or "", age=metadata.patient_age or "", sex=metadata.patient_sex or "",
+            ai_warning=ai_scope_warning(metadata),
         )
 
     def finding_fields(self, case: Case) -> dict[str, str]:

@@ -29,7 +29,8 @@ class Progress:
 
 
 class Worker(QObject, QRunnable):
-    BATCH_MS = 100
+    BATCH_MS = 100  # the first items reach the GUI thread this soon after they are read
+    LATER_BATCH_MS = 400  # then this often: each batch relayouts (and repaints) the list it fills
 
     sigStarted = Signal()
     sigProgress = Signal(int, int, str)  # done, total, description
@@ -54,9 +55,9 @@ class Worker(QObject, QRunnable):
         `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>";
         after a cancel, calling it raises `errors.Cancelled` (so a folder scan stops at the next file).
         `batch_keyword` adds that keyword: a callable taking one item at a time; the items reach
-        `sigYielded` as lists, collected by the GUI thread every BATCH_MS (one queued signal per file
-        would flood the event loop; a slow next file must not hold back the ones already read), the
-        last list before `sigFinished`.
+        `sigYielded` as lists, collected by the GUI thread BATCH_MS after the start and every
+        LATER_BATCH_MS after the first list (one queued signal per file would flood the event loop; a
+        slow next file must not hold back the ones already read), the last list before `sigFinished`.
         """
         QObject.__init__(self)
         QRunnable.__init__(self)
@@ -74,7 +75,7 @@ class Worker(QObject, QRunnable):
         self._batch_lock = threading.Lock()
         if batch_keyword is not None:
             self._kwargs[batch_keyword] = self._collect
-            timer = QTimer(self)  # lives on the GUI thread, like this object
+            timer = self._batch_timer = QTimer(self)  # lives on the GUI thread, like this object
             timer.setInterval(self.BATCH_MS)
             timer.timeout.connect(self._send_batch)
             self.sigStarted.connect(timer.start)  # queued from the pool thread
@@ -90,6 +91,7 @@ class Worker(QObject, QRunnable):
         with self._batch_lock:
             batch, self._batch = self._batch, []
         if batch:
+            self._batch_timer.setInterval(self.LATER_BATCH_MS)
             self.sigYielded.emit(batch)
 
     def _report_progress(self, done: int, total: int) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from pneumoviewer.ui.worklist import COLUMNS, SCORE_COLUMN, WorklistFilter
+from pneumoviewer.ui.worklist import COLUMNS, SCORE_COLUMN, WorklistModel
 
 
 class WorklistTable(QTableView):
-    def __init__(self, model: WorklistFilter, parent: QWidget | None = None) -> None:
+    def __init__(self, model: WorklistModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(model)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

@@ -101,11 +101,14 @@ class ReviewController(QObject):
         # The reader's triage pick, as a sensitivity (it means the same on every model's curve); None: the card's.
         self.triage_sensitivity: float | None = None
         self.rows = RowRefresher(self.worklist_model, self.findings, self)
+        self._awaiting_first_rows = False  # a folder is being opened and none of its rows is listed yet
+        self._files_found = 0  # files to read in the folder being indexed: how wide its case numbers are
+        self._warm_up_deferred = False  # the model is to load once they are (see warm_up)
         self.case_images.sigLoaded.connect(self._image_loaded)
         self.case_images.sigFailed.connect(self._image_failed)
         self._sigCoreCaseChanged.connect(self._case_changed)
         self._sigCoreSaveFailed.connect(self._save_failed)
-        self.worklist_model.layoutChanged.connect(self._follow_the_top)
+        self.worklist_model.sigRearranged.connect(self._follow_the_top)
         self.transfers = TransferRunner(self.pool, self)  # the one background task; annotation files in and out
         t = self.transfers
         t.sigProgress.connect(self.sigProgress)
@@ -144,6 +147,9 @@ class ReviewController(QObject):
         worker.sigFinished.connect(self._session_opened)
         worker.sigErrored.connect(self._indexing_stopped)
         worker.sigAborted.connect(self._indexing_stopped)
+        worker.sigProgress.connect(self._files_listed)
+        self._awaiting_first_rows = True
+        self._files_found = 0
         self.transfers.run(worker)
 
     @Slot(object)
@@ -156,11 +162,19 @@ class ReviewController(QObject):
         if self.sender() is not self.transfers.task or self.session is not None:
             return  # a batch from an indexing that was cancelled meanwhile
         first = self.worklist_model.total_count + 1
-        self.worklist_model.append_rows([self.findings.listed_row(meta, f"Case {number:04d}")
+        width = max(4, len(str(self._files_found)))  # the session's rule (`ReviewSession.from_metadata`)
+        self.worklist_model.append_rows([self.findings.listed_row(meta, f"Case {number:0{width}d}")
                                          for number, meta in enumerate(headers, first)])
+        self._first_rows_listed()
+
+    @Slot(int, int, str)
+    def _files_listed(self, _done: int, total: int, _text: str) -> None:
+        """The indexing's progress: how many files there are to read (the first report comes before any row)."""
+        self._files_found = total
 
     @Slot()
     def _indexing_stopped(self, *_: object) -> None:
+        self._first_rows_listed()
         if self.session is None:  # cancelled or failed: no half list without a session behind it
             self.worklist_model.set_rows([])
             self.current_id = None
@@ -168,6 +182,7 @@ class ReviewController(QObject):
 
     @Slot(object)
     def _session_opened(self, opened: tasks.OpenedForReview) -> None:
+        self._first_rows_listed()
         studies = opened.studies
         self.session = session = studies.session
         session.case_changed.connect(self._sigCoreCaseChanged.emit)
@@ -176,7 +191,9 @@ class ReviewController(QObject):
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
         restored = self.ai.take_restored(opened.restored)
         picked = self.current_id  # a provisional row the reader already picked
-        self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
+        listed = self.worklist_model.row
+        self.worklist_model.set_rows([self.findings.session_row(case, error, listed(case.image_id))
+                                      for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
         self.sigUnreadable.emit([str(error) for error in studies.unreadable] + duplicates)
@@ -336,8 +353,20 @@ class ReviewController(QObject):
     # -- the AI -------------------------------------------------------------------------------------
     @Slot()
     def warm_up(self) -> None:
-        """Load the model now (on the AI thread), so the first prediction does not wait for it."""
-        self.model_queue.warm_up()
+        """Load the model now (on the AI thread), so the first prediction does not wait for it; while a
+        folder is being opened, once its first rows are listed. (Loading torch and reading the first
+        headers both hold the GIL: together they took 2-4 s to the first rows of a 10,000-study
+        folder instead of ~1 s; the model is needed only once the folder is indexed.)"""
+        if self._awaiting_first_rows:
+            self._warm_up_deferred = True
+        else:
+            self.model_queue.warm_up()
+
+    def _first_rows_listed(self) -> None:
+        self._awaiting_first_rows = False
+        if self._warm_up_deferred:
+            self._warm_up_deferred = False
+            self.model_queue.warm_up()
 
     @Slot(bool)
     def set_score_unvalidated(self, wanted: bool) -> None:

@@ -109,10 +109,10 @@ class Findings:
 
     def flagged(self, case: Case) -> bool | None:
         """The worklist's red flag: THE triage call (`operating_points.flagged`) at the point chosen."""
-        from pneumoviewer.model.operating_points import flagged
-
         if case.ai_score is None or self.triage_point is None:
             return None
+        from pneumoviewer.model.operating_points import flagged  # after the check: asked for every row
+
         return flagged(case.ai_score, self.triage_point.threshold)
 
     def probability(self, case: Case) -> float | None:
@@ -171,6 +171,15 @@ class Findings:
             status=case.status.value, error=ai_error, flagged=self.flagged(case), probability=self.probability(case),
             ai_warning=ai_scope_warning(case.metadata),
         )
+
+    def session_row(self, case: Case, ai_error: str | None, listed: WorklistRow | None) -> WorklistRow:
+        """`row(case, ai_error)`, or the row `listed` while its header was read when that still says it all
+        (nothing restored or changed since): most rows of a large folder, not built a second time."""
+        if (listed is not None and ai_error is None and case.ai_score is None and case.mask is None
+                and listed.status == case.status.value and listed.display_id == case.display_id
+                and str(listed.path) == str(case.path)):  # str(): Path's == casefolds both, 8x slower
+            return listed
+        return self.row(case, ai_error)
 
     @staticmethod
     def listed_row(metadata: DicomMetadata, display_id: str) -> WorklistRow:

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QTimer,
+    Signal,
 )
 from PySide6.QtGui import QColor
 
@@ -83,6 +84,10 @@ class WorklistModel(QAbstractTableModel):
     """
 
     RESORT_DELAY_MS = 300
+
+    # After a re-sort or filter change, once the views have followed it (their selection moved with its
+    # rows): what the first row is can be asked then. A slot on layoutChanged may run before the views'.
+    sigRearranged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -201,6 +206,7 @@ class WorklistModel(QAbstractTableModel):
             moved.append(self.index(row, index.column()) if row >= 0 else QModelIndex())
         self.changePersistentIndexList(persistent, moved)
         self.layoutChanged.emit()
+        self.sigRearranged.emit()
 
     def _accepts(self, row: WorklistRow) -> bool:
         return ((self._statuses is None or row.status in self._statuses)

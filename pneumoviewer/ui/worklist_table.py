@@ -21,6 +21,8 @@ class WorklistTable(QTableView):
         self.setWordWrap(False)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
+        # One height for every row: nothing is measured per row, whatever the list's length.
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header = self.horizontalHeader()
         # Fixed widths from the font: ResizeToContents would ask every row for its size on each change.
         metrics = self.fontMetrics()

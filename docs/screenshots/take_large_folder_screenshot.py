@@ -11,6 +11,7 @@ cases are scored, marks two cases as a reader would, and saves the window.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +34,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the PNG (default: beside this script)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="pneumoviewer-large-shot-"))
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME"):  # the default layout, not this machine's last one
+        os.environ[name] = str(scratch / name.lower())
     folder = args.folder or make_distinct_copies(scratch / "studies", args.studies)
     application()
     from pneumoviewer.ui.main_window import MainWindow

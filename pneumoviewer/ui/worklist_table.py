@@ -26,7 +26,8 @@ class WorklistTable(QTableView):
         header = self.horizontalHeader()
         # Fixed widths from the font: ResizeToContents would ask every row for its size on each change.
         metrics = self.fontMetrics()
-        samples = ("Case 0000", "View", "Age", "Sex", "0.00", "100.0", "unreviewed")
+        # "Case 00000": from 10,000 studies on the case numbers have five digits.
+        samples = ("Case 00000", "View", "Age", "Sex", "0.00", "100.0", "unreviewed")
         self._column_widths = [
             # Header text is bold and carries the sort arrow: whichever is wider sets the column.
             max(metrics.horizontalAdvance(sample) + 14, round(metrics.horizontalAdvance(title) * 1.1) + 18)

@@ -206,8 +206,7 @@ class ReviewController(QObject):
             + (f", {len(restored)} AI results reused" if restored else ""), 8000
         )
         # The network runs only on what has no stored result: new or changed files, or another model.
-        self.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in session.worklist()
-                                  if case.image_id not in restored])
+        self.model_queue.enqueue([job for job in opened.jobs if job.image_id not in restored])
         self.current_id = None
         shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
         shown = shown or self.worklist_model.image_id_at(0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -103,7 +103,7 @@ class WorklistModel(QAbstractTableModel):
         self._refilter_timer = self._timer(0, self._refilter)  # a row's status left or entered the filter
         self._redraw_timer = self._timer(0, self._redraw_changed)
 
-    def _timer(self, interval_ms: int, slot: Any) -> QTimer:
+    def _timer(self, interval_ms: int, slot: Callable[[], object]) -> QTimer:
         timer = QTimer(self)
         timer.setSingleShot(True)
         timer.setInterval(interval_ms)
@@ -191,7 +191,7 @@ class WorklistModel(QAbstractTableModel):
     def _refilter(self) -> None:
         self._relayout(lambda: None)
 
-    def _relayout(self, change: Any) -> None:
+    def _relayout(self, change: Callable[[], object]) -> None:
         """Apply `change` (a new order or filter) as one layout change; persistent indexes (the selection,
         the current row) follow their images, or become invalid where the filter now hides them."""
         self._refilter_timer.stop()

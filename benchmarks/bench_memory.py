@@ -121,7 +121,7 @@ def run(folder: Path, work: Path, model: Path | None, ai: bool, quick: bool) -> 
     samples: list[tuple[int, float, int]] = []
     step_started = time.perf_counter()
     for number, case in enumerate(cases, 1):
-        window.worklist.selectRow(window.worklist_filter.proxy_row_of(case.image_id))
+        window.worklist.selectRow(window.worklist_model.row_of(case.image_id))
         wait_until(lambda case=case: window.case_view.image_id_on_canvas == case.image_id
                    or "cannot be shown" in window.case_view.placeholder.text(), 60)
         if number % SAMPLE_EVERY == 0 or number == len(cases):

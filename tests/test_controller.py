@@ -58,7 +58,7 @@ def test_stepping_keeps_a_few_decoded_images_prefetches_the_next_and_shows_a_cac
     open_folder(qtbot, controller, large_folder)
     qtbot.waitUntil(lambda: all_scored(controller), timeout=WAIT_MS)
     qtbot.wait(2 * controller.worklist_model.RESORT_DELAY_MS)  # the order is final: rows stay put below
-    proxy = controller.worklist_filter
+    proxy = controller.worklist_model
     viewed = [proxy.image_id_at(row) for row in range(proxy.rowCount())]
     for row, image_id in enumerate(viewed):
         controller.show_case(image_id)
@@ -91,7 +91,7 @@ def test_until_the_reader_acts_the_case_on_screen_follows_the_top(
     assert first is not None and first != likeliest and controller.follow_top  # folder order: no scores yet
     qtbot.waitUntil(lambda: all_scored(controller), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: controller.current_id == likeliest, timeout=WAIT_MS)  # nobody pressed a thing
-    assert controller.worklist_filter.image_id_at(0) == likeliest and current[-1] == likeliest
+    assert controller.worklist_model.image_id_at(0) == likeliest and current[-1] == likeliest
 
     controller.step_case(+1)  # the reader moves on: from now on the case stays where the reader put it
     chosen = controller.current_id

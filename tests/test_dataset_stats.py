@@ -97,9 +97,9 @@ def test_clicking_a_bar_shows_only_its_cases(qtbot, make_window, study_folder: P
     view = views.most_common()[-1][0]
     qtbot.wait(100)
     _click_bar(dock, "view", view)
-    qtbot.waitUntil(lambda: window.worklist_filter.rowCount() == views[view])
-    shown = {window.worklist_filter.image_id_at(row) for row in range(window.worklist_filter.rowCount())}
+    qtbot.waitUntil(lambda: window.worklist_model.rowCount() == views[view])
+    shown = {window.worklist_model.image_id_at(row) for row in range(window.worklist_model.rowCount())}
     assert {window.controller.session.case(image_id).view_position for image_id in shown} == {view}
     assert f"only View position = {view}" in dock.summary.text()
     QTest.mouseClick(dock.show_all, Qt.MouseButton.LeftButton)
-    assert window.worklist_filter.rowCount() == len(window.controller.session.cases)
+    assert window.worklist_model.rowCount() == len(window.controller.session.cases)

@@ -179,11 +179,11 @@ def test_a_folder_of_hostile_files_opens_in_the_app(qtbot, make_window, corpus: 
     qtbot.waitUntil(lambda: all(row.score is not None or row.error for row in window.worklist_model.rows()),
                     timeout=WAIT_MS)
     for image_id in good_ids:
-        row = window.worklist_filter.proxy_row_of(image_id)
+        row = window.worklist_model.row_of(image_id)
         window.worklist.selectRow(row)
         qtbot.waitUntil(lambda image_id=image_id: window.case_view.image_id_on_canvas == image_id, timeout=WAIT_MS)
         assert window.worklist_model.row(image_id).score is not None
     damaged = next(case for case in window.controller.session.cases if bounded(lambda case=case: load_dicom(case.path))[1])
-    window.worklist.selectRow(window.worklist_filter.proxy_row_of(damaged.image_id))
+    window.worklist.selectRow(window.worklist_model.row_of(damaged.image_id))
     qtbot.waitUntil(lambda: "cannot be shown" in window.case_view.placeholder.text(), timeout=WAIT_MS)
     assert str(damaged.path.name) in window.case_view.placeholder.text()

@@ -84,9 +84,9 @@ def test_a_whole_review_leaves_no_patient_identity_anywhere(
     shown = window_text(window)
     assert window.panels.unreadable_list.count() == 1  # the file cut inside the name: listed, by file name only
     window.actions_by_name["toggle_heatmap"].setChecked(True)
-    for row in range(window.worklist_filter.rowCount()):
+    for row in range(window.worklist_model.rowCount()):
         window.worklist.selectRow(row)
-        image_id = window.worklist_filter.image_id_at(row)
+        image_id = window.worklist_model.image_id_at(row)
         qtbot.waitUntil(lambda image_id=image_id: window.controller.current_id == image_id, timeout=WAIT_MS)
         qtbot.wait(200)  # the image (or why it cannot be shown) and the Grad-CAM arrive
         shown += window_text(window) + window.case_view.placeholder.text()

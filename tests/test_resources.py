@@ -39,7 +39,7 @@ def test_stepping_through_a_folder_keeps_at_most_a_few_decoded_images_and_heatma
         window.controller.open_paths([large_folder])
     most_images = most_heatmaps = 0
     for case in list(window.controller.session.cases):
-        window.worklist.selectRow(window.worklist_filter.proxy_row_of(case.image_id))
+        window.worklist.selectRow(window.worklist_model.row_of(case.image_id))
         qtbot.waitUntil(lambda case=case: window.case_view.image_id_on_canvas == case.image_id, timeout=WAIT_MS)
         qtbot.waitUntil(lambda case=case: case.image_id in window.controller.heatmaps, timeout=WAIT_MS)
         most_images = max(most_images, len(window.controller.images))

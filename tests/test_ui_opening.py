@@ -112,7 +112,7 @@ def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot
     second = model.rows()[1].image_id
     table = window.worklist
     QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     table.visualRect(window.worklist_filter.index(1, 0)).center())
+                     table.visualRect(window.worklist_model.index(1, 0)).center())
     with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
         go_on.set()
     assert model.rowCount() == POSITIVES + NEGATIVES
@@ -128,13 +128,13 @@ def test_the_case_clicked_during_the_sweep_is_predicted_next(qtbot, make_window,
     open_and_wait(qtbot, window, study_folder)
     qtbot.waitUntil(lambda: len(order) >= 1, timeout=WAIT_MS)
     table = window.worklist
-    last = window.worklist_filter.rowCount() - 1
-    clicked = window.worklist_filter.image_id_at(last)
+    last = window.worklist_model.rowCount() - 1
+    clicked = window.worklist_model.image_id_at(last)
     queued = [job.image_id for job in window.controller.model_queue.pending()]
     assert clicked in queued and queued.index(clicked) >= 1  # others are ahead of it
     done_at_click = len(order)
     QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     table.visualRect(window.worklist_filter.index(last, 0)).center())
+                     table.visualRect(window.worklist_model.index(last, 0)).center())
     assert window.controller.current_id == clicked
     wait_for_predictions(qtbot, window)
     # Next after the job that was running at the click.
@@ -217,7 +217,7 @@ def test_a_reopened_folder_reuses_its_ai_results_and_runs_the_network_only_on_wh
     second.controller.sigSessionOpened.connect(lambda: opened_rows.extend(second.worklist_model.rows()))
     open_and_wait(qtbot, second, folder)
     assert {row.image_id: row.score for row in opened_rows if row.image_id in scores} == scores  # at once
-    proxy = second.worklist_filter
+    proxy = second.worklist_model
     shown = [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
     assert shown[:len(scores)] == sorted(scores.values(), reverse=True)  # sorted, the new file last (no score)
     wait_for_predictions(qtbot, second)

@@ -207,12 +207,12 @@ def test_status_buttons_counter_and_filter(qtbot, make_window, study_folder: Pat
     assert window.panels.counter.text() == f"Done 2 / {total}  ·  accepted 1  corrected 0  rejected 1"
     qtbot.waitUntil(lambda: window.worklist_model.row(second).status == "rejected")
     window.panels.status_filter.setCurrentText("Done")
-    assert {window.worklist_filter.image_id_at(row) for row in range(2)} == {first.image_id, second}
-    assert window.worklist_filter.rowCount() == 2
+    assert {window.worklist_model.image_id_at(row) for row in range(2)} == {first.image_id, second}
+    assert window.worklist_model.rowCount() == 2
     window.panels.status_filter.setCurrentText("Rejected (no pneumothorax)")
-    assert window.worklist_filter.rowCount() == 1
+    assert window.worklist_model.rowCount() == 1
     window.panels.status_filter.setCurrentText("To review")
-    assert window.worklist_filter.rowCount() == total - 2
+    assert window.worklist_model.rowCount() == total - 2
 
 
 def _fill_export_dialog(path: Path, relative: bool, include_all: bool = False) -> None:

@@ -42,7 +42,7 @@ def test_folder_opens_lists_unreadable_predicts_and_sorts_by_score(qtbot, make_w
     unreadable = [window.panels.unreadable_list.item(i).toolTip() for i in range(window.panels.unreadable_list.count())]
     assert len(unreadable) == 1 and "broken.dcm" in unreadable[0]
     wait_for_predictions(qtbot, window)
-    proxy = window.worklist_filter
+    proxy = window.worklist_model
 
     def scores() -> list[float]:
         return [proxy.data(proxy.index(row, SCORE_COLUMN), SORT_ROLE) for row in range(proxy.rowCount())]
@@ -128,7 +128,7 @@ def test_status_keys_counter_filter_and_next_case(qtbot, make_window, study_fold
     QTest.keyClick(window, Qt.Key.Key_K)  # previous case
     assert window.controller.current_id == first
     window.panels.status_filter.setCurrentText("To review")
-    assert window.worklist_filter.rowCount() == POSITIVES + NEGATIVES - 2
+    assert window.worklist_model.rowCount() == POSITIVES + NEGATIVES - 2
 
 
 def test_window_level_drag_presets_invert_and_pixel_readout(qtbot, make_window, study_folder: Path) -> None:

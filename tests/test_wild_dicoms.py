@@ -145,7 +145,7 @@ def test_the_worklist_marks_a_ct_slice_and_scores_it_only_when_asked(qtbot, make
     chest_id = read_header(mixed_folder / "chest.dcm").sop_instance_uid
     ct_id = read_header(mixed_folder / "CT_small.dcm").sop_instance_uid
     qtbot.waitUntil(lambda: model.row(chest_id).score is not None, timeout=WAIT_MS)
-    ct_row = model.index(model.source_row(ct_id), SCORE_COLUMN)
+    ct_row = model.index(model.row_of(ct_id), SCORE_COLUMN)
     assert model.data(ct_row) == "⚠" and model.row(ct_id).score is None
     assert model.data(ct_row, Qt.ItemDataRole.ToolTipRole).startswith("not a chest radiograph: CT — AI not validated")
     assert not window.controller.model_queue.pending() and not window.controller.model_queue.running

@@ -12,6 +12,7 @@ Light on purpose (no pydicom): the window's worklist reads it before the core is
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -28,11 +29,16 @@ def ai_scope_warning(metadata: DicomMetadata | None) -> str | None:
     """Why the AI is not validated for this image ("not a chest radiograph: CT — AI not validated"), else None."""
     if metadata is None:
         return None
+    return _warning(metadata.modality, metadata.body_part)
+
+
+@functools.lru_cache(maxsize=1024)  # a folder holds few distinct pairs; its worklist asks once per image
+def _warning(modality: str | None, body_part: str | None) -> str | None:
     reasons = []
-    modality = (metadata.modality or "").strip().upper()
+    modality = (modality or "").strip().upper()
     if modality and modality not in VALIDATED_MODALITIES:
         reasons.append(modality)
-    body_part = (metadata.body_part or "").strip().upper()
+    body_part = (body_part or "").strip().upper()
     if body_part and not CHEST_WORDS & set(re.split(r"[^A-Z]+", body_part)):
         reasons.append(f"body part {body_part}")
     return f"not a chest radiograph: {', '.join(reasons)} — AI not validated" if reasons else None

@@ -185,7 +185,8 @@ def scan_folder(
     Files that are not DICOM (`looks_like_dicom`: neither the marker nor the start of a raw dataset)
     are skipped silently (reports, thumbnails, hidden files), except `.dcm` files, which are reported.
     Unreadable DICOMs are listed in `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
-    called after each file; an exception it raises (a cancel) stops the scan and propagates.
+    called once the files are listed (done 0), then after each file; an exception it raises (a cancel) stops the
+    scan and propagates.
     `found(metadata)` is called with each header as soon as it is read (a window lists the
     studies of a large folder while the scan goes on). With an `index` (`header_index`),
     a file unchanged since it was read before is not parsed again, and each file read is
@@ -196,6 +197,8 @@ def scan_folder(
         raise DicomError(folder, "is not a folder")
     scan = FolderScan()
     candidates = list(visible_files(folder, scan.unreadable.append))
+    if progress is not None:
+        progress(0, len(candidates))
     for done, path in enumerate(candidates, start=1):
         verdict = examine_candidate(path, index)
         if isinstance(verdict, DicomMetadata):

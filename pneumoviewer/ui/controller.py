@@ -31,7 +31,7 @@ from pneumoviewer.ui.model_queue import JobKind, ModelQueue, default_predictor
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
 from pneumoviewer.ui.transfers import TransferRunner
 from pneumoviewer.ui.workers import Worker, WorkerPool
-from pneumoviewer.ui.worklist import WorklistFilter, WorklistModel
+from pneumoviewer.ui.worklist import WorklistModel
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
     from pneumoviewer.io.rle import RleConvention
@@ -87,9 +87,7 @@ class ReviewController(QObject):
         self.model_checkpoint = model_checkpoint
         self.pool = WorkerPool(max_threads=4, parent=self)
         self.model_queue = ModelQueue(self.pool, predictor_factory, self)
-        self.worklist_model = WorklistModel(self)
-        self.worklist_filter = WorklistFilter(self)  # the worklist as shown: filtered and sorted
-        self.worklist_filter.setSourceModel(self.worklist_model)
+        self.worklist_model = WorklistModel(self)  # the worklist as shown: sorted and filtered
         self.findings = Findings()
         self.session: ReviewSession | None = None
         self.current_id: str | None = None
@@ -103,11 +101,14 @@ class ReviewController(QObject):
         # The reader's triage pick, as a sensitivity (it means the same on every model's curve); None: the card's.
         self.triage_sensitivity: float | None = None
         self.rows = RowRefresher(self.worklist_model, self.findings, self)
+        self._awaiting_first_rows = False  # a folder is being opened and none of its rows is listed yet
+        self._files_found = 0  # files to read in the folder being indexed: how wide its case numbers are
+        self._warm_up_deferred = False  # the model is to load once they are (see warm_up)
         self.case_images.sigLoaded.connect(self._image_loaded)
         self.case_images.sigFailed.connect(self._image_failed)
         self._sigCoreCaseChanged.connect(self._case_changed)
         self._sigCoreSaveFailed.connect(self._save_failed)
-        self.worklist_model.layoutChanged.connect(self._follow_the_top)
+        self.worklist_model.sigRearranged.connect(self._follow_the_top)
         self.transfers = TransferRunner(self.pool, self)  # the one background task; annotation files in and out
         t = self.transfers
         t.sigProgress.connect(self.sigProgress)
@@ -146,6 +147,9 @@ class ReviewController(QObject):
         worker.sigFinished.connect(self._session_opened)
         worker.sigErrored.connect(self._indexing_stopped)
         worker.sigAborted.connect(self._indexing_stopped)
+        worker.sigProgress.connect(self._files_listed)
+        self._awaiting_first_rows = True
+        self._files_found = 0
         self.transfers.run(worker)
 
     @Slot(object)
@@ -155,16 +159,22 @@ class ReviewController(QObject):
         These rows are provisional (no AI, no restored status yet): the session replaces them when the
         whole folder is indexed, with the same case numbers unless files are out of path order.
         """
-        from pneumoviewer.review.case import Case  # imported by the indexing worker that sent these
-
         if self.sender() is not self.transfers.task or self.session is not None:
             return  # a batch from an indexing that was cancelled meanwhile
-        first = self.worklist_model.rowCount() + 1
-        cases = [Case.from_metadata(meta, f"Case {number:04d}") for number, meta in enumerate(headers, first)]
-        self.worklist_model.append_rows([self.findings.row(case, None) for case in cases])
+        first = self.worklist_model.total_count + 1
+        width = max(4, len(str(self._files_found)))  # the session's rule (`ReviewSession.from_metadata`)
+        self.worklist_model.append_rows([self.findings.listed_row(meta, f"Case {number:0{width}d}")
+                                         for number, meta in enumerate(headers, first)])
+        self._first_rows_listed()
+
+    @Slot(int, int, str)
+    def _files_listed(self, _done: int, total: int, _text: str) -> None:
+        """The indexing's progress: how many files there are to read (the first report comes before any row)."""
+        self._files_found = total
 
     @Slot()
     def _indexing_stopped(self, *_: object) -> None:
+        self._first_rows_listed()
         if self.session is None:  # cancelled or failed: no half list without a session behind it
             self.worklist_model.set_rows([])
             self.current_id = None
@@ -172,6 +182,7 @@ class ReviewController(QObject):
 
     @Slot(object)
     def _session_opened(self, opened: tasks.OpenedForReview) -> None:
+        self._first_rows_listed()
         studies = opened.studies
         self.session = session = studies.session
         session.case_changed.connect(self._sigCoreCaseChanged.emit)
@@ -180,7 +191,9 @@ class ReviewController(QObject):
         error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
         restored = self.ai.take_restored(opened.restored)
         picked = self.current_id  # a provisional row the reader already picked
-        self.worklist_model.set_rows([self.findings.row(case, error) for case in session.cases])
+        listed = self.worklist_model.row
+        self.worklist_model.set_rows([self.findings.session_row(case, error, listed(case.image_id))
+                                      for case in session.cases])
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
         self.sigUnreadable.emit([str(error) for error in studies.unreadable] + duplicates)
@@ -193,11 +206,10 @@ class ReviewController(QObject):
             + (f", {len(restored)} AI results reused" if restored else ""), 8000
         )
         # The network runs only on what has no stored result: new or changed files, or another model.
-        self.model_queue.enqueue([model_job(JobKind.PREDICT, case) for case in session.worklist()
-                                  if case.image_id not in restored])
+        self.model_queue.enqueue([job for job in opened.jobs if job.image_id not in restored])
         self.current_id = None
         shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
-        shown = shown or self.worklist_filter.image_id_at(0)
+        shown = shown or self.worklist_model.image_id_at(0)
         if shown is not None:
             self._make_current(shown)
         self.follow_top = picked is None
@@ -256,9 +268,9 @@ class ReviewController(QObject):
     def step_case(self, step: int) -> None:
         """The next (+1) or previous (-1) case of the worklist as shown."""
         self.follow_top = False
-        proxy = self.worklist_filter
-        row = proxy.proxy_row_of(self.current_id) if self.current_id else -1
-        image_id = proxy.image_id_at(max(0, min(row + step, proxy.rowCount() - 1)))
+        worklist = self.worklist_model
+        row = worklist.row_of(self.current_id) if self.current_id else -1
+        image_id = worklist.image_id_at(max(0, min(row + step, worklist.rowCount() - 1)))
         if image_id is not None and image_id != self.current_id and self.session is not None:
             self._make_current(image_id)
 
@@ -268,7 +280,7 @@ class ReviewController(QObject):
         self.follow_top = False
 
     def _follow_the_top(self) -> None:
-        top = self.worklist_filter.image_id_at(0)
+        top = self.worklist_model.image_id_at(0)
         if self.follow_top and self.session is not None and top not in (None, self.current_id):
             self._make_current(top)
 
@@ -306,7 +318,7 @@ class ReviewController(QObject):
         self.sigHeatmap.emit(image_id, self.heatmaps.get(image_id))
         self.sigMessage.emit("", 0)
         self.sigCaseShown.emit(image_id)
-        following = self.worklist_filter.image_id_at(self.worklist_filter.proxy_row_of(image_id) + 1)
+        following = self.worklist_model.image_id_at(self.worklist_model.row_of(image_id) + 1)
         if following is not None and self.session is not None:
             self.case_images.prefetch(following, self.session.case(following).path)
 
@@ -340,8 +352,20 @@ class ReviewController(QObject):
     # -- the AI -------------------------------------------------------------------------------------
     @Slot()
     def warm_up(self) -> None:
-        """Load the model now (on the AI thread), so the first prediction does not wait for it."""
-        self.model_queue.warm_up()
+        """Load the model now (on the AI thread), so the first prediction does not wait for it; while a
+        folder is being opened, once its first rows are listed. (Loading torch and reading the first
+        headers both hold the GIL: together they took 2-4 s to the first rows of a 10,000-study
+        folder instead of ~1 s; the model is needed only once the folder is indexed.)"""
+        if self._awaiting_first_rows:
+            self._warm_up_deferred = True
+        else:
+            self.model_queue.warm_up()
+
+    def _first_rows_listed(self) -> None:
+        self._awaiting_first_rows = False
+        if self._warm_up_deferred:
+            self._warm_up_deferred = False
+            self.model_queue.warm_up()
 
     @Slot(bool)
     def set_score_unvalidated(self, wanted: bool) -> None:

@@ -18,6 +18,7 @@ from pneumoviewer.ui.actions import SCORE_UNVALIDATED_TEXT
 from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (start-up time)
+    from pneumoviewer.io.dicom import DicomMetadata
     from pneumoviewer.model.calibration import Calibration
     from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints
     from pneumoviewer.review.case import Case, LesionStats
@@ -108,10 +109,10 @@ class Findings:
 
     def flagged(self, case: Case) -> bool | None:
         """The worklist's red flag: THE triage call (`operating_points.flagged`) at the point chosen."""
-        from pneumoviewer.model.operating_points import flagged
-
         if case.ai_score is None or self.triage_point is None:
             return None
+        from pneumoviewer.model.operating_points import flagged  # after the check: asked for every row
+
         return flagged(case.ai_score, self.triage_point.threshold)
 
     def probability(self, case: Case) -> float | None:
@@ -169,6 +170,25 @@ class Findings:
             score=case.ai_score, area_cm2=self.row_area(case), ai_positive=self.ai_positive(case),
             status=case.status.value, error=ai_error, flagged=self.flagged(case), probability=self.probability(case),
             ai_warning=ai_scope_warning(case.metadata),
+        )
+
+    def session_row(self, case: Case, ai_error: str | None, listed: WorklistRow | None) -> WorklistRow:
+        """`row(case, ai_error)`, or the row `listed` while its header was read when that still says it all
+        (nothing restored or changed since): most rows of a large folder, not built a second time."""
+        if (listed is not None and ai_error is None and case.ai_score is None and case.mask is None
+                and listed.status == case.status.value and listed.display_id == case.display_id
+                and str(listed.path) == str(case.path)):  # str(): Path's == casefolds both, 8x slower
+            return listed
+        return self.row(case, ai_error)
+
+    @staticmethod
+    def listed_row(metadata: DicomMetadata, display_id: str) -> WorklistRow:
+        """The row of an image whose header was just read, before its case exists (no AI result, no
+        restored status yet): what the worklist shows while a folder is indexed."""
+        return WorklistRow(
+            image_id=metadata.sop_instance_uid, display_id=display_id, path=Path(metadata.path),
+            view=metadata.view_position or "", age=metadata.patient_age or "", sex=metadata.patient_sex or "",
+            ai_warning=ai_scope_warning(metadata),
         )
 
     def finding_fields(self, case: Case) -> dict[str, str]:

@@ -46,8 +46,7 @@ class MainWindow(QMainWindow):
         self.info = InfoPanel()
         self.triage = TriagePanel()
         self.worklist_model = self.controller.worklist_model
-        self.worklist_filter = self.controller.worklist_filter
-        self.worklist = WorklistTable(self.worklist_filter)
+        self.worklist = WorklistTable(self.worklist_model)
         self.reports = ReportActions(self.controller, self)
         self.status = StatusBar()
         self.setStatusBar(self.status)
@@ -147,7 +146,7 @@ class MainWindow(QMainWindow):
         self.triage.sigSensitivityChosen.connect(preferences.save_triage_sensitivity)
         self.worklist.selectionModel().selectionChanged.connect(self._selection_changed)
         self.panels.status_filter.currentIndexChanged.connect(
-            lambda _: self.worklist_filter.set_statuses(self.panels.status_filter.currentData())
+            lambda _: self.worklist_model.set_statuses(self.panels.status_filter.currentData())
         )
         for action in a.values():
             action.triggered.connect(c.reader_acted)
@@ -163,7 +162,7 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self) -> None:
         indexes = self.worklist.selectionModel().selectedRows()
-        image_id = self.worklist_filter.image_id_at(indexes[0].row()) if indexes else None
+        image_id = self.worklist_model.image_id_at(indexes[0].row()) if indexes else None
         if image_id is not None:
             self.controller.show_case(image_id)
 
@@ -196,9 +195,9 @@ class MainWindow(QMainWindow):
         if case is None:
             self.info.clear()
             return
-        row = self.worklist_filter.proxy_row_of(case.image_id)
+        row = self.worklist_model.row_of(case.image_id)
         if row >= 0:  # the list follows (its selection echo is a no-op: that case is already current)
-            index = self.worklist_filter.index(row, 0)
+            index = self.worklist_model.index(row, 0)
             self.worklist.selectionModel().setCurrentIndex(
                 index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
             )

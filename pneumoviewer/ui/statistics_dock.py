@@ -122,14 +122,14 @@ class StatisticsDock(QDockWidget):
 
     def filter_to(self, plot: StatPlot, bar: Bar) -> None:
         """Show only `bar`'s cases in the worklist."""
-        self.controller.worklist_filter.set_image_ids(bar.image_ids)
+        self.controller.worklist_model.set_image_ids(bar.image_ids)
         self.filter_text = f"{plot.title.split(':')[0]} = {bar.label} ({bar.count} case(s))"
         self.show_all.setEnabled(True)
         self._show_summary()
         self.sigFilterChanged.emit(self.filter_text)
 
     def clear_filter(self) -> None:
-        self.controller.worklist_filter.set_image_ids(None)
+        self.controller.worklist_model.set_image_ids(None)
         self.filter_text = ""
         self.show_all.setEnabled(False)
         self._show_summary()

@@ -8,7 +8,9 @@ exactly one of `sigFinished`, `sigErrored` or `sigAborted`, always delivered on 
 from __future__ import annotations
 
 import inspect
+import math
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +31,11 @@ class Progress:
 
 
 class Worker(QObject, QRunnable):
-    BATCH_MS = 100
+    BATCH_MS = 100  # the first items reach the GUI thread this soon after they are read
+    LATER_BATCH_MS = 400  # then this often: each batch relayouts (and repaints) the list it fills
+    # `progress` reports at most this often, besides the first, a 0 and the last: one queued signal per file of a
+    # 10,000-file folder kept the GUI thread's slots busy while it was indexed.
+    PROGRESS_MS = 50
 
     sigStarted = Signal()
     sigProgress = Signal(int, int, str)  # done, total, description
@@ -51,12 +57,13 @@ class Worker(QObject, QRunnable):
         """Run `function(*args, **kwargs)` on a pool thread.
 
         `pass_cancel=True` adds a `cancel` keyword: a callable that turns True once cancelled.
-        `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>";
-        after a cancel, calling it raises `errors.Cancelled` (so a folder scan stops at the next file).
+        `progress_text` adds a `progress(done, total)` keyword reported as "<text> <done> of <total>" (at most
+        every PROGRESS_MS, and always the first call, done 0 and done == total); after a cancel, calling it
+        raises `errors.Cancelled` (so a folder scan stops at the next file).
         `batch_keyword` adds that keyword: a callable taking one item at a time; the items reach
-        `sigYielded` as lists, collected by the GUI thread every BATCH_MS (one queued signal per file
-        would flood the event loop; a slow next file must not hold back the ones already read), the
-        last list before `sigFinished`.
+        `sigYielded` as lists, collected by the GUI thread BATCH_MS after the start and every
+        LATER_BATCH_MS after the first list (one queued signal per file would flood the event loop; a
+        slow next file must not hold back the ones already read), the last list before `sigFinished`.
         """
         QObject.__init__(self)
         QRunnable.__init__(self)
@@ -69,12 +76,13 @@ class Worker(QObject, QRunnable):
             self._kwargs["cancel"] = self._cancel_event.is_set
         if progress_text is not None:
             self._progress_text = progress_text
+            self._progress_sent = -math.inf  # time.monotonic() of the last report
             self._kwargs["progress"] = self._report_progress
         self._batch: list[Any] = []
         self._batch_lock = threading.Lock()
         if batch_keyword is not None:
             self._kwargs[batch_keyword] = self._collect
-            timer = QTimer(self)  # lives on the GUI thread, like this object
+            timer = self._batch_timer = QTimer(self)  # lives on the GUI thread, like this object
             timer.setInterval(self.BATCH_MS)
             timer.timeout.connect(self._send_batch)
             self.sigStarted.connect(timer.start)  # queued from the pool thread
@@ -90,11 +98,15 @@ class Worker(QObject, QRunnable):
         with self._batch_lock:
             batch, self._batch = self._batch, []
         if batch:
+            self._batch_timer.setInterval(self.LATER_BATCH_MS)
             self.sigYielded.emit(batch)
 
     def _report_progress(self, done: int, total: int) -> None:
         """The `progress` callback: reports, and is also where a cancel stops a function with no cancel of its own."""
-        self.sigProgress.emit(done, total, f"{self._progress_text} {done} of {total}")
+        now = time.monotonic()
+        if done in (0, total) or now - self._progress_sent >= self.PROGRESS_MS / 1000:
+            self._progress_sent = now
+            self.sigProgress.emit(done, total, f"{self._progress_text} {done} of {total}")
         self.check_cancelled()
 
     def cancel(self) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from pneumoviewer.ui.worklist import COLUMNS, SCORE_COLUMN, WorklistFilter
+from pneumoviewer.ui.worklist import COLUMNS, SCORE_COLUMN, WorklistModel
 
 
 class WorklistTable(QTableView):
-    def __init__(self, model: WorklistFilter, parent: QWidget | None = None) -> None:
+    def __init__(self, model: WorklistModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(model)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -21,10 +21,13 @@ class WorklistTable(QTableView):
         self.setWordWrap(False)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
+        # One height for every row: nothing is measured per row, whatever the list's length.
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header = self.horizontalHeader()
         # Fixed widths from the font: ResizeToContents would ask every row for its size on each change.
         metrics = self.fontMetrics()
-        samples = ("Case 0000", "View", "Age", "Sex", "0.00", "100.0", "unreviewed")
+        # "Case 00000": from 10,000 studies on the case numbers have five digits.
+        samples = ("Case 00000", "View", "Age", "Sex", "0.00", "100.0", "unreviewed")
         self._column_widths = [
             # Header text is bold and carries the sort arrow: whichever is wider sets the column.
             max(metrics.horizontalAdvance(sample) + 14, round(metrics.horizontalAdvance(title) * 1.1) + 18)

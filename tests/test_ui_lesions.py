@@ -60,6 +60,7 @@ def test_drawn_lesions_get_boxes_labels_and_list_rows(qtbot, make_window, study_
     QTest.mouseMove(window.canvas.viewport(), viewport_point(window, 700, 730))
     qtbot.waitUntil(lambda: getattr(window.case_view.hovered_lesion, "name", None) == "2")
     assert listing.table.item(listing.highlighted_row, 0).text() == "2"
+    qtbot.wait(50)  # pyqtgraph drops a mouse move that follows the last one too closely (mouseRateLimit)
     QTest.mouseMove(window.canvas.viewport(), viewport_point(window, 20, 20))
     qtbot.waitUntil(lambda: listing.highlighted_row is None)
 

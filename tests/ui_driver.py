@@ -110,8 +110,12 @@ class SlowPredictor:
 
 
 def predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
-    """The real (random) model, with scores set so the last study in folder order is the likeliest."""
+    """The real (random) model, with scores set so the last study in folder order is the likeliest.
+
+    The AI thread loads an image and then predicts it; the image loader threads load others meanwhile,
+    so the image last loaded is remembered per thread."""
     import dataclasses
+    import threading
 
     from pneumoviewer.io.images import load_radiograph
     from pneumoviewer.model.inference import Predictor
@@ -120,18 +124,20 @@ def predictor_scoring_last_highest(random_checkpoint: Path, study_folder: Path):
     scores = {image_id: 0.1 + 0.8 * number / len(order) for number, image_id in enumerate(order)}
     inner = Predictor.cached(random_checkpoint)
 
+    loaded = threading.local()
+
     class Scored:
         checkpoint = inner.checkpoint
 
         def predict(self, pixels, cancel=None):
             prediction = inner.predict(pixels, cancel=cancel)
-            return dataclasses.replace(prediction, score=scores[self.current])
-
-    scored = Scored()
+            return dataclasses.replace(prediction, score=scores[loaded.image_id])
 
     def load_and_remember(path):
-        scored.current = Path(path).stem
+        loaded.image_id = Path(path).stem
         return load_radiograph(path)
+
+    scored = Scored()
 
     return scored, load_and_remember, order[-1]
 

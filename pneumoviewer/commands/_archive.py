@@ -366,11 +366,11 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     import time
 
     from pneumoviewer.commands import fail, report
+    from pneumoviewer.commands._batch import request_settings
     from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.commands.predict import default_scores_path, write_outputs
     from pneumoviewer.model.checkpoint import CheckpointError, load_card
     from pneumoviewer.model.identity import model_fingerprint
-    from pneumoviewer.model.postprocess import InferenceSettings
     from pneumoviewer.paths import default_model_path
 
     if args.workers is None and args.scheduler is None:
@@ -384,7 +384,7 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     checkpoint = args.model if args.model is not None else default_model_path()
     try:  # the card and the settings are checked before any worker starts; the weights, by each worker
         card = load_card(checkpoint)
-        settings = InferenceSettings.from_dict({**card.settings, **overrides}).to_dict()
+        settings = request_settings(card.settings, overrides).to_dict()
     except CheckpointError as error:
         return fail(str(error))
     except ValueError as error:

@@ -79,9 +79,9 @@ def open_predictor(model: Path | None) -> Predictor:
     return Predictor.cached(model) if model is not None else Predictor.default()
 
 
-def request_settings(predictor: Predictor, overrides: Mapping[str, Any]) -> InferenceSettings:
+def request_settings(card_settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> InferenceSettings:
     """The model card's settings with this run's overrides. Raises ValueError naming a bad one."""
-    return InferenceSettings.from_dict({**predictor.settings.to_dict(), **overrides})
+    return InferenceSettings.from_dict({**card_settings, **overrides})
 
 
 def predict_files(

@@ -120,7 +120,7 @@ def _evaluate(
 
     try:
         predictor = open_predictor(model)
-        settings = request_settings(predictor, overrides)
+        settings = request_settings(predictor.card.settings, overrides)
         truth_rows = _rows_by_image(labels)
         wanted = read_id_list(ids_file) if ids_file is not None else None
     except (CheckpointError, ValueError) as error:  # ValueError: a bad setting, ids file or labels CSV

@@ -133,7 +133,7 @@ def _predict(
 
     try:
         predictor = open_predictor(model)
-        settings = request_settings(predictor, overrides)
+        settings = request_settings(predictor.card.settings, overrides)
     except CheckpointError as error:
         return fail(str(error))
     except ValueError as error:

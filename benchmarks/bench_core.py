@@ -21,7 +21,8 @@ import pydicom
 from pydicom.pixels import pixel_array
 
 from pneumoviewer.io.annotations import read_annotation_rows
-from pneumoviewer.io.dicom import load_dicom, scan_folder
+from pneumoviewer.io.dicom import load_dicom
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.rle import RleConvention, decode, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root, for `benchmarks`

@@ -196,7 +196,7 @@ def bench_stall(folder: Path, factory, work: Path) -> list[Figure]:
 
 
 def bench_stroke(work: Path, folder: Path) -> list[Figure]:
-    from pneumoviewer.io.dicom import scan_folder
+    from pneumoviewer.io.folder_scan import scan_folder
     from pneumoviewer.review.session import ReviewSession
     from pneumoviewer.ui.case_view import CaseView
     from pneumoviewer.ui.image_view import MaskLayer

@@ -24,7 +24,13 @@ class FileProblem(Exception):
         self.path = Path(path)
         self.reason = reason
         # `where` refines the location in the message ("file.csv, line 7"); the path stays the file.
+        self.where = where
         super().__init__(f"{where or self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[FileProblem], tuple[Path, str, str | None]]:
+        # Pickled as what it was made of (a child process's verdict on a file comes back this way);
+        # the default would call the class with the message alone.
+        return type(self), (self.path, self.reason, self.where)
 
 
 class Cancelled(Exception):

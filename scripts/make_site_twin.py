@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pneumoviewer.commands.evaluate import read_id_list  # noqa: E402
-from pneumoviewer.io.dicom import DicomError, scan_folder  # noqa: E402
+from pneumoviewer.io.dicom import DicomError  # noqa: E402
+from pneumoviewer.io.folder_scan import scan_folder  # noqa: E402
 from pneumoviewer.training.site_render import DEFAULT_PROFILE, SiteProfile, write_twin_dicom  # noqa: E402
 
 

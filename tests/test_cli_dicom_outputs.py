@@ -12,9 +12,9 @@ from dicom_validation import DCIODVFY, dciodvfy_errors  # tests/dicom_validation
 
 from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_masks
-from pneumoviewer.io.dicom import scan_folder
 from pneumoviewer.io.dicom_derived import is_valid_uid
 from pneumoviewer.io.dicom_seg import read_seg_mask
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.model.identity import model_fingerprint
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.case import ReviewStatus

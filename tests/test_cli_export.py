@@ -11,7 +11,7 @@ from PIL import Image
 
 from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_masks, read_annotation_rows
-from pneumoviewer.io.dicom import scan_folder
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.case import ReviewStatus
 from pneumoviewer.review.session import ReviewSession

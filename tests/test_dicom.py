@@ -22,8 +22,8 @@ from pneumoviewer.io.dicom import (
     load_dicom,
     percentile_window,
     read_header,
-    scan_folder,
 )
+from pneumoviewer.io.folder_scan import scan_folder
 
 MONOCHROME1_SOURCE_UID = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

@@ -14,7 +14,8 @@ from skimage.measure import label
 
 import pneumoviewer.io.dicom as dicom
 import pneumoviewer.io.header_index as header_index
-from pneumoviewer.io.dicom import DicomMetadata, scan_folder
+from pneumoviewer.io.dicom import DicomMetadata
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.header_index import HeaderIndex
 from pneumoviewer.review.case import Case, lesion_stats
 from pneumoviewer.review.opening import open_studies

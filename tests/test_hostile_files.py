@@ -28,7 +28,8 @@ from hostile_corpus import (
 from ui_driver import WAIT_MS
 from unprivileged import run_without_root
 
-from pneumoviewer.io.dicom import DicomError, load_dicom, read_header, scan_folder
+from pneumoviewer.io.dicom import DicomError, load_dicom, read_header
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.images import load_radiograph
 
 make_window = ui_driver.make_window  # fixtures

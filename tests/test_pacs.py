@@ -15,8 +15,9 @@ from orthanc_server import AE_TITLE, PASSWORD, USER, OrthancServer, require_orth
 
 from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_masks
-from pneumoviewer.io.dicom import load_dicom, scan_folder
+from pneumoviewer.io.dicom import load_dicom
 from pneumoviewer.io.dicom_seg import open_seg, read_seg
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.pacs.connection import connect
 from pneumoviewer.pacs.nodes import PacsNode, load_nodes, save_nodes
 from pneumoviewer.pacs.push import PushStatus, push_objects

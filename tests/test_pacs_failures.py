@@ -14,7 +14,7 @@ from orthanc_server import AE_TITLE, PASSWORD, USER, OrthancServer, free_port, r
 from pydicom.uid import generate_uid
 
 from pneumoviewer.cli import main
-from pneumoviewer.io.dicom import scan_folder
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.pacs.connection import connect
 from pneumoviewer.pacs.nodes import PacsError, PacsNode
 from pneumoviewer.pacs.push import PushStatus, push_objects

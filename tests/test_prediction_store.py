@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pneumoviewer.io.dicom import scan_folder
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.review.autosave import SessionSaveError
 from pneumoviewer.review.case import ReviewStatus
 from pneumoviewer.review.prediction_store import CONTENT_BLOCK, KEPT_MODELS, StoredPrediction

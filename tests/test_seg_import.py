@@ -13,8 +13,8 @@ import pytest
 
 from pneumoviewer.cli import main
 from pneumoviewer.io.annotations import read_annotation_masks
-from pneumoviewer.io.dicom import scan_folder
 from pneumoviewer.io.dicom_seg import AI_ALGORITHM_NAME, Algorithm, write_seg
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.review.case import ReviewStatus
 from pneumoviewer.review.export import export_dicom
 from pneumoviewer.review.opening import open_studies

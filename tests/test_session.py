@@ -17,7 +17,8 @@ import pytest
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.annotations import AnnotationError
-from pneumoviewer.io.dicom import DicomError, scan_folder
+from pneumoviewer.io.dicom import DicomError
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.rle import decode
 from pneumoviewer.paths import demo_dir
 from pneumoviewer.review.autosave import SessionSaveError, SessionStore

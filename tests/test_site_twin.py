@@ -10,7 +10,8 @@ import pytest
 from script_loader import load_script  # tests/script_loader.py
 
 from pneumoviewer.io.annotations import read_annotation_rows
-from pneumoviewer.io.dicom import load_dicom, read_header, scan_folder
+from pneumoviewer.io.dicom import load_dicom, read_header
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.io.rle import decode_rows
 from pneumoviewer.training.site_render import SiteProfile, render_site

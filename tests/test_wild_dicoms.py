@@ -22,7 +22,8 @@ from ui_driver import WAIT_MS, open_and_wait
 from pneumoviewer.cli import main
 from pneumoviewer.io.ai_scope import ai_scope_warning
 from pneumoviewer.io.annotations import read_annotation_rows
-from pneumoviewer.io.dicom import DicomError, load_dicom, looks_like_dicom, read_header, scan_folder
+from pneumoviewer.io.dicom import DicomError, load_dicom, looks_like_dicom, read_header
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.ui.worklist import SCORE_COLUMN
 

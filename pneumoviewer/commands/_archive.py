@@ -36,7 +36,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_bytes, atomic_write_text
-from pneumoviewer.io.dicom import CandidateKind, DicomError, DicomMetadata, examine_candidate, visible_files
+from pneumoviewer.io.dicom import DicomError, DicomMetadata
+from pneumoviewer.io.folder_scan import CandidateKind, examine_candidate, visible_files
 
 if TYPE_CHECKING:
     from pneumoviewer.commands.predict import ImageOutcome

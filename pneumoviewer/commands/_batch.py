@@ -19,7 +19,8 @@ import numpy as np
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.ai_scope import ai_scope_warning
-from pneumoviewer.io.dicom import DicomError, DicomImage, scan_folder
+from pneumoviewer.io.dicom import DicomError, DicomImage
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.cam import grad_cam
 from pneumoviewer.model.checkpoint import CheckpointError

@@ -1,4 +1,4 @@
-"""DICOM radiographs as plain data: header-only metadata, display-ready pixels, folder scans.
+"""DICOM radiographs as plain data: header-only metadata, display-ready pixels (folder scans: `folder_scan`).
 
 Every problem with a file ends as one error type, `DicomError` (a `FileProblem`), naming the
 file and the problem in plain words. Sizes are checked against a sane maximum and against the
@@ -8,18 +8,17 @@ allocate gigabytes or hang.
 
 from __future__ import annotations
 
-import enum
 import io
 import os
 import stat
 import struct
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -35,10 +34,7 @@ from pydicom.uid import (
     SegmentationStorage,
 )
 
-from pneumoviewer.errors import FileProblem, ProgressCallback
-
-if TYPE_CHECKING:
-    from pneumoviewer.io.header_index import HeaderIndex
+from pneumoviewer.errors import FileProblem
 
 # The largest single radiographs (full-field mammography, long-leg stitches) are around
 # 25 megapixels; anything beyond these limits is a damaged or hostile header.
@@ -72,7 +68,7 @@ class DicomError(FileProblem):
 
 class SegmentationFile(DicomError):
     """A DICOM Segmentation (a mask over a radiograph, `io.dicom_seg`): not an image to review, but
-    a read to import; `scan_folder` lists it in `segmentations`, not among the unreadable files."""
+    a read to import; `folder_scan.scan_folder` lists it in `segmentations`, not among the unreadable files."""
 
 
 @dataclass(frozen=True)
@@ -103,13 +99,6 @@ class DicomImage:
     window: tuple[float, float]  # default (center, width) in raw units
     invert: bool  # display inverted: MONOCHROME1, or MONOCHROME2 with an INVERSE Presentation LUT
     pixels: np.ndarray  # float32 HxW in [0, 1]: window applied, MONOCHROME1 inverted
-
-
-@dataclass(frozen=True)
-class FolderScan:
-    images: list[DicomMetadata] = field(default_factory=list)
-    unreadable: list[DicomError] = field(default_factory=list)
-    segmentations: list[Path] = field(default_factory=list)  # DICOM SEG files (masks to import), path order
 
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
@@ -174,88 +163,6 @@ def load_dicom(path: str | os.PathLike[str]) -> DicomImage:
     return DicomImage(metadata, raw, window, invert, apply_window(raw, window, invert))
 
 
-def scan_folder(
-    folder: str | os.PathLike[str],
-    progress: ProgressCallback | None = None,
-    found: Callable[[DicomMetadata], None] | None = None,
-    index: HeaderIndex | None = None,
-) -> FolderScan:
-    """Headers of every DICOM image under `folder` (recursive, sorted by path).
-
-    Files that are not DICOM (`looks_like_dicom`: neither the marker nor the start of a raw dataset)
-    are skipped silently (reports, thumbnails, hidden files), except `.dcm` files, which are reported.
-    Unreadable DICOMs are listed in `unreadable` with the reason; they never stop the scan. `progress(done, total)` is
-    called once the files are listed (done 0), then after each file; an exception it raises (a cancel) stops the
-    scan and propagates.
-    `found(metadata)` is called with each header as soon as it is read (a window lists the
-    studies of a large folder while the scan goes on). With an `index` (`header_index`),
-    a file unchanged since it was read before is not parsed again, and each file read is
-    added to it. DICOM Segmentations are listed in `segmentations` (their headers are not indexed).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DicomError(folder, "is not a folder")
-    scan = FolderScan()
-    candidates = list(visible_files(folder, scan.unreadable.append))
-    if progress is not None:
-        progress(0, len(candidates))
-    for done, path in enumerate(candidates, start=1):
-        verdict = examine_candidate(path, index)
-        if isinstance(verdict, DicomMetadata):
-            scan.images.append(verdict)
-            if found is not None:
-                found(verdict)
-        elif isinstance(verdict, DicomError):
-            scan.unreadable.append(verdict)
-        elif verdict is CandidateKind.SEGMENTATION:
-            scan.segmentations.append(path)
-        if progress is not None:
-            progress(done, len(candidates))
-    return scan
-
-
-class CandidateKind(enum.Enum):
-    """What a file met in a folder is when it is neither an image header nor an error."""
-
-    SEGMENTATION = "a DICOM Segmentation (a mask to import, not an image)"
-    IGNORED = "not a DICOM file and not named .dcm (reports, thumbnails): skipped silently"
-
-
-def examine_candidate(path: Path, index: HeaderIndex | None = None) -> DicomMetadata | DicomError | CandidateKind:
-    """THE rule for a file found in a folder: its image header, why it cannot be read, or what else it is.
-
-    The one place `scan_folder` and the archive run (`pneumoviewer predict --workers`) decide which
-    files of a folder are images."""
-    header = index.lookup(path) if index is not None else None
-    if header is not None:
-        return header
-    if looks_like_dicom(path):
-        try:
-            return read_header(path) if index is None else index.read(path)
-        except SegmentationFile:
-            return CandidateKind.SEGMENTATION
-        except DicomError as error:
-            return error
-    if path.suffix.lower() == ".dcm":
-        return DicomError(path, _not_dicom_reason(path))
-    return CandidateKind.IGNORED
-
-
-def visible_files(folder: Path, unlistable: Callable[[DicomError], None]) -> Iterator[Path]:
-    """The files of `folder` to look at, recursively, in `scan_folder`'s order (sorted by path), one
-    at a time: an archive of a million files is walked without holding its list. Hidden files and
-    folders and DICOMDIR are left out; a subfolder that cannot be listed is passed to `unlistable`."""
-
-    def report(error: OSError) -> None:
-        unlistable(DicomError(error.filename, f"this folder cannot be read ({error.strerror})"))
-
-    for root, directories, names in os.walk(folder, onerror=report):
-        directories[:] = sorted(name for name in directories if not name.startswith("."))
-        for name in sorted(names):
-            if not name.startswith(".") and name != "DICOMDIR":
-                yield Path(root) / name
-
-
 def percentile_window(raw: np.ndarray, padding: np.ndarray | None = None) -> tuple[float, float]:
     """Default (center, width) from robust percentiles, for files without a VOI window.
 
@@ -307,7 +214,7 @@ def _not_a_file_reason(path: Path) -> str:
     return "is not a file"
 
 
-def _not_dicom_reason(path: Path) -> str:
+def not_dicom_reason(path: Path) -> str:
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             return "is not a regular file (a pipe, device or socket)"
@@ -324,7 +231,7 @@ def _read_dataset(path: Path, with_pixels: bool) -> tuple[Dataset, DicomMetadata
         raise DicomError(path, _not_a_file_reason(path))
     part10 = is_dicom_file(path)
     if not part10 and not looks_like_dicom(path):
-        raise DicomError(path, _not_dicom_reason(path))
+        raise DicomError(path, not_dicom_reason(path))
     # pydicom warns, rather than fails, on values that break their VR (common in real archives,
     # e.g. `ID_...` SOP Instance UIDs) and when a file ends inside an element (it then returns
     # a partial dataset). Record its warnings instead of printing them, to report the latter as

@@ -84,9 +84,13 @@ class HeaderIndex:
             stamp = None  # read_header reports why the file cannot be read
         metadata = dicom.read_header(path)  # the scan's own reader: one way of reading a header
         if stamp is not None:
-            fields = {name: getattr(metadata, name) for name in _FIELDS}
-            self._listed[key] = (stamp, fields)
+            self.remember(metadata, stamp)
         return metadata
+
+    def remember(self, metadata: DicomMetadata, stamp: FileStamp) -> None:
+        """List a header read elsewhere (a child process of `folder_scan`) under the stamp its file had
+        before it was read."""
+        self._listed[os.path.abspath(metadata.path)] = (stamp, {name: getattr(metadata, name) for name in _FIELDS})
 
     @property
     def changed(self) -> bool:

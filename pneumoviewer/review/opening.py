@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pneumoviewer.errors import ProgressCallback
-from pneumoviewer.io.dicom import DicomError, DicomMetadata, SegmentationFile, scan_folder
+from pneumoviewer.io.dicom import DicomError, DicomMetadata, SegmentationFile
+from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.header_index import HeaderIndex
 from pneumoviewer.review.seg_import import SegImport, import_segmentations
 from pneumoviewer.review.session import ReviewSession, session_store_for

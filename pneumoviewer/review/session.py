@@ -124,7 +124,7 @@ class ReviewSession:
     def from_metadata(
         cls, folder: Path, images: Iterable[DicomMetadata], data_dir: Path | None = None
     ) -> ReviewSession:
-        """From `pneumoviewer.io.dicom.scan_folder(folder).images`; display ids "Case 0001"... in path order."""
+        """From `pneumoviewer.io.folder_scan.scan_folder(folder).images`; display ids "Case 0001"... in path order."""
         ordered = sorted(images, key=lambda metadata: str(metadata.path))
         width = max(4, len(str(len(ordered))))
         cases = [Case.from_metadata(meta, f"Case {number:0{width}d}") for number, meta in enumerate(ordered, 1)]

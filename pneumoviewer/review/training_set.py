@@ -165,7 +165,7 @@ def autosaved_cases(folder: Path, data_dir: Path | None = None) -> ReviewedCases
     The headers are read as the app reads them (its header index is used, never rewritten), and the
     session is restored but not saved: the app may have the same folder open meanwhile.
     """
-    from pneumoviewer.io.dicom import scan_folder
+    from pneumoviewer.io.folder_scan import scan_folder
     from pneumoviewer.io.header_index import HeaderIndex
     from pneumoviewer.review.session import ReviewSession, session_store_for
 

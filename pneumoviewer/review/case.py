@@ -112,7 +112,7 @@ class Case:
             image_id=metadata.sop_instance_uid,
             display_id=display_id,
             shape=(int(metadata.rows), int(metadata.columns)),
-            path=Path(metadata.path),
+            path=metadata.path,
             pixel_spacing_mm=metadata.pixel_spacing_mm,
             patient_age=metadata.patient_age,
             patient_sex=metadata.patient_sex,

@@ -177,7 +177,8 @@ class Findings:
         (nothing restored or changed since): most rows of a large folder, not built a second time."""
         if (listed is not None and ai_error is None and case.ai_score is None and case.mask is None
                 and listed.status == case.status.value and listed.display_id == case.display_id
-                and str(listed.path) == str(case.path)):  # str(): Path's == casefolds both, 8x slower
+                and (listed.path is case.path  # both the header's own path: most rows, checked at no cost
+                     or str(listed.path) == str(case.path))):  # str(): Path's == casefolds both, 8x slower
             return listed
         return self.row(case, ai_error)
 
@@ -186,7 +187,7 @@ class Findings:
         """The row of an image whose header was just read, before its case exists (no AI result, no
         restored status yet): what the worklist shows while a folder is indexed."""
         return WorklistRow(
-            image_id=metadata.sop_instance_uid, display_id=display_id, path=Path(metadata.path),
+            image_id=metadata.sop_instance_uid, display_id=display_id, path=metadata.path,
             view=metadata.view_position or "", age=metadata.patient_age or "", sex=metadata.patient_sex or "",
             ai_warning=ai_scope_warning(metadata),
         )

@@ -282,3 +282,26 @@ def test_too_few_cases_to_hold_out_is_refused_naming_what_is_missing(siim_dir: P
                                  forgetting=False, threads=1)
     with pytest.raises(ft.data.TrainingDataError, match="with and without a pneumothorax"):
         ft.finetune(only_negatives, options)
+
+
+def test_cli_fit_fraction_and_site_sampling_reach_the_recipe_and_bad_values_are_named(
+    reviewed_csv: Path, siim_dir: Path, random_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["finetune", "--labels", str(reviewed_csv), "--images", str(siim_dir), "--from", str(random_checkpoint),
+              "--minutes", "0.03", "--no-rehearsal", "--no-forgetting", "--cache-dir", str(tmp_path / "cache"),
+              "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--fit-fraction", "0.34", "--site-sampling", "prevalence"]) == 0
+    card = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert card["training"]["recipe"]["fit_fraction"] == 0.34
+    assert card["training"]["recipe"]["site_sampling"] == "prevalence"
+    assert len(card["training"]["fitted_on_ids"]) == 10  # a third of the 30 training cases held apart
+    capsys.readouterr()
+
+    assert main([*common, "--out", str(tmp_path / "b"), "--fit-fraction", "1"]) == 2
+    assert "--fit-fraction must be at least 0 and below 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main([*common, "--out", str(tmp_path / "b"), "--site-sampling", "uniform"])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert "--site-sampling: invalid choice: 'uniform'" in error and "'balanced', 'prevalence'" in error
+    assert not (tmp_path / "b").exists()  # refused before anything was written

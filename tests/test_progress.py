@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pneumoviewer.commands import _progress
-from pneumoviewer.commands._progress import LOG_INTERVAL_SECONDS, LogLines, progress_bar
+from pneumoviewer import progress as progress_module
+from pneumoviewer.progress import LOG_INTERVAL_SECONDS, LogLines, progress_bar
 
 
 class FakeClock:
@@ -52,6 +52,21 @@ def test_a_slow_run_also_prints_a_line_every_interval_while_items_get_done() -> 
     assert done == [3, 6, 9, 12]  # every 12 s (>= 10 s), and close() adds nothing new
     bar.write("pneumoviewer: x.dcm: not a DICOM file")
     assert log.getvalue().endswith("pneumoviewer: x.dcm: not a DICOM file\n")
+
+
+def test_a_resumed_run_counts_from_where_it_was_and_shows_its_figures() -> None:
+    """Training's bar: an epoch resumed at step 40 of 100, a running loss after the count, a line a minute."""
+    clock, log = FakeClock(), io.StringIO()
+    bar = LogLines(100, "epoch 3/8", "batch", log, clock=clock, initial=40, interval_seconds=60.0)
+    for step in range(8):  # 10 s a step: a tenth (50) not reached, a line when a minute has passed
+        clock.now += 10.0
+        bar.set_postfix(loss=f"{0.7 - step / 100:.3f}")
+        bar.update()
+    bar.close()
+    assert log.getvalue().splitlines() == [  # the rate is this run's: 6 batches in 60 s, not 46
+        "epoch 3/8: 46/100 batches (46%), 60 s, 0.1 batches/s, about 540 s left, loss=0.650",
+        "epoch 3/8: 48/100 batches (48%), 80 s, 0.1 batches/s, about 520 s left, loss=0.630",
+    ]
 
 
 def test_nothing_to_do_still_ends_with_a_line() -> None:
@@ -106,6 +121,6 @@ def test_predict_into_a_pipe_writes_progress_lines_not_carriage_returns(
 
 def test_the_helper_stays_light() -> None:
     """export uses it without the AI: importing it loads neither tqdm nor the model's runtime."""
-    code = f"import sys, {_progress.__name__}; print(sorted({{'torch', 'tqdm'}} & set(sys.modules)))"
+    code = f"import sys, {progress_module.__name__}; print(sorted({{'torch', 'tqdm'}} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"

@@ -272,3 +272,32 @@ def test_cli_reports_missing_labels(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert status != 0
     error = capsys.readouterr().err
     assert error.startswith("pneumoviewer: ") and "absent.csv" in error
+
+
+def test_train_into_a_log_writes_progress_lines_not_carriage_returns(
+    small_labels: Path, siim_dir: Path, tmp_path: Path
+) -> None:
+    """The campaign sends `train`'s output to a file (train.log): whole lines there (tqdm redraws on a terminal)."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "train.log"
+    command = [sys.executable, "-m", "pneumoviewer", "train", "--labels", str(small_labels), "--images", str(siim_dir),
+               "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--input-size", "64",
+               "--batch-size", "2", "--steps-per-epoch", "3", "--epochs", "1", "--threads", "1"]
+    if IMAGENET_WEIGHTS.is_file():
+        command += ["--encoder-weights", str(IMAGENET_WEIGHTS)]
+    repo = str(Path(__file__).resolve().parent.parent)  # this checkout's package
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    with open(log, "w") as output:
+        done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=environment, timeout=600)
+    written = log.read_text()
+    assert done.returncode == 0, written
+    assert "\r" not in written
+    lines = written.splitlines()
+    decoded = [line.split()[3] for line in lines if line.startswith("decoding images (64px): ")]
+    assert decoded == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "1/2", "2/2"], written  # training, validation
+    steps = [line for line in lines if line.startswith("epoch 1/1: ")]
+    assert [line.split()[2] for line in steps] == ["1/3", "2/3", "3/3"], written  # a line per tenth at most
+    assert steps[-1].startswith("epoch 1/1: 3/3 batches (100%)") and ", loss=" in steps[-1]

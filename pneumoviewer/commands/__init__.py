@@ -17,7 +17,7 @@ from pneumoviewer.errors import FileProblem
 if TYPE_CHECKING:
     import argparse
 
-    from pneumoviewer.commands._progress import ProgressBar
+    from pneumoviewer.progress import ProgressBar
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def report(problem: FileProblem | str, progress: ProgressBar | None = None) -> None:
     """`pneumoviewer: <file>: <reason>` (or `pneumoviewer: <message>`) on stderr.
 
-    With a running progress bar (`commands._progress.progress_bar`), the line is written above it
+    With a running progress bar (`pneumoviewer.progress.progress_bar`), the line is written above it
     instead of through it.
     """
     message = f"pneumoviewer: {problem}"

@@ -368,11 +368,11 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
 
     from pneumoviewer.commands import fail, report
     from pneumoviewer.commands._batch import request_settings
-    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.commands.predict import default_scores_path, write_outputs
     from pneumoviewer.model.checkpoint import CheckpointError, load_card
     from pneumoviewer.model.identity import model_fingerprint
     from pneumoviewer.paths import default_model_path
+    from pneumoviewer.progress import progress_bar
 
     if args.workers is None and args.scheduler is None:
         return fail("--resume finishes a --workers or --scheduler run: give one of them", status=2)

@@ -111,8 +111,8 @@ def _ai_results(session: ReviewSession, model_path: Path | None, no_ai: bool):
 
 def _predict(session: ReviewSession, checkpoint: Path, cases: list) -> dict[str, str]:
     from pneumoviewer.commands._batch import ImageFile, open_predictor, predict_files
-    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.errors import FileProblem
+    from pneumoviewer.progress import progress_bar
 
     predictor = open_predictor(checkpoint)
     files = [ImageFile(case.path, case.image_id) for case in cases if case.path is not None]

@@ -114,9 +114,9 @@ def _evaluate(
         predict_files,
         request_settings,
     )
-    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.io.atomic import atomic_write_text
     from pneumoviewer.model.checkpoint import CheckpointError
+    from pneumoviewer.progress import progress_bar
 
     try:
         predictor = open_predictor(model)

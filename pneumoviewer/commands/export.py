@@ -41,9 +41,9 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.io.dicom import DicomError
     from pneumoviewer.io.rle import RleConvention
+    from pneumoviewer.progress import progress_bar
     from pneumoviewer.review.export import (
         ExportError,
         ExportScope,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pneumoviewer.commands import fail, report
 from pneumoviewer.errors import Cancelled, FileProblem
+from pneumoviewer.training.finetune_recipe import SITE_SAMPLING
 
 if TYPE_CHECKING:
     from pneumoviewer.commands import Subparsers
@@ -51,6 +52,13 @@ def register(subparsers: Subparsers) -> None:
                         help="the encoder's rate as a share of --learning-rate (default 0: encoder not trained)")
     parser.add_argument("--adapt-batchnorm", action="store_true",
                         help="first re-estimate the decoder's BatchNorm statistics on the site's images")
+    parser.add_argument("--fit-fraction", type=float, default=0.0,
+                        help="share of the training cases held apart from training, on which the candidate's "
+                        "calibration, operating points and challenge threshold are fitted (default 0: fitted on "
+                        "the training cases themselves, which the candidate has seen)")
+    parser.add_argument("--site-sampling", choices=SITE_SAMPLING, default="balanced",
+                        help="the site half of each batch: balanced draws positives and negatives equally "
+                        "(default), prevalence every case equally often, at the site's own share of positives")
     parser.add_argument("--cache-dir", type=Path, help="decoded-image cache (default: OUT/cache)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one)")
     parser.add_argument("--seed", type=int, default=2019)
@@ -68,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("--holdout-fraction must be between 0 and 1", status=2)
     if args.minutes <= 0:
         return fail("--minutes must be more than 0", status=2)
+    if not 0 <= args.fit_fraction < 1:
+        return fail("--fit-fraction must be at least 0 and below 1", status=2)
 
     from pneumoviewer.paths import default_model_path
     from pneumoviewer.review.training_set import autosaved_cases, read_snapshot
@@ -92,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
             out=args.out, start_model=args.start_model or default_model_path(), minutes=args.minutes,
             holdout_fraction=args.holdout_fraction, seed=args.seed, learning_rate=args.learning_rate,
             encoder_lr_scale=args.encoder_lr_scale, rehearsal_images=0 if args.no_rehearsal else 240,
-            adapt_batchnorm=args.adapt_batchnorm, forgetting=not args.no_forgetting,
-            cache_dir=args.cache_dir, threads=args.threads,
+            adapt_batchnorm=args.adapt_batchnorm, fit_fraction=args.fit_fraction, site_sampling=args.site_sampling,
+            forgetting=not args.no_forgetting, cache_dir=args.cache_dir, threads=args.threads,
         )
         result = finetune(cases, options, progress=emit.progress, phase=emit.say)
     except Cancelled:

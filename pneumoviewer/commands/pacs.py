@@ -204,10 +204,10 @@ def _query(node: PacsNode, query: StudyQuery) -> int:
 
 
 def _pull(node: PacsNode, args: argparse.Namespace) -> int:
-    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.pacs.connection import connect
     from pneumoviewer.pacs.retrieve import discard_incoming, incoming_studies, retrieve_studies
     from pneumoviewer.paths import pacs_cache_dir
+    from pneumoviewer.progress import progress_bar
 
     cache = args.cache or pacs_cache_dir()
     if args.discard_incoming:

@@ -128,8 +128,8 @@ def _predict(
         predict_files,
         request_settings,
     )
-    from pneumoviewer.commands._progress import progress_bar
     from pneumoviewer.model.checkpoint import CheckpointError
+    from pneumoviewer.progress import progress_bar
 
     try:
         predictor = open_predictor(model)

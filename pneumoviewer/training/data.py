@@ -22,13 +22,13 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pneumoviewer.errors import FileProblem
 from pneumoviewer.io import rle
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.pipeline import InputSpec, prepare_batch, resize_pixels
+from pneumoviewer.progress import progress_bar
 from pneumoviewer.training.state import AugmentationRandom
 
 IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg")
@@ -169,8 +169,10 @@ def load_examples(
     """Stacked (pixels uint8 [N,S,S], masks bool [N,S,S]) for `images`, filling the cache as needed."""
     pixels = np.empty((len(images), size, size), dtype=np.uint8)
     masks = np.empty((len(images), size, size), dtype=bool)
-    for index, image in enumerate(tqdm(images, desc=f"decoding images ({size}px)", disable=not progress, unit="img")):
-        pixels[index], masks[index] = cached_example(image, size, cache_dir)
+    with progress_bar(len(images), f"decoding images ({size}px)", enabled=progress) as bar:
+        for index, image in enumerate(images):
+            pixels[index], masks[index] = cached_example(image, size, cache_dir)
+            bar.update()
     return pixels, masks
 
 

@@ -63,11 +63,11 @@ from pneumoviewer.review.training_set import (
     merge_refusals,
 )
 from pneumoviewer.training import data, gate
+from pneumoviewer.training.finetune_recipe import SITE_SAMPLING
 from pneumoviewer.training.train import parameter_groups, predict_maps, segmentation_loss
 from pneumoviewer.training.tuning import ValidationSet, fit_presence_threshold, tune_settings
 
 STATE_FILE = "finetune-state.pt"
-SITE_SAMPLING = ("balanced", "prevalence")
 PhaseCallback = Callable[[str], None]
 
 
@@ -91,9 +91,7 @@ class FinetuneOptions:
     # Share of the training cases held apart from training: the candidate's calibration, operating points and
     # challenge threshold are fitted on them (0: on the training cases themselves, which the candidate has seen).
     fit_fraction: float = 0.0
-    # The site half of each batch: "balanced" (positives and negatives equally) or "prevalence" (every case
-    # equally often, so at the site's own share of positives).
-    site_sampling: str = "balanced"
+    site_sampling: str = "balanced"  # the site half of each batch: one of SITE_SAMPLING (finetune_recipe.py)
     forgetting: bool = True  # also score both models on the developers' SIIM validation split
     cache_dir: Path | None = None  # default: <out>/cache
     threads: int | None = None

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.model.checkpoint import (
@@ -50,6 +49,7 @@ from pneumoviewer.model.network import (
     select_device,
 )
 from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
+from pneumoviewer.progress import progress_bar
 from pneumoviewer.training import data
 from pneumoviewer.training.pack import read_pack
 from pneumoviewer.training.predictions import write_predictions
@@ -65,6 +65,8 @@ from pneumoviewer.training.state import (
 from pneumoviewer.training.tuning import ValidationSet, tune_settings
 
 PROGRESS_FILE = "progress.json"
+# In a log (the campaign's train.log) a progress line a minute at most: a step takes seconds, an epoch many minutes.
+TRAINING_LOG_SECONDS = 60.0
 # The shipped model's figures in the campaign log's "finished" line.
 _FINISHED_FIGURES = ("challenge_score", "challenge_score_crossfit", "all_empty_score", "roc_auc",
                      "roc_auc_presence_head", "shipped_epoch")
@@ -334,9 +336,9 @@ def _train_steps(
     model.train()
     freeze_encoder_batchnorm(model)
     use_amp = device.type == "cuda"
-    bar = tqdm(loader, desc=description, disable=not options.progress, unit="batch", mininterval=10,
-               initial=state.step, total=steps_per_epoch)
-    for images, masks, presence in bar:
+    bar = progress_bar(steps_per_epoch, description, unit="batch", initial=state.step,
+                       log_interval_seconds=TRAINING_LOG_SECONDS, enabled=options.progress)
+    for images, masks, presence in loader:
         step_started = time.monotonic()
         rate = learning_rate_at(
             state.epoch * steps_per_epoch + state.step, total_steps, options.learning_rate, options.warmup_steps
@@ -356,10 +358,12 @@ def _train_steps(
         state.step += 1
         progress.stepped(time.monotonic() - step_started)
         bar.set_postfix(loss=f"{np.mean(state.epoch_losses[-20:]):.3f}")
+        bar.update()
         if progress.checkpoint_due():
             checkpoint()
         elif progress.report_due():
             progress.write(state, options.epochs, "training")
+    bar.close()
 
 
 class _Progress:

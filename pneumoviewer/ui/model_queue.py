@@ -2,7 +2,11 @@
 
 One thread, because the model is one set of weights on a 2-core laptop: parallel forwards would
 only fight for the cores. The case on screen jumps the queue; the rest of the folder follows in the
-order given (the worklist order). torch is imported only inside the worker, never at start-up.
+order given (the worklist order). A job asked for again while it waits, runs or its result is on
+its way to the window is not queued a second time, so the case on screen, asked for by the folder and
+by the reader, goes through the network once per model; once its result is in, the caller decides
+(the window asks again only for "Predict all cases").
+torch is imported only inside the worker, never at start-up.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ class ModelJob:
     path: Path
     pixel_spacing_mm: tuple[float, float] | None = None  # for the lesion area, computed off the GUI thread
     ai_warning: str | None = None  # why the AI is not validated for this image (io.ai_scope): run only on request
+
+
+JobKey = tuple[JobKind, str]  # what makes two jobs the same work: the kind and the image
+
+
+def job_key(job: ModelJob) -> JobKey:
+    return job.kind, job.image_id
 
 
 @dataclass(frozen=True)
@@ -171,8 +182,11 @@ class ModelQueue(QObject):
         self._predictor_factory = predictor_factory
         self._lock = threading.Lock()
         self._pending: deque[ModelJob] = deque()
+        self._queued: set[JobKey] = set()  # the keys of the pending jobs
+        # Jobs a worker took under the current model: running, or their result not yet delivered.
+        self._taken: set[JobKey] = set()
+        self._pending_predictions = 0  # the progress counts images predicted, not jobs
         self._worker: Worker | None = None
-        self._done = 0
         self.model_error: str | None = None
         self.model_card: dict[str, Any] | None = None
         self.model_key: str | None = None  # the loaded model's fingerprint (GUI thread's copy, set on delivery)
@@ -190,24 +204,46 @@ class ModelQueue(QObject):
             return list(self._pending)
 
     def enqueue(self, jobs: list[ModelJob]) -> None:
-        """Add jobs at the back (the background sweep of a folder)."""
+        """Add jobs at the back (the background sweep of a folder); one already queued stays where it is."""
         jobs = self._wanted(jobs)
         with self._lock:
-            if self._pending:  # an empty queue needs no look-up: hashing 10,000 jobs' paths took ~0.1 s
-                queued = set(self._pending)
-                jobs = [job for job in jobs if job not in queued]
-            self._pending.extend(jobs)
+            for job in jobs:
+                key = job_key(job)
+                if key not in self._queued and key not in self._taken:
+                    self._queued.add(key)
+                    self._pending.append(job)
+                    self._pending_predictions += job.kind is JobKind.PREDICT
         self._ensure_running()
 
     def prioritise(self, jobs: list[ModelJob]) -> None:
-        """Put jobs at the front, in the given order (the case on screen)."""
+        """Put jobs at the front, in the given order (the case on screen); one already queued moves there."""
         jobs = self._wanted(jobs)
         with self._lock:
             for job in reversed(jobs):
-                if job in self._pending:
-                    self._pending.remove(job)
+                key = job_key(job)
+                if key in self._taken:
+                    continue  # running already: its result comes once
+                if key in self._queued:
+                    self._unqueue(key)
+                self._queued.add(key)
                 self._pending.appendleft(job)
+                self._pending_predictions += job.kind is JobKind.PREDICT
         self._ensure_running()
+
+    def _unqueue(self, key: JobKey) -> None:
+        """Under the lock: take the pending job with this key out of the queue."""
+        for index, job in enumerate(self._pending):
+            if job_key(job) == key:
+                del self._pending[index]
+                self._queued.discard(key)
+                self._pending_predictions -= job.kind is JobKind.PREDICT
+                return
+
+    def _clear_pending(self) -> None:
+        """Under the lock: drop every pending job."""
+        self._pending.clear()
+        self._queued.clear()
+        self._pending_predictions = 0
 
     def _wanted(self, jobs: list[ModelJob]) -> list[ModelJob]:
         """Images the AI is not validated for are left out unless the reader asked for them."""
@@ -228,16 +264,17 @@ class ModelQueue(QObject):
         self._ensure_running()
 
     def cancel(self) -> None:
-        """Drop every pending job and stop the one in progress at its next stage boundary."""
+        """Drop every pending job and stop the one in progress at its next stage boundary; a job asked
+        for from now on runs even where the stopped one was still finishing (another model, another session)."""
         with self._lock:  # one step with _pop: a cancelled worker never takes a job queued after this
-            self._pending.clear()
+            self._clear_pending()
+            self._taken.clear()
             if self._worker is not None:
                 self._worker.cancel()
 
     def _ensure_running(self) -> None:
         if self._worker is not None or self.model_error is not None:
             return
-        self._done = 0
         worker = Worker(self._drain, pass_cancel=True)
         worker.sigYielded.connect(self._deliver)
         worker.sigProgress.connect(self.sigProgress)
@@ -248,13 +285,25 @@ class ModelQueue(QObject):
         self._pool.start(worker)
 
     def _pop(self, cancel: Callable[[], bool]) -> tuple[ModelJob | None, int]:
-        """The next job, or None when the queue is empty or this worker was cancelled.
+        """The next job, or None when the queue is empty or this worker was cancelled; and how many
+        predictions are still pending.
 
         Jobs queued after a cancel wait for the next worker, which starts when this one ends.
         """
         with self._lock:
-            job = self._pending.popleft() if self._pending and not cancel() else None
-            return job, len(self._pending)
+            if not self._pending or cancel():
+                return None, self._pending_predictions
+            job = self._pending.popleft()
+            key = job_key(job)
+            self._queued.discard(key)
+            self._taken.add(key)
+            self._pending_predictions -= job.kind is JobKind.PREDICT
+            return job, self._pending_predictions
+
+    def _let_go(self, job: ModelJob) -> None:
+        """The job may be asked for again: its result was delivered, or it was cancelled midway."""
+        with self._lock:
+            self._taken.discard(job_key(job))
 
     def _drain(self, cancel: Callable[[], bool]) -> Generator[Progress, None, int]:
         """Worker thread: load the model once, then run jobs until the queue is empty."""
@@ -279,11 +328,11 @@ class ModelQueue(QObject):
         from pneumoviewer.model.cam import grad_cam
         from pneumoviewer.review.case import lesion_stats
 
-        done = 0
+        predicted = 0
         while True:
             job, remaining = self._pop(cancel)
             if job is None:
-                return done
+                return predicted
             try:
                 pixels = load_radiograph(job.path).pixels
                 if job.kind is JobKind.PREDICT:
@@ -294,11 +343,14 @@ class ModelQueue(QObject):
                 result = JobResult(job, value)
             except Exception as error:  # noqa: BLE001 - one bad image must not stop the sweep
                 if cancel():
-                    return done
+                    self._let_go(job)
+                    return predicted
                 result = JobResult(job, error=str(error))
-            done += 1
-            verb = "Predicting" if job.kind is JobKind.PREDICT else "Grad-CAM"
-            yield Progress(done, done + remaining, f"{verb}: {done} of {done + remaining}", result)
+            predicted += job.kind is JobKind.PREDICT
+            total = predicted + remaining
+            text = (f"Predicting: {predicted} of {total}" if job.kind is JobKind.PREDICT or total
+                    else "Grad-CAM of the case on screen")
+            yield Progress(predicted, total, text, result)
 
     def _deliver(self, result: JobResult | ModelLoaded) -> None:
         if isinstance(result, ModelLoaded):
@@ -313,11 +365,12 @@ class ModelQueue(QObject):
             self.sigPredicted.emit(job.image_id, result.value)
         else:
             self.sigHeatmap.emit(job.image_id, result.value)
+        self._let_go(job)  # after the slots took the result in: the case now has it, or its heatmap is cached
 
     def _model_failed(self, error: Exception) -> None:
         self.model_error = str(error)
         with self._lock:
-            self._pending.clear()
+            self._clear_pending()
         self.sigModelFailed.emit(self.model_error)
 
     def _worker_done(self) -> None:

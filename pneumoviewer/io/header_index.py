@@ -99,10 +99,15 @@ class HeaderIndex:
 
     def save(self, path: Path) -> None:
         """Write what was listed, atomically; raises OSError (the previous index stays)."""
-        entries = {key: [*stamp, *(_plain(fields[name]) for name in _FIELDS)]
-                   for key, (stamp, fields) in sorted(self._listed.items())}
-        body = json.dumps({"format": FORMAT_VERSION, "rules": HEADER_RULES, "fields": list(_FIELDS),
-                           "entries": entries}, separators=(",", ":")).encode("utf-8")
+        # The same JSON as one `json.dumps` of the whole document, but encoded an entry at a time: one
+        # call for 10,000 entries held the GIL for ~0.1 s in one go, a freeze of the window whose
+        # indexing thread saves it.
+        head = json.dumps({"format": FORMAT_VERSION, "rules": HEADER_RULES, "fields": list(_FIELDS)},
+                          separators=(",", ":"))
+        entries = ",".join(json.dumps(key) + ":" + json.dumps([*stamp, *(_plain(fields[name]) for name in _FIELDS)],
+                                                              separators=(",", ":"))
+                           for key, (stamp, fields) in sorted(self._listed.items()))
+        body = (head[:-1] + ',"entries":{' + entries + "}}").encode("utf-8")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, _checksum(body).encode("ascii") + b"\n" + body)
 

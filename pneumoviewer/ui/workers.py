@@ -168,8 +168,13 @@ class WorkerPool(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
         self._running: set[Worker] = set()
+        self._shut_down = False
 
     def start(self, worker: Worker) -> Worker:
+        """Run `worker` on a pool thread; after `shutdown` (the window closed) it is not run: a timer or a
+        queued signal that fires then (the model's warm-up after the first paint) starts nothing."""
+        if self._shut_down:
+            return worker
         self._running.add(worker)
         worker.sigDone.connect(self._forget_sender)  # a bound slot: runs on the GUI thread
         if len(self._running) == 1:
@@ -181,7 +186,8 @@ class WorkerPool(QObject):
         return list(self._running)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel everything and wait for the threads; True when all stopped in time."""
+        """Cancel everything, wait for the threads and start nothing more; True when all stopped in time."""
+        self._shut_down = True
         for worker in list(self._running):
             worker.cancel()
         self._pool.clear()

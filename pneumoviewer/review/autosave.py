@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,13 @@ class SessionStore:
                     self.index_path, f"the saved statuses are unreadable ({error}); kept as {kept.name}"
                 ) from error
         return statuses
+
+    def saved_mask_names(self) -> set[str]:
+        """The names of the mask files saved (one listing: a session of 10,000 images holds a few)."""
+        try:
+            return {entry.name for entry in os.scandir(self.masks_dir) if entry.name.endswith(".rle")}
+        except OSError:  # none saved yet (or unreadable: each mask then reads as missing, as before)
+            return set()
 
     def load_mask(self, image_id: str, shape: tuple[int, int]) -> np.ndarray | None:
         path = self.mask_path(image_id)

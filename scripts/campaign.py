@@ -5,6 +5,8 @@
   scripts/campaign.py run              the same in the foreground
   scripts/campaign.py status [--json]  which run, epoch/step, s/step, last figures, ETA
   scripts/campaign.py stop             SIGTERM the campaign (its last checkpoint stays)
+  scripts/campaign.py park             copy each run's checkpoint (finished: network + record) into campaign-state/
+                                     to commit, so that a new machine continues it (`start` restores from there)
   scripts/campaign.py pack --size 384 --codec jpeg90 --out FILE   the compact image pack for a GPU
   scripts/campaign.py ship --out DIR [--runs NAME ...] [--baseline V1_EVALUATION_JSON] [--ship-run NAME]
                                      the candidate model from the folds' out-of-fold predictions
@@ -29,9 +31,11 @@ from pneumoviewer.training import campaign  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="campaign.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("run", "start", "status", "stop", "pack", "ship"))
+    parser.add_argument("command", choices=("run", "start", "status", "stop", "park", "pack", "ship"))
     parser.add_argument("--root", type=Path, default=campaign.default_root())
     parser.add_argument("--protocol", type=Path, default=campaign.DEFAULT_PROTOCOL)
+    parser.add_argument("--parking", type=Path, default=campaign.DEFAULT_PARKING,
+                        help="park, run, start: the committed folder of parked runs (default: campaign-state/)")
     parser.add_argument("--json", action="store_true", help="status as JSON")
     parser.add_argument("--size", type=int, default=384, help="pack: input size")
     parser.add_argument("--codec", default="png", help="pack: png (lossless) or jpeg<quality>, e.g. jpeg90")
@@ -51,13 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     root, protocol = args.root.resolve(), args.protocol.resolve()
     try:
         if args.command == "run":
-            return campaign.run_campaign(protocol, root)
+            return campaign.run_campaign(protocol, root, parking=args.parking.resolve())
         if args.command == "start":
-            print(f"campaign started in the background (pid {campaign.start_in_background(protocol, root)}); "
+            pid = campaign.start_in_background(protocol, root, args.parking.resolve())
+            print(f"campaign started in the background (pid {pid}); "
                   f"output in {root / 'campaign.out'}, log in {root / campaign.LOG_FILE}")
             return 0
         if args.command == "stop":
             print(campaign.stop_campaign(root))
+            return 0
+        if args.command == "park":
+            written = campaign.park(protocol, root, args.parking.resolve())
+            size = sum(path.stat().st_size for path in written) / 1e6
+            print("\n".join(str(path) for path in written) or "nothing to park: no run has started")
+            print(f"{len(written)} files, {size:.1f} MB: commit {args.parking} so that another machine continues")
             return 0
         if args.command == "status":
             report = campaign.status(protocol, root)

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pneumoviewer.training import campaign
+from pneumoviewer.training.predictions import read_predictions
 
 
 def _write_protocol(path: Path, labels: Path, images: Path, epochs: int = 1) -> Path:
@@ -93,6 +95,40 @@ def test_a_tiny_campaign_runs_logs_and_is_not_rerun(small_labels: Path, siim_dir
     assert [e["event"] for e in events].count("run-started") == 2
     assert [e for e in events if e["event"] == "resumed"][0]["epoch"] == 1
     assert campaign.status(protocol, root)["runs"][0]["state"] == "done"
+
+
+def test_a_parked_run_goes_on_in_a_new_root(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
+    """What a new machine sees: the root is gone, only the committed parking folder came with the checkout."""
+    protocol = _write_protocol(tmp_path / "p.toml", small_labels, siim_dir)
+    first, parking = tmp_path / "first", tmp_path / "parking"
+    assert campaign.run_campaign(protocol, first, parking=parking) == 0
+    _write_protocol(protocol, small_labels, siim_dir, epochs=2)  # one epoch of two done: a run under way
+    parked = campaign.park(protocol, first, parking)
+    assert sorted(path.name for path in parked) == ["last-state.pt", "progress.json"]
+    state = "tiny-f0/last-state.pt"  # parked with its optimizer moments in bfloat16
+    assert (parking / state).stat().st_size < 0.8 * (first / "runs" / state).stat().st_size
+
+    second = tmp_path / "second"
+    assert campaign.run_campaign(protocol, second, parking=parking) == 0
+    events = [json.loads(line) for line in (second / campaign.LOG_FILE).read_text().splitlines()]
+    assert [e["event"] for e in events][:3] == ["campaign-started", "run-restored", "run-started"]
+    assert [e for e in events if e["event"] == "resumed"][0]["epoch"] == 1  # continued, not started again
+
+    parked = campaign.park(protocol, second, parking)  # finished: its network and record, no state
+    assert sorted(path.name for path in parked) == ["done.json", "model.json", "model.safetensors"]
+    assert sorted(path.name for path in (parking / "tiny-f0").iterdir()) == ["done.json", "model.json",
+                                                                            "model.safetensors"]
+    third = tmp_path / "third"
+    assert campaign.run_campaign(protocol, third, parking=parking) == 0
+    kinds = [json.loads(line)["event"] for line in (third / campaign.LOG_FILE).read_text().splitlines()]
+    assert "run-started" not in kinds and campaign.status(protocol, third)["runs"][0]["state"] == "done"
+    assert "held-out-rebuilt" in kinds  # from the parked half-precision network, as the ship step needs them
+    assert (third / "runs" / "tiny-f0" / "model.safetensors").read_bytes() == (
+        second / "runs" / "tiny-f0" / "model.safetensors").read_bytes()
+    rebuilt, lost = (read_predictions(root / "runs" / "tiny-f0") for root in (third, second))
+    assert rebuilt.image_ids == lost.image_ids and np.array_equal(rebuilt.masks, lost.masks)
+    assert np.abs(rebuilt.maps.astype(np.float32) - lost.maps.astype(np.float32)).max() < 0.02
+    assert np.allclose(rebuilt.presence_tta, lost.presence_tta, atol=0.02)
 
 
 def test_status_reports_progress_and_eta(tmp_path: Path) -> None:

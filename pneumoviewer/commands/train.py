@@ -57,11 +57,14 @@ def register(subparsers: Subparsers) -> None:
         "--ship", choices=("last", "best"), default="last",
         help="the epoch written as OUT/model: the last (default) or the best by per-epoch validation score",
     )
+    parser.add_argument("--rebuild-held-out", action="store_true",
+                        help="train nothing: write OUT/oof.npz again from the finished OUT/model, on the split "
+                        "these arguments make (for a run carried to another machine without its predictions)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pneumoviewer.training.train import TrainingOptions, train
+    from pneumoviewer.training.train import TrainingOptions, rebuild_held_out, train
 
     if args.pack is None and (args.labels is None or args.images is None):
         return fail("give --labels and --images (or --pack)", status=2)
@@ -79,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_minutes=args.checkpoint_minutes, log_file=args.log_file, ship=args.ship,
     )
     try:
+        if args.rebuild_held_out:
+            print(f"held-out predictions written to {rebuild_held_out(options)}")
+            return 0
         model = train(options)
     except FileProblem as error:  # labels, images, checkpoints: each names its file
         return fail(error)

@@ -13,7 +13,10 @@ Only one campaign runs at a time: `<root>/campaign.lock` is held with `flock` by
 inherited by its trainer, so the lock is free exactly when neither lives (a lock file left by a
 killed process is stale by construction and simply taken over); the file names the holder's PID.
 The root lives outside the work tree (default `../campaign` beside the checkout, or `$PNEUMOVIEWER_CAMPAIGN_ROOT`)
-so that it survives a fresh checkout.
+so that it survives a fresh checkout. It does not survive a new machine: `park` copies what each run
+needs to go on elsewhere (a running run's last checkpoint, a finished run's network and record) into
+the repository's `campaign-state/`, to be committed, and every campaign start restores from there the
+runs its root lacks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +38,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from pneumoviewer.io.atomic import atomic_write_bytes
+from pneumoviewer.training.predictions import PREDICTIONS_FILE
+from pneumoviewer.training.state import STATE_FILE, write_compact_state
+
 ROOT_VARIABLE = "PNEUMOVIEWER_CAMPAIGN_ROOT"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Beside the checkout, like ../shared: a fresh clone or checkout of the work tree leaves it alone.
@@ -42,6 +50,12 @@ DEFAULT_PROTOCOL = REPO_ROOT / "docs" / "campaign.toml"
 LOG_FILE = "campaign.jsonl"
 LOCK_FILE = "campaign.lock"
 RESUME_FILE = "HOW-TO-RESUME.txt"
+# Committed with the code, so that a campaign continues on whatever machine checks the repository out.
+DEFAULT_PARKING = REPO_ROOT / "campaign-state"
+# What a run needs to go on in another root: a finished run its record and network (the ship step
+# rebuilds its held-out predictions from them), an unfinished one its resumable state.
+PARKED_WHEN_DONE = ("done.json", "model.safetensors", "model.json")
+PARKED_WHEN_RUNNING = (STATE_FILE, "progress.json")
 
 
 class CampaignBusy(RuntimeError):
@@ -96,6 +110,60 @@ def is_done(run: Run, root: Path) -> bool:
     return done.is_file() and json.loads(done.read_text()).get("args") == run.args
 
 
+def park(protocol: Path, root: Path, parking: Path = DEFAULT_PARKING) -> list[Path]:
+    """Copy into `parking/<run>/` what each run of `root` needs to go on elsewhere; returns the files written.
+
+    A finished run leaves `PARKED_WHEN_DONE`, a started one `PARKED_WHEN_RUNNING` (its checkpoint is
+    replaced by rename, so a copy taken while it trains is a whole one, at most a few minutes old; it
+    is parked with its optimizer moments in bfloat16, `state.write_compact_state`, a third smaller);
+    what a run parked earlier and no longer needs (a state once it is done) is removed. Runs that
+    have not started are left alone.
+    """
+    written: list[Path] = []
+    for run in read_protocol(protocol):
+        source, target = root / "runs" / run.name, parking / run.name
+        keep: tuple[str, ...]
+        if is_done(run, root):
+            keep = PARKED_WHEN_DONE
+        elif (source / STATE_FILE).is_file():
+            keep = PARKED_WHEN_RUNNING
+        else:
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for stale in set(PARKED_WHEN_DONE + PARKED_WHEN_RUNNING) - set(keep):
+            (target / stale).unlink(missing_ok=True)
+        for name in keep:
+            if name == STATE_FILE:
+                write_compact_state(source / name, target / name)
+            elif (source / name).is_file():
+                atomic_write_bytes(target / name, (source / name).read_bytes())
+            else:
+                continue
+            written.append(target / name)
+    return written
+
+
+def restore_parked(protocol: Path, root: Path, parking: Path = DEFAULT_PARKING) -> list[str]:
+    """Copy parked runs into `root` where it has neither their record nor their state; returns their names.
+
+    A root that already holds a run's state or its `done.json` is further along or the same, and wins.
+    """
+    restored = []
+    for run in read_protocol(protocol):
+        source, target = parking / run.name, root / "runs" / run.name
+        if not source.is_dir() or (target / "done.json").is_file() or (target / STATE_FILE).is_file():
+            continue
+        names = [name for name in PARKED_WHEN_DONE + PARKED_WHEN_RUNNING if (source / name).is_file()]
+        if not names:
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(source / name, target / name)
+        log_event(root, "run-restored", run=run.name, parking=str(source), files=names)
+        restored.append(run.name)
+    return restored
+
+
 def acquire_lock(root: Path) -> IO[str]:
     """Take `<root>/campaign.lock` (flock) and write our PID in it; raises `CampaignBusy` if it is held."""
     root.mkdir(parents=True, exist_ok=True)
@@ -138,8 +206,10 @@ def log_event(root: Path, event: str, **values: Any) -> None:
         log.write(json.dumps(line) + "\n")
 
 
-def run_campaign(protocol: Path, root: Path, python: str = sys.executable) -> int:
+def run_campaign(protocol: Path, root: Path, python: str = sys.executable, parking: Path = DEFAULT_PARKING) -> int:
     """Run every run of `protocol` that is not done, one at a time; returns 0 when all are done.
+
+    Runs parked in `parking` (`park`) that the root lacks are restored first.
 
     The protocol is re-read before each run, so runs added or extended meanwhile are picked up. A
     failed run is logged (with the end of its output in `<run>/train.log`) and the next one starts;
@@ -162,11 +232,30 @@ def run_campaign(protocol: Path, root: Path, python: str = sys.executable) -> in
         "A killed or interrupted campaign (the end of a session, a reboot) continues every run from its last\n"
         f"checkpoint (runs/<name>/last-state.pt, at most a few minutes old) with:\n\n    {resume}\n\n"
         "status: scripts/campaign.py status; stop: scripts/campaign.py stop (docs/model.md, 'Training campaign').\n"
+        "On a new machine this root is gone: before a session ends, `scripts/campaign.py park` and commit\n"
+        f"{parking}; a start there restores every parked run this root lacks.\n"
     )
     log_event(root, "campaign-started", pid=os.getpid(), protocol=str(protocol), resume=resume)
+    restore_parked(protocol, root, parking)
     failed: set[str] = set()
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), "PYTHONUNBUFFERED": "1"}
+
+    def trainer(command: list[str], out: Path) -> int:
+        nonlocal child
+        with open(out / "train.log", "ab") as output:
+            child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=environment, pass_fds=(lock.fileno(),))
+            status = child.wait()
+        child = None
+        return status
+
+    for run in read_protocol(protocol):  # a finished run restored from the parking came without them
+        out = root / "runs" / run.name
+        if is_done(run, root) and not (out / PREDICTIONS_FILE).is_file():
+            status = trainer([*train_command(run, root, python), "--rebuild-held-out"], out)
+            log_event(root, "held-out-rebuilt" if status == 0 else "held-out-rebuild-failed", run=run.name,
+                      status=status, log=str(out / "train.log"))
     while True:
         pending = [run for run in read_protocol(protocol) if not is_done(run, root) and run.name not in failed]
         if not pending:
@@ -176,11 +265,7 @@ def run_campaign(protocol: Path, root: Path, python: str = sys.executable) -> in
         out.mkdir(parents=True, exist_ok=True)
         command = train_command(run, root, python)
         log_event(root, "run-started", run=run.name, command=shlex.join(command))
-        with open(out / "train.log", "ab") as output:
-            child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=environment, pass_fds=(lock.fileno(),))
-            status = child.wait()
-        child = None
+        status = trainer(command, out)
         if status == 0:
             (out / "done.json").write_text(json.dumps({"args": run.args, "finished": time.time()}) + "\n")
             log_event(root, "run-done", run=run.name)
@@ -203,7 +288,7 @@ def _lower_autogroup_priority() -> None:
         Path("/proc/self/autogroup").write_text("19")
 
 
-def start_in_background(protocol: Path, root: Path) -> int:
+def start_in_background(protocol: Path, root: Path, parking: Path = DEFAULT_PARKING) -> int:
     """`run_campaign` detached (new session, nice 19, output in `<root>/campaign.out`); returns its PID."""
     root.mkdir(parents=True, exist_ok=True)
     holder = lock_holder(root)
@@ -212,7 +297,8 @@ def start_in_background(protocol: Path, root: Path) -> int:
     script = REPO_ROOT / "scripts" / "campaign.py"
     with open(root / "campaign.out", "ab") as output:
         process = subprocess.Popen(
-            ["nice", "-n", "19", sys.executable, str(script), "run", "--protocol", str(protocol), "--root", str(root)],
+            ["nice", "-n", "19", sys.executable, str(script), "run", "--protocol", str(protocol), "--root", str(root),
+             "--parking", str(parking)],
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     # Two starts at once both pass the check above; only one gets the lock, the other exits: say which.

@@ -110,6 +110,28 @@ def load_state(out: Path, run: dict[str, Any], device: torch.device) -> tuple[Tr
     return state, payload
 
 
+def write_compact_state(source: Path, target: Path) -> None:
+    """A copy of a saved state with the optimizer's moment estimates in bfloat16, written atomically.
+
+    For carrying a run to another machine through git (`training.campaign.park`): the moments are two
+    thirds of the file, and `Optimizer.load_state_dict` casts them back to the parameters' float32 on
+    resume. The weights, counters and random streams stay exact, so the run goes on where it was, with
+    its moments rounded to bfloat16's 8 bits (a resume from the copy is close to, not bit-identical with,
+    one from the original).
+    """
+    try:
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+        for moments in payload["optimizer"]["state"].values():
+            for name in ("exp_avg", "exp_avg_sq"):
+                if name in moments:
+                    moments[name] = moments[name].to(torch.bfloat16)
+    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a damaged file
+        raise CheckpointError(source, f"training state is damaged ({type(err).__name__}: {err})") from None
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(target, buffer.getvalue())
+
+
 def restore_training(
     payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
 ) -> None:

@@ -241,8 +241,7 @@ def finalise(
     if ship not in ("last", "best"):
         raise ValueError(f"ship must be 'last' or 'best', not {ship!r}")
     model, card = load_checkpoint(out / ship, device=device)
-    spec = InputSpec.from_card(card)
-    predictions = {tta: predict_maps(model, validation.pixels, spec, device, tta, batch_size) for tta in (False, True)}
+    predictions = _held_out_predictions(model, card, validation, device, batch_size)
     if validation_ids is not None:
         write_predictions(out, validation_ids, validation.masks, predictions[False], predictions[True],
                           fold=fold, folds=folds, epoch=card.training.get("epochs"))
@@ -265,6 +264,37 @@ def finalise(
     card.training["minutes"] = round(sum(entry["minutes"] for entry in card.training.get("history", [])), 1)
     save_checkpoint(out / "model", model, card, half=True)
     return out / "model"
+
+
+def rebuild_held_out(options: TrainingOptions) -> Path:
+    """`<out>/oof.npz` again, from a finished run's shipped network `<out>/model` on the run's own split.
+
+    For a run carried to another machine without its predictions (`training.campaign.park` keeps the
+    network and its card, not the tens of MB of maps). The maps come from the shipped half-precision
+    weights, not the full-precision last epoch `finalise` predicted with, so they agree with the lost
+    file to within that rounding. A card whose held-out ids are not this split's is refused.
+    """
+    device = select_device(options.threads)
+    out = Path(options.out)
+    primary, _extra, examples = _labelled_data(options, out)
+    _train_images, validation_images, split = _split(primary, options)
+    model, card = load_checkpoint(out / "model", device=device)
+    validation_ids = [image.image_id for image in validation_images]
+    if card.training.get("split", {}).get("validation_ids") != validation_ids:
+        raise data.TrainingDataError(out / "model.json", "this network held out other images than the split "
+                                     f"these arguments make ({split['rule']})")
+    validation = ValidationSet(*examples(validation_images))
+    predictions = _held_out_predictions(model, card, validation, device, options.batch_size)
+    return write_predictions(out, validation_ids, validation.masks, predictions[False], predictions[True],
+                             fold=split["fold"], folds=split["folds"], epoch=card.training.get("epochs"))
+
+
+def _held_out_predictions(
+    model: PneumothoraxNet, card: ModelCard, validation: ValidationSet, device: torch.device, batch_size: int
+) -> dict[bool, tuple[np.ndarray, np.ndarray]]:
+    """{tta: (maps, presence)} on the held-out images, without and with flip TTA."""
+    spec = InputSpec.from_card(card)
+    return {tta: predict_maps(model, validation.pixels, spec, device, tta, batch_size) for tta in (False, True)}
 
 
 def predict_maps(

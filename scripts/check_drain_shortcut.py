@@ -10,8 +10,13 @@ films and compares the AI on films with and without a drain:
 - among the negatives: does a drain alone raise the score (false alarms a shortcut would cause)?
 
 "Unsure" films are left out of both groups. Intervals are 95 % percentile bootstraps over images.
+A model that trained on some of these films (v2 trained on four fifths of them) is read honestly
+with `--held-out RUN ...`: each film's prediction then comes from the campaign folds' out-of-fold
+`oof.npz`, through the --model card's settings, calibration and triage point, and only the films
+those runs held out are counted.
 
-Usage: .venv/bin/python scripts/check_drain_shortcut.py [--model M] [--drains CSV] [--images DIR] [--labels CSV]
+Usage: .venv/bin/python scripts/check_drain_shortcut.py [--model M] [--held-out RUN ...] [--drains CSV]
+       [--images DIR] [--labels CSV]
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from tqdm import tqdm
 from pneumoviewer import metrics
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.inference import Predictor
+from pneumoviewer.model.operating_points import flagged
 from pneumoviewer.paths import default_model_path
+from pneumoviewer.training import ship
 from pneumoviewer.training.data import load_labelled_images
+from pneumoviewer.training.predictions import HeldOut, read_predictions
 
 _ROOT = Path(__file__).resolve().parents[1]
 _SHARED = _ROOT.parent / "shared" / "data" / "siim"
@@ -54,27 +62,49 @@ def auc_with_interval(scores: np.ndarray, truth: np.ndarray) -> str:
     return f"{metrics.roc_auc(scores, truth):.3f} ({low:.3f}-{high:.3f})"
 
 
+# Per film: (positive, triage score, calibrated probability, flagged at the triage point, called by the challenge rule).
+FilmOutcome = tuple[bool, float, float, bool, bool]
+
+
+def predicted_films(model: Path, images: Path, labels: Path, drains: dict[str, str]) -> dict[str, FilmOutcome]:
+    """Every drain-labelled film predicted by `model`, as the app would."""
+    predictor = Predictor(model)
+    labelled = {image.image_id: image for image in load_labelled_images(labels, images, source="primary")}
+    outcomes = {}
+    for image_id in tqdm(drains, desc="predicting", unit="img"):
+        prediction = predictor.predict(load_radiograph(labelled[image_id].path).pixels)
+        outcomes[image_id] = (labelled[image_id].positive, prediction.score, prediction.pneumothorax_probability,
+                              prediction.flagged, prediction.positive)
+    return outcomes
+
+
+def held_out_films(runs: list[Path], model: Path, drains: dict[str, str]) -> dict[str, FilmOutcome]:
+    """The drain-labelled films these runs held out, from their out-of-fold predictions under `model`'s card."""
+    predictor = Predictor(model)  # its settings, calibration and triage point, as the app applies them
+    outcome = ship.per_image(HeldOut.concatenate([read_predictions(run) for run in runs]), predictor.settings)
+    triage = predictor.operating_points.triage.threshold
+    return {image_id: (bool(truth), float(score), predictor.pneumothorax_probability(score), flagged(score, triage),
+                       bool(called))
+            for image_id, truth, score, called in zip(outcome.image_ids, outcome.truth, outcome.scores,
+                                                      outcome.called, strict=True) if image_id in drains}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=default_model_path())
     parser.add_argument("--drains", type=Path, default=_ROOT / "docs" / "drain-labels.csv")
     parser.add_argument("--images", type=Path, default=_SHARED)
     parser.add_argument("--labels", type=Path, default=_SHARED / "train-rle.csv")
+    parser.add_argument("--held-out", nargs="+", type=Path, metavar="RUN",
+                        help="campaign runs (folders holding oof.npz): their out-of-fold predictions instead of "
+                        "running --model, whose card gives the settings, calibration and triage point")
     args = parser.parse_args()
 
     drains = read_drain_labels(args.drains)
-    predictor = Predictor(args.model)
-    labelled = {image.image_id: image for image in load_labelled_images(args.labels, args.images, source="primary")}
-    films = [labelled[image_id] for image_id in drains]
-    predictions = [predictor.predict(load_radiograph(film.path).pixels)
-                   for film in tqdm(films, desc="predicting", unit="img")]
-
-    actual = np.array([film.positive for film in films])
-    drain = np.array([drains[film.image_id] for film in films])
-    score = np.array([prediction.score for prediction in predictions])
-    probability = np.array([prediction.pneumothorax_probability for prediction in predictions])
-    flagged = np.array([prediction.flagged for prediction in predictions])
-    called = np.array([prediction.positive for prediction in predictions])
+    films = held_out_films(args.held_out, args.model, drains) if args.held_out else predicted_films(
+        args.model, args.images, args.labels, drains)
+    actual, score, probability, flagged, called = (np.array(column) for column in zip(*films.values(), strict=True))
+    drain = np.array([drains[image_id] for image_id in films])
 
     print(f"{len(films)} films ({int(actual.sum())} positive); drain yes/no/unsure: "
           f"{(drain == 'yes').sum()}/{(drain == 'no').sum()}/{(drain == 'unsure').sum()}")

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="png", help="pack: png (lossless) or jpeg<quality>, e.g. jpeg90")
     parser.add_argument("--out", type=Path, help="pack: the .npz to write; ship: the folder for the candidate")
     parser.add_argument("--runs", nargs="+", metavar="RUN", help="ship: run names (under ROOT/runs) or folders "
-                        "holding oof.npz (default: the protocol's k-fold runs)")
+                        "holding oof.npz (default: the folds of the protocol's first recipe)")
     parser.add_argument("--baseline", type=Path, metavar="EVALUATION_JSON", help="ship: `pneumoviewer evaluate "
                         "--ids pneumoviewer/resources/models/default.json --json ...` of v1, to compare on the images it held out")
     parser.add_argument("--ship-run", metavar="RUN", help="ship: the fold whose network ships (default: the one "
@@ -105,7 +105,8 @@ def _ship(args: argparse.Namespace, root: Path, protocol: Path) -> int:
     if args.out is None:
         print("campaign.py: ship needs --out DIR", file=sys.stderr)
         return 2
-    names = args.runs or [run.name for run in campaign.read_protocol(protocol) if "--folds" in run.args]
+    runs_of_protocol = campaign.read_protocol(protocol)
+    names = args.runs or [run.name for run in campaign.folds_of(runs_of_protocol, runs_of_protocol[0])]
 
     def folder(name: str) -> Path:
         return Path(name) if Path(name).is_dir() else root / "runs" / name

@@ -48,7 +48,9 @@ def test_protocol_fills_placeholders_and_the_command_resumes_niced(tmp_path: Pat
 def test_the_shipped_protocol_reads(tmp_path: Path) -> None:
     runs = campaign.read_protocol(campaign.DEFAULT_PROTOCOL)
     assert runs[0].name == "r384e-k5-f0" and runs[0].value("--input-size", 0) == 384
-    assert [run.value("--fold", -1) for run in runs] == [0, 1, 2, 3, 4]
+    assert [run.value("--fold", -1) for run in campaign.folds_of(runs, runs[0])] == [0, 1, 2, 3, 4]
+    rendering = next(run for run in runs if "--rendering-augmentation" in run.args)  # a recipe step on fold 0
+    assert [run.name for run in campaign.folds_of(runs, rendering)] == [rendering.name]
     for run in runs:
         assert run.args[run.args.index("--encoder-lr-scale") + 1] == "0.1"  # docs/model.md, "Campaign log"
         assert Path(run.args[run.args.index("--labels") + 1]).is_absolute()  # ../shared, resolved from the repo

@@ -69,14 +69,34 @@ def test_cache_stores_resized_pixels_and_mask(small_labels: Path, siim_dir: Path
     assert np.array_equal(cached_pixels, pixels) and np.array_equal(cached_mask, mask)
 
 
-def test_augmented_examples_keep_image_and_mask_aligned(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rendering", [False, True])
+def test_augmented_examples_keep_image_and_mask_aligned(
+    small_labels: Path, siim_dir: Path, tmp_path: Path, rendering: bool
+) -> None:
     images = data.load_labelled_images(small_labels, siim_dir, "siim")
     pixels, masks = data.load_examples(images, 64, tmp_path, progress=False)
-    dataset = data.RadiographDataset(pixels, masks, SPEC_64, data.training_augmentation(seed=0))
+    dataset = data.RadiographDataset(pixels, masks, SPEC_64, data.training_augmentation(seed=0, rendering=rendering))
     for index in range(len(dataset)):
         image, mask, presence = dataset[index]
         assert image.shape == (1, 64, 64) and mask.shape == (1, 64, 64)
         assert presence.item() == float(mask.any())
+
+
+def test_rendering_variation_changes_the_film_not_its_outline(small_labels: Path, siim_dir: Path,
+                                                              tmp_path: Path) -> None:
+    import albumentations as A
+
+    image = next(i for i in data.load_labelled_images(small_labels, siim_dir, "siim") if i.positive)
+    pixels, mask = data.cached_example(image, 128, tmp_path)
+    changed = 0
+    for seed in range(12):
+        rendered = A.Compose(data.rendering_variation(), seed=seed)(image=pixels, mask=mask.astype(np.uint8))
+        assert rendered["image"].dtype == np.uint8 and rendered["image"].shape == pixels.shape
+        assert np.array_equal(rendered["mask"], mask)  # photometric only: the lesion stays where it is
+        difference = np.abs(rendered["image"].astype(int) - pixels).mean()
+        changed += difference > 0.5
+        assert difference < 40  # a different look, not a different film
+    assert 4 <= changed < 12  # most draws apply something, and some leave SIIM's own look
 
 
 def test_loss_decreases_on_real_examples(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:

@@ -39,6 +39,8 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--encoder-lr-scale", type=float, default=1.0,
                         help="the pretrained encoder's learning rate as a share of --learning-rate (e.g. 0.1)")
+    parser.add_argument("--rendering-augmentation", action="store_true",
+                        help="also vary films as another site's processing would: edge enhancement, tone curve, noise")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training images")
     parser.add_argument("--validation-fraction", type=float, default=0.25,
                         help="share of the primary images held out (when --folds is not given)")
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         labels=args.labels, images=args.images, out=args.out, extra_labels=args.extra_labels,
         extra_images=args.extra_images, pack=args.pack, encoder_weights=args.encoder_weights, epochs=args.epochs,
         input_size=args.input_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        encoder_lr_scale=args.encoder_lr_scale, steps_per_epoch=args.steps_per_epoch,
+        encoder_lr_scale=args.encoder_lr_scale, rendering_augmentation=args.rendering_augmentation,
+        steps_per_epoch=args.steps_per_epoch,
         validation_fraction=args.validation_fraction, folds=args.folds, fold=args.fold, seed=args.seed,
         cache_dir=args.cache_dir, threads=args.threads, resume=args.resume,
         checkpoint_minutes=args.checkpoint_minutes, log_file=args.log_file, ship=args.ship,

@@ -98,6 +98,25 @@ def read_protocol(path: Path) -> list[Run]:
     return runs
 
 
+def folds_of(runs: list[Run], recipe: Run) -> list[Run]:
+    """The runs that train `recipe` on its split's folds: the same arguments but for --fold, one run per fold.
+
+    A protocol mixes a recipe's folds with recipe steps judged on some fold (`--rendering-augmentation` on
+    fold 0, say); only one recipe's folds pool into out-of-fold predictions for every image.
+    """
+    def without_fold(run: Run) -> list[str]:
+        if "--fold" not in run.args:
+            return run.args
+        at = run.args.index("--fold")
+        return run.args[:at] + run.args[at + 2:]
+
+    folds: dict[int, Run] = {}
+    for run in runs:
+        if "--folds" in run.args and without_fold(run) == without_fold(recipe):
+            folds.setdefault(run.value("--fold", 0), run)
+    return [folds[fold] for fold in sorted(folds)]
+
+
 def train_command(run: Run, root: Path, python: str = sys.executable) -> list[str]:
     """The niced `pneumoviewer train` invocation of `run` in `root`."""
     return ["nice", "-n", "19", python, "-m", "pneumoviewer", "train", *run.args,

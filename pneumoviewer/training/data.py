@@ -176,11 +176,13 @@ def load_examples(
     return pixels, masks
 
 
-def training_augmentation(seed: int) -> A.Compose:
+def training_augmentation(seed: int, rendering: bool = False) -> A.Compose:
     """Geometric and photometric variation seen on real chest films, plus JPEG artefacts on every source.
 
     Horizontal flips are kept: pneumothorax occurs on either side, and flips double the lesion
-    positions the network sees.
+    positions the network sees. With `rendering`, also what another site's image processing does to
+    a film (`rendering_variation`); without it the transforms and their random draws are exactly
+    those every run before the option made, so such runs resume unchanged.
     """
     return A.Compose(
         [
@@ -194,10 +196,27 @@ def training_augmentation(seed: int) -> A.Compose:
                 p=0.6,
             ),
             A.CLAHE(clip_limit=2.0, p=0.15),
+            *(rendering_variation() if rendering else []),
             A.ImageCompression(quality_range=(40, 95), p=0.5),
         ],
         seed=seed,
     )
+
+
+def rendering_variation() -> list[A.BasicTransform]:
+    """Another site's processing of a film, drawn at random: edge enhancement, a tone curve, detector noise.
+
+    Generic albumentations transforms over wide ranges, not `training.site_render`'s pipeline: the
+    site twin made by that renderer stays a test the network was not shown (issue 13's twin came
+    from yet another renderer). Each is applied to a minority of examples, so SIIM's own look stays
+    the most common one.
+    """
+    return [
+        A.OneOf([A.UnsharpMask(blur_limit=(5, 21), sigma_limit=(1.0, 4.0), alpha=(0.3, 0.8), threshold=0),
+                 A.Sharpen(alpha=(0.1, 0.4), lightness=(0.9, 1.1))], p=0.4),
+        A.RandomToneCurve(scale=0.25, p=0.4),
+        A.GaussNoise(std_range=(0.005, 0.02), p=0.25),
+    ]
 
 
 def seed_augmentation(augmentation: A.Compose, seed: int) -> AugmentationRandom:

@@ -87,6 +87,8 @@ class TrainingOptions:
     # The pretrained encoder's learning rate as a share of `learning_rate`. At 384² and the full rate
     # the encoder's deepest features died within an epoch (docs/model.md, "Campaign log"); 0.1 kept them.
     encoder_lr_scale: float = 1.0
+    # Another site's processing (edge enhancement, tone curve, noise) on some examples: `data.rendering_variation`.
+    rendering_augmentation: bool = False
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     validation_fraction: float = 0.25
@@ -162,7 +164,7 @@ def train(options: TrainingOptions) -> Path:
     )
 
     spec = InputSpec.from_card(card)
-    augmentation = data.training_augmentation(options.seed)
+    augmentation = data.training_augmentation(options.seed, rendering=options.rendering_augmentation)
     dataset = data.RadiographDataset(train_pixels, train_masks, spec, augmentation)
     weights = data.balanced_sample_weights([image.positive for image in train_images])
     progress = _Progress(out, options, steps_per_epoch)

@@ -11,6 +11,7 @@ from pneumoviewer.model.postprocess import (
     presence_score,
     remove_small_lesions,
     scaled_pixel_count,
+    triage_score,
 )
 
 
@@ -84,6 +85,22 @@ def test_score_mixes_presence_head_and_mask_evidence() -> None:
     assert result.score == pytest.approx(0.1) and not result.mask.any() and not result.positive
     # A mask-only network (no head): the weight is ignored, the mask evidence decides.
     assert presence_score(probability, None, settings) == pytest.approx(0.2)
+
+
+def test_triage_by_the_presence_head_sorts_by_it_and_leaves_the_call_to_the_gate() -> None:
+    probability = np.zeros((64, 64), np.float32)
+    probability[:8, :8] = 0.9  # a small confident lesion
+    gate = InferenceSettings(presence_min_pixels=0, presence_head_weight=0.5, presence_threshold=0.7,
+                             mask_threshold=0.5)
+    head = InferenceSettings(**{**gate.to_dict(), "triage_by_presence_head": True})
+    by_gate, by_head = postprocess(probability, 0.6, gate), postprocess(probability, 0.6, head)
+    assert by_gate.score == pytest.approx(0.5 * 0.6 + 0.5 * 0.9) and by_head.score == pytest.approx(0.6)
+    assert by_gate.positive and by_head.positive  # both calls by the same gate, 0.75 >= 0.7
+    assert np.array_equal(by_gate.mask, by_head.mask)
+    confident_head = postprocess(np.zeros((64, 64), np.float32), 0.95, head)
+    assert confident_head.score == pytest.approx(0.95) and not confident_head.positive  # no lesion: negative
+    # A mask-only network (no head) has nothing else to rank by: the gate.
+    assert triage_score(0.4, None, head) == 0.4 and InferenceSettings.from_dict(head.to_dict()) == head
 
 
 def test_small_lesions_are_removed_and_large_ones_kept_whole() -> None:

@@ -28,13 +28,18 @@ REFERENCE_AREA_PX = 1024 * 1024
 class InferenceSettings:
     """Every user-tunable inference setting, saved in the model card and overridable per request.
 
-    The triage score is `presence_head_weight * p_head + (1 - presence_head_weight) * p_top`, where
-    `p_head` is the presence head's probability and `p_top` is the `presence_min_pixels`-th highest
-    pixel probability. With weight 0, "score >= presence_threshold" is exactly the winners' rule
-    "at least presence_min_pixels pixels reach presence_threshold"; with weight 1 the presence head
-    alone decides. The worklist sorts by this score; the positive/negative call is `PostProcessed.positive`
-    (the score reaches `presence_threshold` AND a lesion survives `mask_threshold` and
+    The challenge call's gate (`presence_score`) is `presence_head_weight * p_head + (1 -
+    presence_head_weight) * p_top`, where `p_head` is the presence head's probability and `p_top` is
+    the `presence_min_pixels`-th highest pixel probability. With weight 0, "gate >= presence_threshold"
+    is exactly the winners' rule "at least presence_min_pixels pixels reach presence_threshold"; with
+    weight 1 the presence head alone decides. The positive/negative call is `PostProcessed.positive`
+    (the gate reaches `presence_threshold` AND a lesion survives `mask_threshold` and
     `min_lesion_area_px`), so a high-scoring image whose lesions are all too small is negative.
+
+    The triage score (`triage_score`: what the worklist sorts by, the red flag compares with the
+    triage point and the calibration turns into a probability) is that same gate, or with
+    `triage_by_presence_head` the presence head's probability alone: the gate's mix is tuned for the
+    challenge score (mean Dice), which a ranking need not share (docs/model.md, "The triage score").
     """
 
     tta: bool = False
@@ -43,6 +48,7 @@ class InferenceSettings:
     mask_threshold: float = 0.4
     min_lesion_area_px: int = 0
     presence_head_weight: float = 0.5
+    triage_by_presence_head: bool = False
 
     def __post_init__(self) -> None:
         for name in ("presence_threshold", "mask_threshold", "presence_head_weight"):
@@ -105,7 +111,7 @@ def scaled_pixel_count(count_at_reference: int, shape: tuple[int, ...]) -> int:
 def presence_score(
     probability: np.ndarray, presence_probability: float | None, settings: InferenceSettings
 ) -> float:
-    """The triage score in [0, 1] (see `InferenceSettings`); cheap enough for threshold sweeps."""
+    """The challenge call's gate in [0, 1] (see `InferenceSettings`); cheap enough for threshold sweeps."""
     flat = np.asarray(probability, dtype=np.float32).ravel()
     top_rank = min(max(1, scaled_pixel_count(settings.presence_min_pixels, probability.shape)), flat.size)
     # The top_rank-th highest probability: np.partition is linear time, no full sort.
@@ -115,6 +121,13 @@ def presence_score(
     weight = settings.presence_head_weight
     score = weight * float(presence_probability) + (1.0 - weight) * top_probability
     return float(min(1.0, max(0.0, score)))
+
+
+def triage_score(gate: float, presence_probability: float | None, settings: InferenceSettings) -> float:
+    """THE triage score in [0, 1] of an image whose gate (`presence_score`) is `gate` (see `InferenceSettings`)."""
+    if settings.triage_by_presence_head and presence_probability is not None:
+        return float(min(1.0, max(0.0, presence_probability)))
+    return gate
 
 
 def remove_small_lesions(mask: np.ndarray, min_area_px: int) -> np.ndarray:
@@ -133,8 +146,8 @@ class PostProcessed:
     """One image's outcome: the lesion mask, the triage score and THE positive/negative call.
 
     `positive` is the one meaning of "positive" everywhere (findings panel, predict's CSV, evaluate,
-    tuning): the score reaches `presence_threshold` and the final mask is non-empty. The mask is
-    empty exactly when the call is negative.
+    tuning): the gate (`presence_score`) reaches `presence_threshold` and the final mask is non-empty.
+    The mask is empty exactly when the call is negative. `score` is the triage score (`triage_score`).
     """
 
     mask: np.ndarray  # bool HxW
@@ -152,8 +165,9 @@ def postprocess(
     probability = np.asarray(probability)
     if probability.ndim != 2:
         raise ValueError(f"probability map must be 2-D (H, W), got shape {probability.shape}")
-    score = presence_score(probability, presence_probability, settings)
-    if score < settings.presence_threshold:
+    gate = presence_score(probability, presence_probability, settings)
+    score = triage_score(gate, presence_probability, settings)
+    if gate < settings.presence_threshold:
         return PostProcessed(np.zeros(probability.shape, dtype=bool), score, positive=False)
     mask = probability >= settings.mask_threshold
     mask = remove_small_lesions(mask, scaled_pixel_count(settings.min_lesion_area_px, probability.shape))

@@ -53,7 +53,7 @@ from pneumoviewer.model.identity import model_fingerprint
 from pneumoviewer.model.network import PneumothoraxNet, select_device
 from pneumoviewer.model.operating_points import DEFAULT_TRIAGE_SENSITIVITY, OperatingPoint, OperatingPoints
 from pneumoviewer.model.pipeline import InputSpec
-from pneumoviewer.model.postprocess import InferenceSettings, presence_score
+from pneumoviewer.model.postprocess import InferenceSettings, presence_score, triage_score
 from pneumoviewer.paths import default_model_path, resources_dir
 from pneumoviewer.review.training_set import (
     LABELLED,
@@ -331,16 +331,19 @@ def _fit_operating_points(model: PneumothoraxNet, card: ModelCard, cases: _Examp
     maps, presence = predict_maps(model, cases.pixels, spec, device, settings.tta)
     if retune_settings:
         settings, _ = tune_settings(ValidationSet(cases.pixels, cases.masks), maps, presence)
-        settings = InferenceSettings.from_dict({**settings.to_dict(), "tta": card.settings.get("tta", False)})
+        kept: dict[str, Any] = {name: card.settings[name] for name in ("tta", "triage_by_presence_head")
+                                if name in card.settings}
+        settings = InferenceSettings.from_dict({**settings.to_dict(), **kept})  # what tuning does not decide
     elif fit_challenge_threshold:
         threshold, _ = fit_presence_threshold(cases.masks, maps, presence, settings)
         settings = replace(settings, presence_threshold=threshold)
     card.settings = settings.to_dict()
-    scores = np.array([presence_score(p, float(h), settings) for p, h in zip(maps, presence, strict=True)])
+    gates = np.array([presence_score(p, float(h), settings) for p, h in zip(maps, presence, strict=True)])
+    scores = np.array([triage_score(g, float(h), settings) for g, h in zip(gates, presence, strict=True)])
     truth = cases.positive
     card.calibration = fit_calibration(scores, truth).to_card()
     triage = metrics.threshold_for_sensitivity(scores, truth, DEFAULT_TRIAGE_SENSITIVITY)
-    points = OperatingPoints(_point(triage, scores, truth), _point(settings.presence_threshold, scores, truth))
+    points = OperatingPoints(_point(triage, scores, truth), _point(settings.presence_threshold, gates, truth))
     card.operating_points = points.to_card()["operating_points"]
 
 

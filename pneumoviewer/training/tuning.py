@@ -86,11 +86,11 @@ def fit_presence_threshold(
                for p, h in zip(probabilities, presence, strict=True)]
     dice = np.array([metrics.dice(output.mask, mask) for output, mask in zip(outputs, masks, strict=True)])
     has_lesion = np.array([output.mask.any() for output in outputs])
-    scores = np.array([output.score for output in outputs])
+    gates = np.array([presence_score(p, float(h), settings) for p, h in zip(probabilities, presence, strict=True)])
     candidates = sorted({float(settings.presence_threshold), *map(float, grid)})
     results = {}
     for threshold in candidates:
-        called = (scores >= threshold) & has_lesion
+        called = (gates >= threshold) & has_lesion
         results[threshold] = float(np.where(called, dice, truth_empty).mean())
     best = max(results.values())
     tied = [threshold for threshold, score in results.items() if score >= best - 1e-12]

@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-images", nargs="*", type=Path, metavar="IMAGE",
                         help="ship: images to time the candidate on (default: 3 of ../shared/data/unlabelled)")
     parser.add_argument("--quick", action="store_true", help="ship: the quick tuning grid (tests)")
-    parser.add_argument("--triage-by-gate", action="store_true", help="ship: sort and flag by the challenge call's "
-                        "gate, as v2 first shipped, instead of the presence head's probability")
+    parser.add_argument("--triage-score", choices=("auto", "gate", "presence-head"), default="auto",
+                        help="ship: what the worklist sorts and flags by: the challenge call's gate or the presence "
+                        "head's probability (default auto: whichever has the higher out-of-fold AUC)")
     parser.add_argument("--data", type=Path, help="pack: data folder holding siim/ and siim-extra/ "
                         "(default: the protocol's [paths] data)")
     args = parser.parse_args(argv)
@@ -122,7 +123,8 @@ def _ship(args: argparse.Namespace, root: Path, protocol: Path) -> int:
     if latency_images is None:
         latency_images = sorted((campaign.REPO_ROOT.parent / "shared" / "data" / "unlabelled").glob("*.dcm"))[:3]
     report = ship_candidate(runs, args.out, args.baseline, folder(args.ship_run) if args.ship_run else None,
-                            latency_images, quick=args.quick, triage_by_presence_head=not args.triage_by_gate)
+                            latency_images, quick=args.quick,
+                            triage_by_presence_head={"auto": None, "gate": False, "presence-head": True}[args.triage_score])
     print((args.out / "ship-report.md").read_text())
     verdict = report.get("against_baseline", {}).get("beats_baseline")
     print(f"candidate: {args.out / 'candidate.safetensors'} (+ .json); "

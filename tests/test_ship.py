@@ -73,7 +73,10 @@ def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
     predictor = Predictor(out / "candidate.safetensors")
     assert predictor.calibration is not None and predictor.operating_points.measured
     assert predictor.settings.to_dict() == report["settings"]
-    assert predictor.settings.triage_by_presence_head  # the worklist ranks by the presence head
+    triage = report["tuning"]["triage_score"]  # the worklist ranks by whichever held-out score ranked better
+    assert predictor.settings.triage_by_presence_head == (triage["chosen"] == "presence head")
+    assert triage["roc_auc_presence_head" if predictor.settings.triage_by_presence_head else "roc_auc_gate"] == max(
+        triage["roc_auc_presence_head"], triage["roc_auc_gate"]) == pytest.approx(oof["roc_auc"])
     card = json.loads((out / "candidate.json").read_text())
     assert card["training"]["campaign"]["runs"] == ["tiny-f0", "tiny-f1"]
     assert card["metrics"]["out_of_fold"]["images"] == 8

@@ -154,5 +154,9 @@ def test_bundled_card_is_calibrated_with_two_operating_points() -> None:
     # Fitted on the images the network held out (its card's split), never on those it trained on.
     assert calibration is not None and calibration.fitted_on == len(card["training"]["split"]["validation_ids"])
     assert points.measured and points.triage.threshold < points.challenge.threshold
-    assert points.triage.sensitivity is not None and points.triage.sensitivity >= 0.9
+    # The triage threshold is the held-out films' threshold for sensitivity 0.90 (the curve, fitted on all of
+    # them); the card's own sensitivity beside it is the cross-fitted estimate, which lands near it.
+    assert card["operating_points"]["triage"]["target_sensitivity"] == 0.9
+    assert points.nearest_on_curve(points.triage.threshold).sensitivity >= 0.9
+    assert points.triage.sensitivity is not None and abs(points.triage.sensitivity - 0.9) < 0.05
     assert len(points.curve) >= 10

@@ -80,6 +80,7 @@ def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
     card = json.loads((out / "candidate.json").read_text())
     assert card["training"]["campaign"]["runs"] == ["tiny-f0", "tiny-f1"]
     assert card["metrics"]["out_of_fold"]["images"] == 8
+    assert card["metrics"]["roc_auc"] == pytest.approx(oof["roc_auc"]) and card["metrics"]["triage_score"] == triage
     prediction = predictor.predict(load_dicom(dicom).pixels)
     assert prediction.flagged == (prediction.score >= predictor.operating_points.triage.threshold)
     assert 0.0 <= prediction.pneumothorax_probability <= 1.0

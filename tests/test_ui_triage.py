@@ -121,3 +121,26 @@ def test_uncalibrated_model_shows_its_score_and_flags_at_the_challenge_threshold
     assert window.info.findings_box.values["AI probability"].text() == "not calibrated for this model (see the score)"
     assert not window.triage.slider.isEnabled()
     assert "no triage curve" in window.triage.label.text()
+
+
+def test_a_model_ranked_by_its_presence_head_sorts_by_it_and_shows_the_call_apart(
+    qtbot, make_window, study_folder: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    weights = tmp_path / "head-triage.safetensors"
+    shutil.copy(random_checkpoint, weights)
+    card = json.loads(random_checkpoint.with_suffix(".json").read_text())
+    card["settings"] = {**card.get("settings", {}), "triage_by_presence_head": True}
+    weights.with_suffix(".json").write_text(json.dumps(card))
+    window = make_window(lambda: Predictor.cached(weights), weights)
+    open_and_wait(qtbot, window, study_folder)
+    wait_for_predictions(qtbot, window)
+    predictor = Predictor(weights)
+    for case in window.controller.session.cases:  # the score the worklist sorts by is the head's probability
+        prediction = predictor.predict(load_dicom(case.path).pixels)
+        assert case.ai_score == pytest.approx(prediction.presence_probability, abs=1e-5)
+        assert case.ai_positive == prediction.positive
+    shown = window.controller.session.case(window.controller.current_id)
+    text = window.info.findings_box.values["AI score"].text()
+    call = "pneumothorax" if shown.ai_positive else "none"
+    assert text == f"{shown.ai_score:.3f} (presence head); challenge rule: {call}"  # not compared with the gate's threshold
+    window.close()

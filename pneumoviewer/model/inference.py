@@ -37,8 +37,8 @@ from pneumoviewer.paths import default_model_path
 class Prediction:
     probability: np.ndarray  # float32 HxW in [0, 1], at the image's resolution
     mask: np.ndarray  # bool HxW: the post-processed lesion mask (empty for a negative call)
-    score: float  # triage score in [0, 1] (see InferenceSettings)
-    # THE call: score >= presence_threshold and the post-processed mask is non-empty (see
+    score: float  # THE triage score in [0, 1] (`postprocess.triage_score`)
+    # THE call: the gate reaches presence_threshold and the post-processed mask is non-empty (see
     # `postprocess.PostProcessed`). Use it rather than comparing the score or looking at the mask.
     positive: bool
     # The score as a probability of pneumothorax, by the card's calibration (fitted out-of-fold); the

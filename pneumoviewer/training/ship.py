@@ -246,7 +246,9 @@ def ship_candidate(
     card.settings = settings.to_dict()
     card.calibration, card.operating_points = entries["calibration"], entries["operating_points"]
     card.operating_curve = entries["operating_curve"]
-    card.metrics = {**card.metrics, "out_of_fold": _plain(report["out_of_fold"]),
+    # The fold's own figures stay, but its ROC AUC was the gate's: the card's is the shipped triage score's.
+    card.metrics = {**card.metrics, "roc_auc": report["out_of_fold"]["roc_auc"],
+                    "triage_score": tuning_figures["triage_score"], "out_of_fold": _plain(report["out_of_fold"]),
                     "against_baseline": _plain(report.get("against_baseline")),
                     "evaluated_at": "out-of-fold over the campaign's folds, at the network resolution"}
     card.training["campaign"] = {"runs": [run.name for run in runs], "shipped_fold_model": shipped.name}

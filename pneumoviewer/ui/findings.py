@@ -72,6 +72,7 @@ def counter_text(session: ReviewSession | None) -> str:
 class Findings:
     def __init__(self) -> None:
         self.presence_threshold: float | None = None  # the loaded model's presence threshold (shown with the call)
+        self.score_is_presence_head = False
         self.model_problem: str | None = None  # why no model is loaded (then no score will come)
         self.model_names: dict[str | None, str] = {}  # model key -> the version that key is ("site-002 (…)")
         self._result_models: dict[str, str | None] = {}  # image id -> the model key of its AI result
@@ -89,8 +90,11 @@ class Findings:
         from pneumoviewer.model.calibration import Calibration
         from pneumoviewer.model.operating_points import OperatingPoints
 
-        threshold = ((card or {}).get("settings") or {}).get("presence_threshold")
+        settings = (card or {}).get("settings") or {}
+        threshold = settings.get("presence_threshold")
         self.presence_threshold = None if threshold is None else float(threshold)
+        # Then the score is the presence head's and the call the gate's (postprocess.triage_score): not comparable.
+        self.score_is_presence_head = bool(settings.get("triage_by_presence_head", False))
         calibration = (card or {}).get("calibration")  # the card was checked when the model was loaded
         self.calibration = None if calibration is None else Calibration.from_card(calibration)
         self.operating_points = None if card is None else OperatingPoints.from_card(card)
@@ -246,6 +250,8 @@ class Findings:
             problem = self._ai_failures.get(case.image_id) or self.model_problem
             return "pending…" if problem is None else f"not available: {problem}"
         call = "pneumothorax" if case.ai_positive else "none"
+        if self.score_is_presence_head:
+            return f"{case.ai_score:.3f} (presence head); challenge rule: {call}"
         if self.presence_threshold is None:
             return f"{case.ai_score:.3f}: {call}"
         if case.ai_score < self.presence_threshold:

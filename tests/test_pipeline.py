@@ -20,6 +20,7 @@ from pneumoviewer.model.checkpoint import (
 from pneumoviewer.model.inference import Predictor
 from pneumoviewer.model.network import NetworkConfig, build_network
 from pneumoviewer.model.pipeline import (
+    INPUT_LEVELS,
     InputSpec,
     prepare_batch,
     resize_pixels,
@@ -98,10 +99,21 @@ def test_batches_follow_the_cards_size_normalisation_and_channels() -> None:
     image = np.full((32, 24), 0.5, np.float32)
     batch = prepare_batch([image, np.zeros((4, 4), np.float32)], spec)
     assert batch.shape == (2, 3, 8, 8) and batch.dtype == torch.float32
-    torch.testing.assert_close(batch[0], torch.full((3, 8, 8), (0.5 - 0.3) / 0.1))
+    grey = round(0.5 * INPUT_LEVELS) / INPUT_LEVELS  # the nearest of the training cache's 8-bit levels
+    torch.testing.assert_close(batch[0], torch.full((3, 8, 8), (grey - 0.3) / 0.1))
     torch.testing.assert_close(batch[1], torch.full((3, 8, 8), -0.3 / 0.1))
     with pytest.raises(ValueError, match="2-D"):
         prepare_batch([np.zeros((3, 8, 8), np.float32)], spec)
+
+
+def test_inputs_are_snapped_to_the_training_caches_grey_levels() -> None:
+    """The app's float pixels reach the network as the 8-bit levels every network trained on."""
+    spec = InputSpec(size=16, mean=0.0, std=1.0)
+    off_grid = np.random.default_rng(4).uniform(size=(48, 48)).astype(np.float32)
+    batch = prepare_batch([off_grid], spec)
+    cached = data.dequantise(data.quantise(resize_pixels(off_grid, 16)))  # what the training cache holds for it
+    torch.testing.assert_close(batch[0, 0], torch.from_numpy(cached), rtol=0, atol=0)
+    torch.testing.assert_close(prepare_batch([cached], spec), batch, rtol=0, atol=0)  # a no-op on the cache
 
 
 def test_new_cards_carry_the_imagenet_grey_statistics() -> None:

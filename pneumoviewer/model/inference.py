@@ -185,7 +185,7 @@ class Predictor:
             started = time.perf_counter()
             presence = float(presence_probability[index])
             probability = upsample_probability(mask_probability[index], np.shape(pixels))
-            result = postprocess(probability, presence, settings)
+            result = postprocess(probability, presence, settings, network_map=mask_probability[index].numpy())
             timings = {"pre": pre_seconds[index], "network": network_share, "post": time.perf_counter() - started}
             predictions.append(Prediction(
                 probability, result.mask, result.score, result.positive, self.pneumothorax_probability(result.score),

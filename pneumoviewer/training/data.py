@@ -27,7 +27,7 @@ from pneumoviewer.errors import FileProblem
 from pneumoviewer.io import rle
 from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.pipeline import InputSpec, prepare_batch, resize_pixels
+from pneumoviewer.model.pipeline import INPUT_LEVELS, InputSpec, prepare_batch, resize_pixels
 from pneumoviewer.progress import progress_bar
 from pneumoviewer.training.state import AugmentationRandom
 
@@ -155,12 +155,12 @@ def cached_example(image: LabelledImage, size: int, cache_dir: Path) -> tuple[np
 
 def quantise(pixels: np.ndarray) -> np.ndarray:
     """Pixels in [0, 1] -> uint8 0..255 (rounded): the cache's storage, within 1/510 of the input."""
-    return np.clip(np.rint(np.asarray(pixels, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(np.asarray(pixels, dtype=np.float32) * INPUT_LEVELS), 0, INPUT_LEVELS).astype(np.uint8)
 
 
 def dequantise(pixels: np.ndarray) -> np.ndarray:
     """uint8 cached pixels -> float32 display pixels in [0, 1], ready for `pipeline.prepare_batch`."""
-    return np.asarray(pixels, dtype=np.float32) / 255.0
+    return np.asarray(pixels, dtype=np.float32) / INPUT_LEVELS
 
 
 def load_examples(

@@ -76,7 +76,7 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     if sample_stalls is not None:
         from benchmarks.stall_sampler import StallSampler
 
-        sampler = StallSampler(threading.get_ident())
+        sampler = StallSampler(threading.get_ident(), threading.get_native_id())
         sampler.start()
 
     def beat() -> None:
@@ -110,6 +110,12 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     marks: dict[str, float] = {}
     started = time.perf_counter()
 
+    def mark_once(name: str) -> None:
+        marks.setdefault(name, time.perf_counter() - started)
+
+    window.controller.model_queue.sigModelReady.connect(lambda *_: mark_once("model loaded"))
+    window.controller.model_queue.sigPredicted.connect(lambda *_: mark_once("first AI result"))
+
     def check() -> None:
         now = time.perf_counter() - started
         if "first rows" not in marks and window.worklist_model.total_count:
@@ -138,13 +144,15 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     rows = window.worklist_model.total_count
     if sampler is not None:
         sampler.stop()
-        sampler.write(sample_stalls)
+        sampler.write(sample_stalls, origin=started)
     scored = sum(row.score is not None for row in window.worklist_model.rows())
     window.close()
     peak = peak_rss_mb()
     print(f"{studies:,} studies: first rows after {marks.get('first rows', float('nan')):.2f} s, indexed after "
           f"{marks.get('indexed', float('nan')):.1f} s; {rows:,} rows, {scored} scored in the {AI_PHASE_SECONDS} s "
           f"after; {step[0]} user actions")
+    print(f"  the model loaded after {marks.get('model loaded', float('nan')):.1f} s, the first AI result after "
+          f"{marks.get('first AI result', float('nan')):.1f} s")
     for name, values in gaps.items():
         if values:
             print(f"  stall while {name}: max {max(values):.1f} ms, p95 {p95(values):.1f} ms, "

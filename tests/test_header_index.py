@@ -16,7 +16,7 @@ import pneumoviewer.io.dicom as dicom
 import pneumoviewer.io.header_index as header_index
 from pneumoviewer.io.dicom import DicomMetadata
 from pneumoviewer.io.folder_scan import scan_folder
-from pneumoviewer.io.header_index import HeaderIndex
+from pneumoviewer.io.header_index import HeaderIndex, stamp_of
 from pneumoviewer.review.case import Case, lesion_stats
 from pneumoviewer.review.opening import open_studies
 from pneumoviewer.review.session import session_store_for
@@ -205,6 +205,17 @@ def test_an_index_lists_what_it_read_and_only_that(tmp_path: Path, siim_dir: Pat
     assert reloaded.lookup(files[0]) == read and reloaded.lookup(files[1]) is None
     assert not reloaded.changed  # what it knew, listed again
     assert HeaderIndex.load(tmp_path / "nowhere").lookup(files[0]) is None
+
+
+def test_a_stamp_changes_with_the_file_and_is_none_for_a_file_that_is_gone(tmp_path: Path) -> None:
+    path = tmp_path / "a.dcm"
+    path.write_bytes(b"one")
+    first = stamp_of(path)
+    assert first == stamp_of(str(path)) and first is not None and first[0] == 3
+    path.write_bytes(b"three")
+    assert stamp_of(path) != first
+    path.unlink()
+    assert stamp_of(path) is None
 
 
 # -- lesions measured within their box (the AI results restored on reopen) ------------------------

@@ -137,3 +137,29 @@ def test_torch_is_first_imported_on_the_ai_thread_never_on_the_gui_thread(
     result = json.loads(lines[0].removeprefix("RESULT "))
     assert result["rows"] == 6
     assert result["on_gui_thread"] == {"torch": False, "pneumoviewer.model.inference": False}
+
+
+def test_modules_imported_while_the_model_loads_are_not_read_for_pyside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PySide6's import hook reads each new module's source for "PySide6"; on the thread loading the
+    model it does not (the model's modules never use PySide), on the others it still does."""
+    import uuid
+
+    import PySide6  # noqa: F401  (installs the import hook)
+    import shibokensupport.feature as feature  # the hook's bookkeeping, part of PySide6
+
+    from pneumoviewer.ui.model_queue import pyside_source_check_skipped
+
+    names = {role: f"probe_{role}_{uuid.uuid4().hex[:8]}" for role in ("loading", "beside", "after")}
+    for name in names.values():
+        (tmp_path / f"{name}.py").write_text("import PySide6  # what the hook looks for\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pyside_source_check_skipped():
+        __import__(names["loading"])
+        beside = threading.Thread(target=__import__, args=(names["beside"],))
+        beside.start()
+        beside.join()
+    __import__(names["after"])
+    uses_pyside = {role: feature.pyside_feature_dict[name] for role, name in names.items()}
+    assert uses_pyside == {"loading": -1, "beside": 0, "after": 0}  # -1: not using PySide; 0: uses it

@@ -27,7 +27,7 @@ from pathlib import Path
 from pneumoviewer.errors import ProgressCallback
 from pneumoviewer.io import dicom
 from pneumoviewer.io.dicom import DicomError, DicomMetadata, SegmentationFile, looks_like_dicom, not_dicom_reason
-from pneumoviewer.io.header_index import FileStamp, HeaderIndex, file_stamp
+from pneumoviewer.io.header_index import FileStamp, HeaderIndex, stamp_of
 
 PARSE_IN_CHILDREN_FROM = 500  # files; below it starting the children costs more than they save
 CHUNK = 64  # files per task: ~0.2 s of parsing, so results stream back and a cancel is quick
@@ -174,10 +174,7 @@ def _examine_unknown(paths: list[Path]) -> list[tuple[Verdict, FileStamp | None]
     """In a child process: each file's verdict with its stamp taken before reading (as `HeaderIndex.read`)."""
     results: list[tuple[Verdict, FileStamp | None]] = []
     for path in paths:
-        try:
-            stamp: FileStamp | None = file_stamp(os.stat(path))
-        except OSError:
-            stamp = None  # the verdict says why the file cannot be read
+        stamp = stamp_of(path)  # before reading: a file written meanwhile shows as changed next time
         results.append((examine_candidate(path), stamp))
     return results
 

@@ -36,7 +36,12 @@ _INTEGERS = {"rows", "columns", "bits_stored"}
 FileStamp = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 
-def file_stamp(status: os.stat_result) -> FileStamp:
+def stamp_of(path: Path | str) -> FileStamp | None:
+    """The file's stamp now; None when it cannot be stat'ed (whoever reads it next reports why)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
     return status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino
 
 
@@ -66,10 +71,7 @@ class HeaderIndex:
         entry = self._listed.get(key) or self._known.get(key)
         if entry is None:
             return None
-        try:
-            if file_stamp(os.stat(key)) != entry[0]:
-                return None
-        except OSError:
+        if stamp_of(key) != entry[0]:
             return None
         self._listed[key] = entry
         return DicomMetadata(path=path, **entry[1])
@@ -77,11 +79,7 @@ class HeaderIndex:
     def read(self, path: Path) -> DicomMetadata:
         """`read_header(path)`, remembered under the file's stamp taken before reading (a file
         written meanwhile then shows as changed next time). Raises `DicomError` as `read_header`."""
-        key = os.path.abspath(path)
-        try:
-            stamp = file_stamp(os.stat(key))
-        except OSError:
-            stamp = None  # read_header reports why the file cannot be read
+        stamp = stamp_of(os.path.abspath(path))
         metadata = dicom.read_header(path)  # the scan's own reader: one way of reading a header
         if stamp is not None:
             self.remember(metadata, stamp)

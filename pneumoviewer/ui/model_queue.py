@@ -12,6 +12,7 @@ torch is imported only inside the worker, never at start-up.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import importlib.util
 import os
@@ -133,9 +134,44 @@ def garbage_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+_UNREAD_THREADS: set[int] = set()  # threads whose new modules PySide6 does not read (see below)
+
+
+@contextmanager
+def pyside_source_check_skipped() -> Iterator[None]:
+    """PySide6's import hook reads no source of the modules this thread imports meanwhile.
+
+    PySide6 replaces `__import__`: after each new module, `shibokensupport.feature._mod_uses_pyside`
+    reads and tokenizes the module's whole source (looking for "PySide6") to set its `__feature__`
+    default, and keeps the lines in `linecache`. For the ~2,700 modules of the model's load that is
+    0.3-0.4 s of Python on the AI thread and ~95 MB kept; the GUI thread waits for the GIL at each
+    call into Python while it paints. These modules never use PySide (`tests/test_rooms.py`) and the
+    app selects no `__feature__`, so the answer on this thread is False, what reading would find;
+    other threads still read. A PySide6 without that function is left as it is.
+    """
+    feature = sys.modules.get("shibokensupport.feature")
+    check = getattr(feature, "_mod_uses_pyside", None)
+    if feature is None or check is None:
+        yield
+        return
+    # Installed once, then left: later calls only list their thread (the indexing and the AI thread may overlap).
+    if not (isinstance(check, functools.partial) and check.func is _uses_pyside_unless_unread):
+        feature._mod_uses_pyside = functools.partial(_uses_pyside_unless_unread, check)  # type: ignore[attr-defined]
+    thread = threading.get_ident()
+    _UNREAD_THREADS.add(thread)
+    try:
+        yield
+    finally:
+        _UNREAD_THREADS.discard(thread)
+
+
+def _uses_pyside_unless_unread(check: Callable[[Any], bool], module: Any) -> bool:
+    return threading.get_ident() not in _UNREAD_THREADS and check(module)
+
+
 def _load_model(factory: Callable[[], Any]) -> ChosenModel:
     """AI thread: the model, and everything a job needs, loaded without holding up the window."""
-    with garbage_collection_paused():
+    with garbage_collection_paused(), pyside_source_check_skipped():
         preload_torch_libraries()
         chosen = factory()
         # What every job runs, imported in this same pause (pydicom, scikit-image, Grad-CAM).

@@ -64,9 +64,11 @@ def open_for_review(paths: list[Path], data_dir: Path | None, model_checkpoint: 
                     progress: ProgressCallback, found: FoundCallback | None = None) -> OpenedForReview:
     """A folder's or a selection's headers (no pixels) in its autosaved session (`review.opening`),
     with the AI results stored for it under `model_checkpoint` already applied."""
-    from pneumoviewer.review.opening import open_studies
     from pneumoviewer.ui.ai_bridge import model_job
-    from pneumoviewer.ui.model_queue import JobKind
+    from pneumoviewer.ui.model_queue import JobKind, pyside_source_check_skipped
+
+    with pyside_source_check_skipped():  # the review stack's ~800 modules, while the window paints
+        from pneumoviewer.review.opening import open_studies
 
     studies = open_studies(paths, data_dir, progress=progress, found=found)
     restored = restore_predictions(studies.session, model_checkpoint)

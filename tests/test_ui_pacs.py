@@ -30,7 +30,8 @@ def orthanc(tmp_path: Path, study_folder: Path) -> OrthancServer:
 
 
 def click(qtbot, button) -> None:
-    assert button.isEnabled(), button.text()
+    # A button comes back when the dialog's worker has finished, a moment after its results show.
+    qtbot.waitUntil(button.isEnabled, timeout=WAIT_MS)
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 

@@ -26,7 +26,6 @@ import fcntl
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -176,8 +175,8 @@ def restore_parked(protocol: Path, root: Path, parking: Path = DEFAULT_PARKING) 
         if not names:
             continue
         target.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            shutil.copyfile(source / name, target / name)
+        for name in names:  # whole files or none: a kill mid-copy must not leave a damaged state behind
+            atomic_write_bytes(target / name, (source / name).read_bytes())
         log_event(root, "run-restored", run=run.name, parking=str(source), files=names)
         restored.append(run.name)
     return restored

@@ -90,10 +90,7 @@ def load_state(out: Path, run: dict[str, Any], device: torch.device) -> tuple[Tr
     path = Path(out) / STATE_FILE
     if not path.is_file():
         return None
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a damaged file
-        raise CheckpointError(path, f"training state is damaged ({type(err).__name__}: {err})") from None
+    payload = _read_payload(path, device)
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise CheckpointError(path, "training state of an older format: it cannot be resumed mid-epoch")
     stored = payload["run"]
@@ -119,17 +116,25 @@ def write_compact_state(source: Path, target: Path) -> None:
     its moments rounded to bfloat16's 8 bits (a resume from the copy is close to, not bit-identical with,
     one from the original).
     """
+    payload = _read_payload(source, torch.device("cpu"))
     try:
-        payload = torch.load(source, map_location="cpu", weights_only=True)
         for moments in payload["optimizer"]["state"].values():
             for name in ("exp_avg", "exp_avg_sq"):
                 if name in moments:
                     moments[name] = moments[name].to(torch.bfloat16)
-    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a damaged file
+    except (KeyError, TypeError, AttributeError) as err:
         raise CheckpointError(source, f"training state is damaged ({type(err).__name__}: {err})") from None
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(target, buffer.getvalue())
+
+
+def _read_payload(path: Path, device: torch.device) -> Any:
+    """A state file's raw payload (tensors only, never unpickled code); CheckpointError naming it when damaged."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a damaged file
+        raise CheckpointError(path, f"training state is damaged ({type(err).__name__}: {err})") from None
 
 
 def restore_training(

@@ -172,9 +172,9 @@ def test_a_chosen_model_that_is_refused_gives_way_to_the_bundled_one_with_a_warn
     qtbot, make_controller, study_folder: Path, random_checkpoint: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pneumoviewer.model import inference
+    from pneumoviewer import paths
 
-    monkeypatch.setattr(inference, "default_model_path", lambda: random_checkpoint)  # a small bundled model
+    monkeypatch.setattr(paths, "default_model_path", lambda: random_checkpoint)  # a small bundled model
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(random_checkpoint.read_bytes()[:1000])
     (tmp_path / "truncated.json").write_bytes(random_checkpoint.with_suffix(".json").read_bytes())

@@ -139,19 +139,38 @@ def test_predictors_are_cached_by_file_and_mtime(
     assert Predictor.default() is not first
 
 
-def test_onnx_export_is_cached_and_a_failed_export_falls_back_to_torch(
-    random_checkpoint: Path, private_onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+def test_onnx_export_runs_in_a_child_is_cached_and_a_failed_export_falls_back_to_torch(
+    random_checkpoint: Path, private_onnx_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    Predictor(random_checkpoint)
+    export_here = onnx_runtime._export
+    export_in_a_child = onnx_runtime._export_in_a_child
+    monkeypatch.setattr(onnx_runtime, "_export", lambda *args: pytest.fail("exported in this process"))
+    assert Predictor(random_checkpoint).runtime == "onnxruntime"  # the spawned child exported it
     exported = list(private_onnx_cache.glob("*.onnx"))
     assert len(exported) == 1
-    monkeypatch.setattr(onnx_runtime, "_export", lambda *args: pytest.fail("exported twice"))
+    monkeypatch.setattr(onnx_runtime, "_export_in_a_child", lambda *args: pytest.fail("exported twice"))
     assert Predictor(random_checkpoint).runtime == "onnxruntime"  # reuses the cached export
 
+    # A child that fails (here: its weights file is not a checkpoint) leaves no file and says why.
+    (tmp_path / "damaged.safetensors").write_bytes(b"not a checkpoint")
+    export_in_a_child(tmp_path / "damaged.safetensors", (1, 64, 64), tmp_path / "damaged.onnx")
+    assert not (tmp_path / "damaged.onnx").exists()
+    assert "in a child process failed" in caplog.text
+
+    # Then the export runs in this process...
+    exported[0].unlink()
+    monkeypatch.setattr(onnx_runtime, "_export_in_a_child", lambda *args: None)  # the child left nothing
+    monkeypatch.setattr(onnx_runtime, "_export", export_here)
+    assert Predictor(random_checkpoint).runtime == "onnxruntime"
+    assert len(list(private_onnx_cache.glob("*.onnx"))) == 1
+
+    # ...and where that fails too, PyTorch runs the network.
     def broken_export(*args: object) -> None:
         raise RuntimeError("exporter does not support this operator")
 
-    exported[0].unlink()
+    for file in private_onnx_cache.glob("*.onnx"):
+        file.unlink()
     monkeypatch.setattr(onnx_runtime, "_export", broken_export)
     fallback = Predictor(random_checkpoint)
     assert fallback.runtime == "torch"

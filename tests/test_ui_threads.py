@@ -95,21 +95,17 @@ _OPEN_AND_PREDICT = textwrap.dedent("""
 
     checkpoint, folder, data = (Path(arg) for arg in sys.argv[1:4])
 
-    def load():  # on the AI thread
-        from pneumoviewer.model.inference import Predictor
-        return Predictor.cached(checkpoint)
-
     app = application()
-    window = MainWindow(load, data, checkpoint)
+    window = MainWindow(data_dir=data)  # the app's own model: the bundled one...
     window.setProperty("quiet", True)
-    window.controller.use_model(checkpoint)  # the menu's "use another model", before anything loaded
+    window.controller.use_model(checkpoint)  # ...then the menu's "use another model", before anything loaded
     window.show()
     window.controller.open_paths([folder])
 
     def check():
         rows = window.worklist_model.rows()
         if rows and all(row.score is not None for row in rows):
-            print("RESULT", json.dumps({"rows": len(rows), "on_gui_thread": first_import}), flush=True)
+            print("RESULT", json.dumps({"rows": len(rows), "imported": first_import}), flush=True)
             window.close()
             app.quit()
         else:
@@ -121,10 +117,9 @@ _OPEN_AND_PREDICT = textwrap.dedent("""
 """)
 
 
-def test_torch_is_first_imported_on_the_ai_thread_never_on_the_gui_thread(
-    random_checkpoint: Path, tmp_path: Path
-) -> None:
-    """A fresh process (this one has torch already) opens the demo studies and predicts them all."""
+def test_the_window_s_process_never_imports_torch(random_checkpoint: Path, tmp_path: Path) -> None:
+    """A fresh process (this one has torch already) opens the demo studies and predicts them all: the model
+    runs in a child process (ui/model_runner.py), so neither torch nor the inference module loads here."""
     from pneumoviewer.paths import demo_dir
 
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"))
@@ -136,7 +131,43 @@ def test_torch_is_first_imported_on_the_ai_thread_never_on_the_gui_thread(
     assert lines, finished.stdout + finished.stderr
     result = json.loads(lines[0].removeprefix("RESULT "))
     assert result["rows"] == 6
-    assert result["on_gui_thread"] == {"torch": False, "pneumoviewer.model.inference": False}
+    assert result["imported"] == {}
+
+
+_PREDICT_WITHOUT_TRITON = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from pneumoviewer.ui.model_runner import triton_left_unimported
+    triton_left_unimported()
+    from pneumoviewer.model.cam import grad_cam
+    from pneumoviewer.model.inference import Predictor
+    predictor = Predictor(sys.argv[1])
+    pixels = np.random.default_rng(7).random((512, 512), dtype=np.float32)
+    prediction = predictor.predict(pixels)
+    print("RESULT", json.dumps({"score": prediction.score, "probability": float(prediction.probability.sum()),
+                                "cam": float(grad_cam(predictor, pixels).sum()),
+                                "triton_refused": sys.modules["triton"] is None}))
+""")
+
+
+def test_without_triton_the_model_predicts_and_explains_the_same(random_checkpoint: Path, tmp_path: Path) -> None:
+    """The app's model load keeps Triton (GPU kernel compiler, never used) out; the figures do not move."""
+    from pneumoviewer.model.cam import grad_cam
+    from pneumoviewer.model.inference import Predictor
+
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    finished = subprocess.run([sys.executable, "-c", _PREDICT_WITHOUT_TRITON, str(random_checkpoint)],
+                              capture_output=True, text=True, env=env, timeout=180, check=False)
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, finished.stdout + finished.stderr
+    without = json.loads(lines[0].removeprefix("RESULT "))
+    predictor = Predictor(random_checkpoint)
+    pixels = np.random.default_rng(7).random((512, 512), dtype=np.float32)
+    prediction = predictor.predict(pixels)
+    assert without["triton_refused"] is True
+    assert without["score"] == pytest.approx(prediction.score, abs=1e-6)
+    assert without["probability"] == pytest.approx(float(prediction.probability.sum()), rel=1e-5)
+    assert without["cam"] == pytest.approx(float(grad_cam(predictor, pixels).sum()), rel=1e-5)
 
 
 def test_modules_imported_while_the_model_loads_are_not_read_for_pyside(
@@ -149,7 +180,7 @@ def test_modules_imported_while_the_model_loads_are_not_read_for_pyside(
     import PySide6  # noqa: F401  (installs the import hook)
     import shibokensupport.feature as feature  # the hook's bookkeeping, part of PySide6
 
-    from pneumoviewer.ui.model_queue import pyside_source_check_skipped
+    from pneumoviewer.ui.model_runner import pyside_source_check_skipped
 
     names = {role: f"probe_{role}_{uuid.uuid4().hex[:8]}" for role in ("loading", "beside", "after")}
     for name in names.values():

@@ -13,7 +13,8 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from pneumoviewer.ui.actions import ACTION_SPECS
 from pneumoviewer.ui.app import application
 from pneumoviewer.ui.image_view import MaskLayer, mask_outline
-from pneumoviewer.ui.model_queue import AiFinding, JobKind, ModelJob, ModelQueue
+from pneumoviewer.ui.model_queue import ModelQueue
+from pneumoviewer.ui.model_runner import AiFinding, JobKind, ModelJob
 from pneumoviewer.ui.workers import Progress, Worker, WorkerPool
 from pneumoviewer.ui.worklist import (
     SCORE_COLUMN,

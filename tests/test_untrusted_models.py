@@ -104,9 +104,9 @@ def test_a_chosen_model_that_cannot_be_used_gives_way_to_the_bundled_one(
     qtbot, make_window, study_folder: Path, models: dict[str, tuple[Path, str]], random_checkpoint: Path,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pneumoviewer.model import inference
+    from pneumoviewer import paths
 
-    monkeypatch.setattr(inference, "default_model_path", lambda: random_checkpoint)  # a small bundled model
+    monkeypatch.setattr(paths, "default_model_path", lambda: random_checkpoint)  # a small bundled model
     window = make_window()
     open_and_wait(qtbot, window, study_folder)  # a model chosen while the first one still loads counts too
     for name in ("pickle payload, torch zip", "truncated safetensors"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,26 +29,8 @@ from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
 from pneumoviewer.model.operating_points import flagged
 from pneumoviewer.model.pipeline import InputSpec, prepare_batch, run_network
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
+from pneumoviewer.model.prediction import Prediction
 from pneumoviewer.paths import default_model_path
-
-
-@dataclass(frozen=True)
-class Prediction:
-    probability: np.ndarray  # float32 HxW in [0, 1], at the image's resolution
-    mask: np.ndarray  # bool HxW: the post-processed lesion mask (empty for a negative call)
-    score: float  # THE triage score in [0, 1] (`postprocess.triage_score`)
-    # THE call: the gate reaches presence_threshold and the post-processed mask is non-empty (see
-    # `postprocess.PostProcessed`). Use it rather than comparing the score or looking at the mask.
-    positive: bool
-    # The score as a probability of pneumothorax, by the card's calibration (fitted out-of-fold); the
-    # score itself when the card has none (an uncalibrated model: then it is no probability).
-    pneumothorax_probability: float
-    # THE triage call at the card's triage point (`operating_points.flagged`): read this case first.
-    # Chosen for sensitivity, so it flags far more cases than `positive` marks lesions.
-    flagged: bool
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
-    # The presence head's own probability, kept so new thresholds can be applied without the network.
-    presence_probability: float | None = None
 
 
 class Predictor:
@@ -112,13 +93,16 @@ class Predictor:
             return predictor
 
     @classmethod
-    def chosen_or_default(cls, checkpoint: Path) -> tuple[Predictor, CheckpointError | None]:
+    def chosen_or_default(
+        cls, checkpoint: Path, bundled: Path | None = None
+    ) -> tuple[Predictor, CheckpointError | None]:
         """The model the user chose; if it cannot be used (refused, damaged, not matching its card),
-        the bundled model with the reason. A bundled model that fails too raises its CheckpointError."""
+        the bundled model (`bundled`, default the package's) with the reason. A bundled model that
+        fails too raises its CheckpointError."""
         try:
             return cls.cached(checkpoint), None
         except CheckpointError as error:
-            return cls.default(), error
+            return cls.cached(bundled or default_model_path()), error
 
     def pneumothorax_probability(self, score: float) -> float:
         """The calibrated probability of a triage score (the score itself without a calibration)."""

@@ -9,7 +9,6 @@ draw. The state it reads (the session, the case on screen, the caches) stays the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Slot
 
 from pneumoviewer.io.ai_scope import ai_scope_warning
-from pneumoviewer.ui.model_queue import AiFinding, ChosenModel, JobKind, ModelJob
+from pneumoviewer.ui.model_runner import AiFinding, CheckpointModel, JobKind, ModelJob
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
     from pneumoviewer.review.case import Case, LesionStats
@@ -29,17 +28,6 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
 def model_job(kind: JobKind, case: Case) -> ModelJob:
     assert case.path is not None  # every case of a session was read from a file
     return ModelJob(kind, case.image_id, case.path, case.pixel_spacing_mm, ai_scope_warning(case.metadata))
-
-
-def chosen_model_factory(checkpoint: Path) -> Callable[[], ChosenModel]:
-    """What loads `checkpoint` on the AI thread (where torch is imported): it, or the bundled model and why."""
-    def chosen_or_bundled() -> ChosenModel:
-        from pneumoviewer.model.inference import Predictor
-
-        predictor, problem = Predictor.chosen_or_default(checkpoint)
-        return ChosenModel(predictor, None if problem is None else str(problem))
-
-    return chosen_or_bundled
 
 
 class AiBridge(QObject):
@@ -99,7 +87,7 @@ class AiBridge(QObject):
 
         c.model_checkpoint = checkpoint
         self.restored_under = None
-        c.model_queue.use_model(chosen_model_factory(checkpoint))
+        c.model_queue.use_model(CheckpointModel(checkpoint))
         c.heatmaps.clear()
         if c.current_id is not None:
             c.sigHeatmap.emit(c.current_id, None)

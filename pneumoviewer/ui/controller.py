@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from pneumoviewer.model.versions import ModelRegistry
 from pneumoviewer.paths import default_model_path
-from pneumoviewer.ui import tasks
-from pneumoviewer.ui.ai_bridge import AiBridge, chosen_model_factory, model_job
+from pneumoviewer.ui import long_lived, tasks
+from pneumoviewer.ui.ai_bridge import AiBridge, model_job
 from pneumoviewer.ui.case_images import CaseImages
 from pneumoviewer.ui.findings import Findings, RowRefresher, case_fields, counter_text
 from pneumoviewer.ui.lru_cache import LruCache
-from pneumoviewer.ui.model_queue import JobKind, ModelQueue, default_predictor
+from pneumoviewer.ui.model_queue import ModelQueue
+from pneumoviewer.ui.model_runner import CheckpointModel, JobKind, ModelJob, default_predictor
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
 from pneumoviewer.ui.transfers import TransferRunner
 from pneumoviewer.ui.workers import Worker, WorkerPool
@@ -44,7 +45,7 @@ HEATMAP_CACHE_SIZE = 12
 
 
 class ReviewController(QObject):
-    sigSessionOpened = Signal()  # the session's rows are listed and its first case chosen
+    sigSessionOpened = Signal()  # the session's rows are listed, its first case chosen and its AI jobs queued
     sigTitleChanged = Signal(str)  # what is open ("" when nothing is)
     sigUnreadable = Signal(list)  # one reason per file that is not reviewed (unreadable, a duplicate)
     sigRecentFolders = Signal(list)  # the recently opened folders, newest first
@@ -83,7 +84,7 @@ class ReviewController(QObject):
             model_checkpoint = default_model_path()
             promoted = ModelRegistry(data_dir).active()  # a model promoted from the reviews stays in use
             if not promoted.bundled:
-                model_checkpoint, predictor_factory = promoted.weights, chosen_model_factory(promoted.weights)
+                model_checkpoint, predictor_factory = promoted.weights, CheckpointModel(promoted.weights)
         self.model_checkpoint = model_checkpoint
         self.pool = WorkerPool(max_threads=4, parent=self)
         self.model_queue = ModelQueue(self.pool, predictor_factory, self)
@@ -165,6 +166,7 @@ class ReviewController(QObject):
         width = max(4, len(str(self._files_found)))  # the session's rule (`ReviewSession.from_metadata`)
         self.worklist_model.append_rows([self.findings.listed_row(meta, f"Case {number:0{width}d}")
                                          for number, meta in enumerate(headers, first)])
+        long_lived.settle()  # these rows live until the session replaces them
         self._first_rows_listed()
 
     @Slot(int, int, str)
@@ -182,6 +184,9 @@ class ReviewController(QObject):
 
     @Slot(object)
     def _session_opened(self, opened: tasks.OpenedForReview) -> None:
+        """The folder is indexed: its session's rows replace the listed ones. The first case and the AI's
+        queue follow in later turns of the event loop, so that no single tick holds the window for all of
+        it (10,000 rows, then 10,000 jobs: tens of milliseconds each)."""
         self._first_rows_listed()
         studies = opened.studies
         self.session = session = studies.session
@@ -206,13 +211,28 @@ class ReviewController(QObject):
             + (f", {len(restored)} AI results reused" if restored else ""), 8000
         )
         # The network runs only on what has no stored result: new or changed files, or another model.
-        self.model_queue.enqueue([job for job in opened.jobs if job.image_id not in restored])
-        self.current_id = None
-        shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
-        shown = shown or self.worklist_model.image_id_at(0)
-        if shown is not None:
-            self._make_current(shown)
-        self.follow_top = picked is None
+        jobs = [job for job in opened.jobs if job.image_id not in restored]
+        QTimer.singleShot(0, self, lambda: self._show_first_case(session, picked, jobs))
+
+    def _show_first_case(self, session: ReviewSession, picked: str | None, jobs: list[ModelJob]) -> None:
+        """The second turn of an opening: the case on screen (the one the reader picked while the folder was
+        listed, else the top one), whose jobs go first; the folder's jobs follow a turn later."""
+        if self.session is not session:
+            return  # closed meanwhile
+        if self.current_id == picked:  # else the reader chose a case of the session since the first turn
+            self.current_id = None
+            shown = picked if picked is not None and self.worklist_model.row(picked) is not None else None
+            shown = shown or self.worklist_model.image_id_at(0)
+            if shown is not None:
+                self._make_current(shown)
+            self.follow_top = picked is None
+        QTimer.singleShot(0, self, lambda: self._queue_session(session, jobs))
+
+    def _queue_session(self, session: ReviewSession, jobs: list[ModelJob]) -> None:
+        if self.session is not session:
+            return
+        self.model_queue.enqueue(jobs)
+        long_lived.settle()  # the session's cases, rows and jobs
         self.sigSessionOpened.emit()
 
     def _forward_save_failure(self, error: Exception) -> None:  # any thread
@@ -228,6 +248,7 @@ class ReviewController(QObject):
         self.transfers.cancel()
         self.current_id = None
         self.sigCurrentCase.emit(None)
+        closing = self.session
         if self.session is not None:
             self.session.case_changed.disconnect(self._sigCoreCaseChanged.emit)
             self.session.save_failed.disconnect(self._forward_save_failure)
@@ -243,12 +264,15 @@ class ReviewController(QObject):
         self.rows.clear()
         self.findings.clear()
         self.worklist_model.set_rows([])
+        if closing is not None:
+            long_lived.release()  # the closed session's objects
         self.sigTitleChanged.emit("")
 
     def close(self) -> None:
         """Stop all background work and close the session (a last save)."""
         self.cancel_work()
         self.case_images.cancel()
+        self.model_queue.close()
         self.pool.shutdown()
         self._close_session()
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
     from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints
     from pneumoviewer.review.case import Case, LesionStats
     from pneumoviewer.review.session import ReviewSession
-    from pneumoviewer.ui.model_queue import AiFinding
+    from pneumoviewer.ui.model_runner import AiFinding
 
 _ROW_REFRESH_BUDGET_S = 0.008  # worklist rows refreshed per event-loop turn after a bulk change
 

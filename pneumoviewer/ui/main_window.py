@@ -22,7 +22,7 @@ from pneumoviewer.ui.actions import build_actions
 from pneumoviewer.ui.case_view import CaseView
 from pneumoviewer.ui.controller import ReviewController
 from pneumoviewer.ui.info_panel import InfoPanel
-from pneumoviewer.ui.model_queue import default_predictor
+from pneumoviewer.ui.model_runner import default_predictor
 from pneumoviewer.ui.report_actions import ReportActions
 from pneumoviewer.ui.statistics_dock import StatisticsDock
 from pneumoviewer.ui.status_bar import StatusBar

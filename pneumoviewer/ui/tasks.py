@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pneumoviewer.review.opening import FoundCallback, OpenedStudies
     from pneumoviewer.review.session import ReviewSession
     from pneumoviewer.review.training_set import ReviewedCases
-    from pneumoviewer.ui.model_queue import ModelJob
+    from pneumoviewer.ui.model_runner import ModelJob
 
 @dataclass(frozen=True)
 class RestoredPredictions:
@@ -65,7 +65,7 @@ def open_for_review(paths: list[Path], data_dir: Path | None, model_checkpoint: 
     """A folder's or a selection's headers (no pixels) in its autosaved session (`review.opening`),
     with the AI results stored for it under `model_checkpoint` already applied."""
     from pneumoviewer.ui.ai_bridge import model_job
-    from pneumoviewer.ui.model_queue import JobKind, pyside_source_check_skipped
+    from pneumoviewer.ui.model_runner import JobKind, pyside_source_check_skipped
 
     with pyside_source_check_skipped():  # the review stack's ~800 modules, while the window paints
         from pneumoviewer.review.opening import open_studies

@@ -91,8 +91,7 @@ class AiBridge(QObject):
         c.heatmaps.clear()
         if c.current_id is not None:
             c.sigHeatmap.emit(c.current_id, None)
-        for row in c.worklist_model.rows():
-            c.worklist_model.update_row(row.image_id, error=None)
+        c.worklist_model.update_rows((row.image_id for row in c.worklist_model.rows()), error=None)
         c.sigAiState.emit(f"AI: loading {checkpoint.name}…", "")
         c.model_queue.warm_up()
         if c.session is None:
@@ -196,9 +195,8 @@ class AiBridge(QObject):
         c.sigAiState.emit("AI unavailable", reason)
         c.findings.model_problem = "no AI model (see the status bar)"
         self._refresh_current_findings()
-        for row in c.worklist_model.rows():
-            if row.score is None:
-                c.worklist_model.update_row(row.image_id, error=f"AI unavailable: {reason}")
+        c.worklist_model.update_rows((row.image_id for row in c.worklist_model.rows() if row.score is None),
+                                     error=f"AI unavailable: {reason}")
         # No modal box: the red status-bar note (reason in its tooltip) stays while viewing and editing work.
         c.sigMessage.emit(f"The AI model could not be loaded, so there will be no predictions: {reason}", 30000)
 

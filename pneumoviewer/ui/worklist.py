@@ -144,14 +144,25 @@ class WorklistModel(QAbstractTableModel):
             self._resort_timer.start()
 
     def update_row(self, image_id: str, **changes: Any) -> None:
-        number = self._index.get(image_id)
-        if number is None:
+        self.update_rows([image_id], **changes)
+
+    def update_rows(self, image_ids: Iterable[str], **changes: Any) -> None:
+        """The same changes to each of these rows; one redraw, refilter and resort follow (a model switched
+        or unavailable touches every row of a 10,000-study folder: the timers once, not per row)."""
+        changed = refilter = False
+        for image_id in image_ids:
+            number = self._index.get(image_id)
+            if number is None:
+                continue
+            before = self._rows[number]
+            self._rows[number] = after = replace(before, **changes)
+            refilter = refilter or self._accepts(before) != self._accepts(after)
+            self._changed_ids.add(image_id)
+            changed = True
+        if not changed:
             return
-        before = self._rows[number]
-        self._rows[number] = after = replace(before, **changes)
-        if self._accepts(before) != self._accepts(after):
+        if refilter:
             self._refilter_timer.start()
-        self._changed_ids.add(image_id)
         self._redraw_timer.start()
         if not self._resort_timer.isActive():
             self._resort_timer.start()

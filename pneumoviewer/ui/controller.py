@@ -249,11 +249,11 @@ class ReviewController(QObject):
         self.current_id = None
         self.sigCurrentCase.emit(None)
         closing = self.session
-        if self.session is not None:
-            self.session.case_changed.disconnect(self._sigCoreCaseChanged.emit)
-            self.session.save_failed.disconnect(self._forward_save_failure)
+        if closing is not None:
+            closing.case_changed.disconnect(self._sigCoreCaseChanged.emit)
+            closing.save_failed.disconnect(self._forward_save_failure)
             try:
-                self.session.close()
+                closing.close()
             except OSError as error:
                 self.warn("Autosave failed", str(error))
         self.session = None

@@ -128,9 +128,7 @@ class ModelQueue(QObject):
         self.cancel()
         with self._lock:
             self._predictor_factory = predictor_factory
-            old, self._model = self._model, None
-        if old is not None:
-            old.close()  # a worker still running it gets no more results from it (it was cancelled)
+        self._drop_model()
         self.model_error = None
         self.model_card = None
         self.model_key = None
@@ -140,10 +138,17 @@ class ModelQueue(QObject):
         are shut down, which then end at once)."""
         self._closing.set()
         self.cancel()
+        self._drop_model()
+
+    def _drop_model(self, only: InThreadModel | ChildProcessModel | None = None) -> None:
+        """Forget the loaded model (or only `only`, if it still is the loaded one) and stop it; a worker still
+        running it was cancelled, or its model died, so it gets no more results from it."""
         with self._lock:
-            old, self._model = self._model, None
-        if old is not None:
-            old.close()
+            old = self._model
+            if old is None or (only is not None and old is not only):
+                return
+            self._model = None
+        old.close()
 
     def warm_up(self) -> None:
         """Load the model now (in the worker), so the first prediction does not wait for torch."""
@@ -239,10 +244,7 @@ class ModelQueue(QObject):
                     else "Grad-CAM of the case on screen")
             yield Progress(predicted, total, text, result)
             if not model.alive:  # the child died with this job (its error says so): the next worker starts another
-                with self._lock:
-                    if self._model is model:
-                        self._model = None
-                model.close()
+                self._drop_model(only=model)
                 return predicted
 
     def _deliver(self, result: JobResult | ModelLoaded) -> None:

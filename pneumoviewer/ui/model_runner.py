@@ -127,7 +127,7 @@ def triton_left_unimported() -> None:
     uses; torchvision's ops import `torch._dynamo`, which imports Triton when it is installed: 0.3 s of
     Python and one extension module initialised under the GIL for 30-230 ms, the window's longest wait
     while the model loaded. Without it PyTorch takes its no-Triton path (a CPU build's); predictions and
-    Grad-CAM are unchanged (tests/test_model_queue.py).
+    Grad-CAM are unchanged (tests/test_ui_threads.py).
     """
     sys.modules.setdefault("triton", None)  # type: ignore[arg-type]  # None is import's own "not available" mark
 
@@ -276,6 +276,8 @@ class ChildProcessGone(RuntimeError):
 class InThreadModel:
     """A predictor loaded and run on the calling thread (the AI queue's worker)."""
 
+    alive = True  # for as long as this thread runs
+
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
         self._predictor: Any = None
@@ -292,8 +294,6 @@ class InThreadModel:
             return JobResult(job, run_job(self._predictor, self._model_key, job, cancel))
         except Exception as error:  # noqa: BLE001 - one bad image must not stop the sweep
             return None if cancel() else JobResult(job, error=str(error))
-
-    alive = True  # for as long as this thread runs
 
     def close(self) -> None:
         self._predictor = None
@@ -361,11 +361,11 @@ class ChildProcessModel:
         return not self._gone and self._process.is_alive()
 
     def close(self) -> None:
-        """Stop the child now: it holds nothing to save (SIGTERM ends it at once)."""
+        """Stop the child now: it holds nothing to save (SIGTERM ends it at once). The pipe is left to close
+        with this object: a worker may still be polling it, and its next read then ends (EOF)."""
         if self._process.is_alive():
             self._process.terminate()
         self._process.join(timeout=5)
-        self._connection.close()
 
 
 def start_model(factory: Callable[[], Any]) -> InThreadModel | ChildProcessModel:
@@ -376,7 +376,6 @@ def start_model(factory: Callable[[], Any]) -> InThreadModel | ChildProcessModel
 def _serve(connection: Connection, factory: CheckpointModel, cancel: Event) -> None:
     """The child process: load the model, tell the parent, then answer each job until told to stop."""
     lower_this_threads_priority()  # the child's main thread: the process, and the threads it starts
-    triton_left_unimported()
     try:
         predictor, loaded = _loaded(factory)
     except Exception as error:  # noqa: BLE001 - any failure to load is the message the window shows

@@ -117,3 +117,22 @@ def test_a_child_killed_mid_scan_leaves_its_files_to_the_scan(mixed_folder: Path
                 os.kill(child.pid, signal.SIGKILL)
 
     assert outcome(scan_folder(mixed_folder, progress=kill_the_readers)) == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_the_children_give_way_to_the_process_that_started_them(mixed_folder: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """They run at a lower CPU priority than the scan's own process (the app's window), read the same."""
+    expected = outcome(scan_folder(mixed_folder))
+    in_children(monkeypatch)
+    niceness: set[int] = set()
+
+    def note_the_readers(done: int, _total: int) -> None:
+        if done < 6:  # the readers have started (and set their priority) and sent chunks back
+            return
+        for child in multiprocessing.active_children():
+            with open(f"/proc/{child.pid}/stat") as stat:  # field 19: the nice value
+                niceness.add(int(stat.read().rsplit(")", 1)[1].split()[16]))
+
+    assert outcome(scan_folder(mixed_folder, progress=note_the_readers)) == expected
+    assert niceness == {min(os.nice(0) + folder_scan.READER_NICENESS, 19)}, f"the readers' nice values: {niceness}"

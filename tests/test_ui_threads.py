@@ -194,3 +194,55 @@ def test_modules_imported_while_the_model_loads_are_not_read_for_pyside(
     __import__(names["after"])
     uses_pyside = {role: feature.pyside_feature_dict[name] for role, name in names.items()}
     assert uses_pyside == {"loading": -1, "beside": 0, "after": 0}  # -1: not using PySide; 0: uses it
+
+
+_SHOW_AND_WAIT = textwrap.dedent("""
+    import importlib.abc, json, sys, threading
+    from pathlib import Path
+
+    first_import = {}
+    WATCHED = ("pydicom", "PIL.JpegImagePlugin", "pneumoviewer.review.opening", "pneumoviewer.review.lesions")
+
+    class Watch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in WATCHED and name not in first_import:
+                first_import[name] = threading.current_thread().name
+            return None
+
+    sys.meta_path.insert(0, Watch())
+    from PySide6.QtCore import QTimer
+    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.main_window import MainWindow
+
+    app = application()
+    window = MainWindow(data_dir=Path(sys.argv[1]))
+    window.setProperty("quiet", True)
+    before_show = sorted(first_import)
+    window.show()
+
+    def check():
+        if len(first_import) == len(WATCHED):
+            print("RESULT", json.dumps({"before_show": before_show, "threads": first_import}), flush=True)
+            window.close()
+            app.quit()
+        else:
+            QTimer.singleShot(50, check)
+
+    QTimer.singleShot(50, check)
+    QTimer.singleShot(60_000, app.quit)
+    app.exec()
+""")
+
+
+def test_the_window_imports_the_review_stack_in_the_background_once_it_has_painted(tmp_path: Path) -> None:
+    """Nothing opened yet: pydicom, Pillow's JPEG codec, the opening and lesion code are imported on
+    a worker after the window is shown, so a folder opened later imports nothing beside the GUI thread."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    finished = subprocess.run([sys.executable, "-c", _SHOW_AND_WAIT, str(tmp_path / "data")],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, finished.stdout + finished.stderr
+    result = json.loads(lines[0].removeprefix("RESULT "))
+    assert result["before_show"] == []
+    assert "MainThread" not in result["threads"].values(), result["threads"]

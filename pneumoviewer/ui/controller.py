@@ -376,10 +376,10 @@ class ReviewController(QObject):
     # -- the AI -------------------------------------------------------------------------------------
     @Slot()
     def warm_up(self) -> None:
-        """Load the model now (on the AI thread), so the first prediction does not wait for it; while a
-        folder is being opened, once its first rows are listed. (Loading torch and reading the first
-        headers both hold the GIL: together they took 2-4 s to the first rows of a 10,000-study
-        folder instead of ~1 s; the model is needed only once the folder is indexed.)"""
+        """Import the review stack on a worker and start loading the model in its child process, so that
+        neither the first opening nor the first prediction waits for them. While a folder is being opened
+        the model starts once its first rows are listed: its load's CPU would delay them."""
+        self.pool.start(Worker(tasks.import_review_stack))  # so that a folder opened later imports nothing
         if self._awaiting_first_rows:
             self._warm_up_deferred = True
         else:

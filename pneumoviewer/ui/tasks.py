@@ -1,11 +1,13 @@
 """What the controller's workers run: thin calls into the core that must stay off the GUI thread.
 
-The core (pydicom, scikit-image, SciPy: most of a second to import) is imported inside these
-functions, on the worker that first needs it, so the window paints before any of it is loaded.
+The core (pydicom, scikit-image, SciPy, Pillow: most of a second to import) is imported inside these
+functions, so the window paints before any of it is loaded; once it has painted, `import_review_stack`
+imports it on a worker, so that opening a folder later imports nothing beside the window.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +21,25 @@ if TYPE_CHECKING:
     from pneumoviewer.review.session import ReviewSession
     from pneumoviewer.review.training_set import ReviewedCases
     from pneumoviewer.ui.model_runner import ModelJob
+
+# What opening a folder and showing its first case import: pydicom's dictionary alone is one module body that holds
+# the GIL for ~65 ms, so the window froze when these were imported while it listed the first rows.
+REVIEW_STACK = ("pneumoviewer.review.opening", "pneumoviewer.io.images", "pneumoviewer.review.lesions",
+                "pneumoviewer.model.identity", "pneumoviewer.model.prediction")
+
+
+def import_review_stack() -> None:
+    """Import `REVIEW_STACK` (on a worker, once the window has painted), with no garbage collection
+    meanwhile (a full one walked the whole app for ~60 ms) and the modules frozen out of later ones."""
+    from pneumoviewer.ui.model_runner import garbage_collection_paused, pyside_source_check_skipped
+
+    with garbage_collection_paused(), pyside_source_check_skipped():  # ~800 modules that never import Qt
+        for name in REVIEW_STACK:
+            importlib.import_module(name)
+        from PIL import Image
+
+        Image.preinit()  # Pillow's common formats: pydicom decodes JPEG DICOMs (SIIM's) with it
+
 
 @dataclass(frozen=True)
 class RestoredPredictions:
@@ -65,10 +86,10 @@ def open_for_review(paths: list[Path], data_dir: Path | None, model_checkpoint: 
     """A folder's or a selection's headers (no pixels) in its autosaved session (`review.opening`),
     with the AI results stored for it under `model_checkpoint` already applied."""
     from pneumoviewer.ui.ai_bridge import model_job
-    from pneumoviewer.ui.model_runner import JobKind, pyside_source_check_skipped
+    from pneumoviewer.ui.model_runner import JobKind
 
-    with pyside_source_check_skipped():  # the review stack's ~800 modules, while the window paints
-        from pneumoviewer.review.opening import open_studies
+    import_review_stack()  # already done unless the folder was opened before the window first painted
+    from pneumoviewer.review.opening import open_studies
 
     studies = open_studies(paths, data_dir, progress=progress, found=found)
     restored = restore_predictions(studies.session, model_checkpoint)

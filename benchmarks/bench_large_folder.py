@@ -78,6 +78,7 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     window.controller.sigSessionOpened.connect(lambda: session_opened.__setitem__(0, True))
     indexed_tick = [float("nan")]
     opened_at: list[float | None] = [None]  # ticks count from the open request
+    before_open: list[float] = []
     sampler = None
     if sample_stalls is not None:
         from benchmarks.stall_sampler import StallSampler
@@ -89,7 +90,8 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
         gap = max(clock.nsecsElapsed() / 1e6 - HEARTBEAT_MS, 0.0)
         clock.restart()
         if opened_at[0] is None:
-            return  # the folder is not open yet
+            before_open.append(gap)  # the window starting up (with --open-after)
+            return
         if phase[0] == "opening" and window.worklist_model.total_count:
             phase[0] = "filling"  # the tick that listed the first rows is the filling's
         gaps[phase[0]].append(gap)
@@ -117,11 +119,10 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     user = QTimer()
     user.setInterval(250)
     user.timeout.connect(act)
-    marks: dict[str, float] = {}  # seconds after the open request (negative: before it)
-    started = time.perf_counter() + open_after_s  # when the folder is to be opened
+    marks: dict[str, float] = {}  # perf_counter seconds; reported from the open request (negative: before it)
 
     def mark_once(name: str) -> None:
-        marks.setdefault(name, time.perf_counter() - started)
+        marks.setdefault(name, time.perf_counter())
 
     window.controller.model_queue.sigModelReady.connect(lambda *_: mark_once("model loaded"))
     window.controller.model_queue.sigPredicted.connect(lambda *_: mark_once("first AI result"))
@@ -129,14 +130,14 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     def check() -> None:
         if opened_at[0] is None:
             return
-        now = time.perf_counter() - started
+        now = time.perf_counter()
         if "first rows" not in marks and window.worklist_model.total_count:
             marks["first rows"] = now
         if "indexed" not in marks and window.controller.session is not None:
             marks["indexed"] = now
             phase[0] = "scoring"
             QTimer.singleShot(AI_PHASE_SECONDS * 1000, lambda: app.exit(0))
-        if now > 900:
+        if now - opened_at[0] > 900:
             app.exit(1)
 
     poll = QTimer()
@@ -150,6 +151,7 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
         opened_at[0] = time.perf_counter()
         window.controller.open_paths([folder])
 
+    planned_open = time.perf_counter() + open_after_s
     if open_after_s:
         QTimer.singleShot(int(open_after_s * 1000), open_folder)
     else:
@@ -161,10 +163,11 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
         app.exec()
     for timer in (heartbeat, user, poll):
         timer.stop()
+    marks = {name: moment - (opened_at[0] or 0.0) for name, moment in marks.items()}
     rows = window.worklist_model.total_count
     if sampler is not None:
         sampler.stop()
-        sampler.write(sample_stalls, origin=started)
+        sampler.write(sample_stalls, origin=opened_at[0] or 0.0)
     scored = sum(row.score is not None for row in window.worklist_model.rows())
     window.close()  # stops the AI's child process (and waits for it)
     peak = peak_rss_mb()
@@ -174,6 +177,9 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
           f"after; {step[0]} user actions")
     print(f"  the model loaded after {marks.get('model loaded', float('nan')):.1f} s, the first AI result after "
           f"{marks.get('first AI result', float('nan')):.1f} s")
+    if before_open:
+        print(f"  before the open: longest stall {max(before_open):.1f} ms over {len(before_open)} ticks; "
+              f"the open came {(opened_at[0] or 0.0) - planned_open:.2f} s after it was due")
     for name, values in gaps.items():
         if values:
             print(f"  stall while {name}: max {max(values):.1f} ms, p95 {p95(values):.1f} ms, "

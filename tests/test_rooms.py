@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QT = ("PySide6", "shiboken6", "pyqtgraph")
-CORE_ROOMS = ("pneumoviewer.errors", "pneumoviewer.progress", "pneumoviewer.metrics", "pneumoviewer.io",
+CORE_ROOMS = ("pneumoviewer.errors", "pneumoviewer.progress", "pneumoviewer.pacing", "pneumoviewer.metrics", "pneumoviewer.io",
               "pneumoviewer.model", "pneumoviewer.review", "pneumoviewer.training", "pneumoviewer.pacs",
               "pneumoviewer.reports")
 

@@ -75,46 +75,54 @@ def test_an_import_onto_a_full_disk_says_so_in_the_window_and_loses_no_file(
     assert saved is not None and np.array_equal(saved, other.mask)
 
 
-_OPEN_AND_PREDICT = textwrap.dedent("""
-    import importlib.abc, json, sys, threading
-    from pathlib import Path
+# A fresh app process (this one has long imported everything): `first_import` records which thread first imported
+# each of the WATCHED modules; the script prints "RESULT <json>" once `done()` says so (polled every 50 ms).
+_WINDOW_SCRIPT = """
+import importlib.abc, json, sys, threading
+from pathlib import Path
 
-    first_import = {}
-    WATCHED = ("torch", "pneumoviewer.model.inference")
+WATCHED = {watched!r}
+first_import = {{}}
 
-    class Watch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name in WATCHED and name not in first_import:
-                first_import[name] = threading.current_thread() is threading.main_thread()
-            return None
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in WATCHED and name not in first_import:
+            first_import[name] = threading.current_thread().name
+        return None
 
-    sys.meta_path.insert(0, Watch())
-    from PySide6.QtCore import QTimer
-    from pneumoviewer.ui.app import application
-    from pneumoviewer.ui.main_window import MainWindow
+sys.meta_path.insert(0, Watch())
+from PySide6.QtCore import QTimer
+from pneumoviewer.ui.app import application
+from pneumoviewer.ui.main_window import MainWindow
 
-    checkpoint, folder, data = (Path(arg) for arg in sys.argv[1:4])
+app = application()
+{body}
 
-    app = application()
-    window = MainWindow(data_dir=data)  # the app's own model: the bundled one...
-    window.setProperty("quiet", True)
-    window.controller.use_model(checkpoint)  # ...then the menu's "use another model", before anything loaded
-    window.show()
-    window.controller.open_paths([folder])
+def check():
+    result = done()
+    if result is not None:
+        print("RESULT", json.dumps(result), flush=True)
+        window.close()
+        app.quit()
+    else:
+        QTimer.singleShot(50, check)
 
-    def check():
-        rows = window.worklist_model.rows()
-        if rows and all(row.score is not None for row in rows):
-            print("RESULT", json.dumps({"rows": len(rows), "imported": first_import}), flush=True)
-            window.close()
-            app.quit()
-        else:
-            QTimer.singleShot(50, check)
+QTimer.singleShot(50, check)
+QTimer.singleShot(120_000, app.quit)
+app.exec()
+"""
 
-    QTimer.singleShot(50, check)
-    QTimer.singleShot(120_000, app.quit)
-    app.exec()
-""")
+
+def run_window_script(watched: tuple[str, ...], body: str, arguments: list[str], tmp_path: Path) -> dict:
+    """`_WINDOW_SCRIPT` watching `watched`, around `body` (which builds `window` and defines `done`), offscreen."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    script = _WINDOW_SCRIPT.format(watched=watched, body=textwrap.dedent(body))
+    finished = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, env=env,
+                              timeout=180, check=False)
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, finished.stdout + finished.stderr
+    return json.loads(lines[0].removeprefix("RESULT "))
 
 
 def test_the_window_s_process_never_imports_torch(random_checkpoint: Path, tmp_path: Path) -> None:
@@ -122,14 +130,19 @@ def test_the_window_s_process_never_imports_torch(random_checkpoint: Path, tmp_p
     runs in a child process (ui/model_runner.py), so neither torch nor the inference module loads here."""
     from pneumoviewer.paths import demo_dir
 
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"))
-    finished = subprocess.run(
-        [sys.executable, "-c", _OPEN_AND_PREDICT, str(random_checkpoint), str(demo_dir()), str(tmp_path / "data")],
-        capture_output=True, text=True, env=env, timeout=180, check=False,
-    )
-    lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, finished.stdout + finished.stderr
-    result = json.loads(lines[0].removeprefix("RESULT "))
+    result = run_window_script(("torch", "pneumoviewer.model.inference"), """
+        checkpoint, folder, data = (Path(arg) for arg in sys.argv[1:4])
+        window = MainWindow(data_dir=data)  # the app's own model: the bundled one...
+        window.setProperty("quiet", True)
+        window.controller.use_model(checkpoint)  # ...then the menu's "use another model", before anything loaded
+        window.show()
+        window.controller.open_paths([folder])
+
+        def done():
+            rows = window.worklist_model.rows()
+            if rows and all(row.score is not None for row in rows):
+                return {"rows": len(rows), "imported": first_import}
+    """, [str(random_checkpoint), str(demo_dir()), str(tmp_path / "data")], tmp_path)
     assert result["rows"] == 6
     assert result["imported"] == {}
 
@@ -196,53 +209,19 @@ def test_modules_imported_while_the_model_loads_are_not_read_for_pyside(
     assert uses_pyside == {"loading": -1, "beside": 0, "after": 0}  # -1: not using PySide; 0: uses it
 
 
-_SHOW_AND_WAIT = textwrap.dedent("""
-    import importlib.abc, json, sys, threading
-    from pathlib import Path
-
-    first_import = {}
-    WATCHED = ("pydicom", "PIL.JpegImagePlugin", "pneumoviewer.review.opening", "pneumoviewer.review.lesions")
-
-    class Watch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name in WATCHED and name not in first_import:
-                first_import[name] = threading.current_thread().name
-            return None
-
-    sys.meta_path.insert(0, Watch())
-    from PySide6.QtCore import QTimer
-    from pneumoviewer.ui.app import application
-    from pneumoviewer.ui.main_window import MainWindow
-
-    app = application()
-    window = MainWindow(data_dir=Path(sys.argv[1]))
-    window.setProperty("quiet", True)
-    before_show = sorted(first_import)
-    window.show()
-
-    def check():
-        if len(first_import) == len(WATCHED):
-            print("RESULT", json.dumps({"before_show": before_show, "threads": first_import}), flush=True)
-            window.close()
-            app.quit()
-        else:
-            QTimer.singleShot(50, check)
-
-    QTimer.singleShot(50, check)
-    QTimer.singleShot(60_000, app.quit)
-    app.exec()
-""")
-
-
 def test_the_window_imports_the_review_stack_in_the_background_once_it_has_painted(tmp_path: Path) -> None:
     """Nothing opened yet: pydicom, Pillow's JPEG codec, the opening and lesion code are imported on
     a worker after the window is shown, so a folder opened later imports nothing beside the GUI thread."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "xdg"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"))
-    finished = subprocess.run([sys.executable, "-c", _SHOW_AND_WAIT, str(tmp_path / "data")],
-                              capture_output=True, text=True, env=env, timeout=120, check=False)
-    lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, finished.stdout + finished.stderr
-    result = json.loads(lines[0].removeprefix("RESULT "))
+    watched = ("pydicom", "PIL.JpegImagePlugin", "pneumoviewer.review.opening", "pneumoviewer.review.lesions")
+    result = run_window_script(watched, """
+        window = MainWindow(data_dir=Path(sys.argv[1]))
+        window.setProperty("quiet", True)
+        before_show = sorted(first_import)
+        window.show()
+
+        def done():
+            if len(first_import) == len(WATCHED):
+                return {"before_show": before_show, "threads": first_import}
+    """, [str(tmp_path / "data")], tmp_path)
     assert result["before_show"] == []
     assert "MainThread" not in result["threads"].values(), result["threads"]

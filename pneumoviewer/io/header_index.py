@@ -25,6 +25,7 @@ from typing import Any
 from pneumoviewer.io import dicom
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.dicom import GREYSCALE, MAX_PIXELS, MAX_SIDE, DicomMetadata
+from pneumoviewer.pacing import paced
 
 FORMAT_VERSION = 1
 # Bump when `read_header` derives a field differently (a fallback, a new tag): older indexes are then ignored.
@@ -104,7 +105,7 @@ class HeaderIndex:
                           separators=(",", ":"))
         entries = ",".join(json.dumps(key) + ":" + json.dumps([*stamp, *(_plain(fields[name]) for name in _FIELDS)],
                                                               separators=(",", ":"))
-                           for key, (stamp, fields) in sorted(self._listed.items()))
+                           for key, (stamp, fields) in paced(sorted(self._listed.items())))
         body = (head[:-1] + ',"entries":{' + entries + "}}").encode("utf-8")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, _checksum(body).encode("ascii") + b"\n" + body)

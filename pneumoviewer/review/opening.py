@@ -19,6 +19,8 @@ from pneumoviewer.errors import ProgressCallback
 from pneumoviewer.io.dicom import DicomError, DicomMetadata, SegmentationFile
 from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.header_index import HeaderIndex
+from pneumoviewer.pacing import garbage_collection_paused
+from pneumoviewer.review.autosave import SessionStore
 from pneumoviewer.review.seg_import import SegImport, import_segmentations
 from pneumoviewer.review.session import ReviewSession, session_store_for
 
@@ -57,8 +59,7 @@ def open_studies(
     index = HeaderIndex.load(store.headers_path)
     if len(paths) == 1 and paths[0].is_dir():
         scan = scan_folder(paths[0], progress=progress, found=found, index=index)
-        _keep(index, store.headers_path)
-        session = ReviewSession.from_metadata(store.folder, scan.images, data_dir)
+        session = _session(store, index, scan.images, data_dir)
         imported = _import(session, scan.segmentations, selection=False)
         return OpenedStudies(session, scan.unreadable + imported.not_used, str(paths[0]), imported)
     images: list[DicomMetadata] = []
@@ -82,14 +83,22 @@ def open_studies(
                 found(images[-1])
         if progress is not None:
             progress(done, len(files))
-    _keep(index, store.headers_path)
-    session = ReviewSession.from_metadata(store.folder, images, data_dir)
+    session = _session(store, index, images, data_dir)
     imported = _import(session, segmentations, selection=True)
     unreadable += imported.not_used
     if len(paths) == 1:
         return OpenedStudies(session, unreadable, str(paths[0].resolve()), imported)
     kind = "files" if len(files) == len(paths) else "folders" if not files else "files and folders"
     return OpenedStudies(session, unreadable, f"{len(paths)} {kind} in {store.folder.parent}", imported)
+
+
+def _session(store: SessionStore, index: HeaderIndex, images: list[DicomMetadata],
+             data_dir: Path | None) -> ReviewSession:
+    """The headers read saved in the index, then the session of their images: for a large folder ten
+    thousand entries and cases at once, with no full garbage collection meanwhile (`pacing`)."""
+    with garbage_collection_paused():
+        _keep(index, store.headers_path)
+        return ReviewSession.from_metadata(store.folder, images, data_dir)
 
 
 def _import(session: ReviewSession, segmentations: list[Path], selection: bool) -> SegImport:

@@ -29,6 +29,7 @@ import numpy as np
 from pneumoviewer.errors import ProgressCallback
 from pneumoviewer.io.annotations import AnnotationError, read_annotation_rows
 from pneumoviewer.io.rle import RleConvention, RleError, decode_rows
+from pneumoviewer.pacing import paced
 from pneumoviewer.review.autosave import (
     SessionLoadError,
     SessionSaveError,
@@ -95,7 +96,7 @@ class ReviewSession:
         # Copies of an image already in the session (same SOPInstanceUID): listed, not reviewed twice.
         self.duplicates: list[Case] = []
         self._by_id: dict[str, Case] = {}
-        for case in cases:
+        for case in paced(cases):
             if case.image_id in self._by_id:
                 self.duplicates.append(case)
             else:
@@ -117,7 +118,7 @@ class ReviewSession:
         self._ai_model_keys: dict[str, str | None] = {}  # image id -> the model of its result this session
         self._prediction_save_failing = False
         self._restore()
-        for case in self.cases:
+        for case in paced(self.cases):
             case.changed.connect(self._on_case_changed)
 
     @classmethod
@@ -127,7 +128,7 @@ class ReviewSession:
         """From `pneumoviewer.io.folder_scan.scan_folder(folder).images`; display ids "Case 0001"... in path order."""
         ordered = sorted(images, key=lambda metadata: str(metadata.path))
         width = max(4, len(str(len(ordered))))
-        cases = [Case.from_metadata(meta, f"Case {number:0{width}d}") for number, meta in enumerate(ordered, 1)]
+        cases = [Case.from_metadata(meta, f"Case {number:0{width}d}") for number, meta in enumerate(paced(ordered), 1)]
         return cls(folder, cases, data_dir)
 
     # -- access --------------------------------------------------------------------------------
@@ -339,7 +340,7 @@ class ReviewSession:
         # One listing of the masks saved instead of a look-up per case: 10,000 of those were ~0.5 s of
         # Python on the indexing thread, which slowed the window's painting (it needs the same GIL).
         saved_masks = self.store.saved_mask_names()
-        for case in self.cases:
+        for case in paced(self.cases):
             mask = None
             if saved_masks and self.store.mask_path(case.image_id).name in saved_masks:
                 try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import gc
 import importlib.util
 import multiprocessing
 import os
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pneumoviewer import paths
 from pneumoviewer.errors import CancelCheck
+from pneumoviewer.pacing import garbage_collection_paused
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -130,24 +130,6 @@ def triton_left_unimported() -> None:
     Grad-CAM are unchanged (tests/test_ui_threads.py).
     """
     sys.modules.setdefault("triton", None)  # type: ignore[arg-type]  # None is import's own "not available" mark
-
-
-@contextmanager
-def garbage_collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while the model loads, then what survived is frozen (`gc.freeze`).
-
-    Importing torch and its companions creates about a million objects; each full collection that
-    triggers holds the GIL for 0.1-0.2 s, which were the window's freezes while the model loaded.
-    Those objects live as long as the app: frozen, later collections (during a sweep) skip them.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 _UNREAD_THREADS: set[int] = set()  # threads whose new modules PySide6 does not read (see below)

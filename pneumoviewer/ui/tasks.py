@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pneumoviewer.errors import ProgressCallback
+from pneumoviewer.pacing import garbage_collection_paused, paced
 
 if TYPE_CHECKING:
     from pneumoviewer.io.dicom import DicomImage
@@ -31,7 +32,7 @@ REVIEW_STACK = ("pneumoviewer.review.opening", "pneumoviewer.io.images", "pneumo
 def import_review_stack() -> None:
     """Import `REVIEW_STACK` (on a worker, once the window has painted), with no garbage collection
     meanwhile (a full one walked the whole app for ~60 ms) and the modules frozen out of later ones."""
-    from pneumoviewer.ui.model_runner import garbage_collection_paused, pyside_source_check_skipped
+    from pneumoviewer.ui.model_runner import pyside_source_check_skipped
 
     with garbage_collection_paused(), pyside_source_check_skipped():  # ~800 modules that never import Qt
         for name in REVIEW_STACK:
@@ -93,7 +94,9 @@ def open_for_review(paths: list[Path], data_dir: Path | None, model_checkpoint: 
 
     studies = open_studies(paths, data_dir, progress=progress, found=found)
     restored = restore_predictions(studies.session, model_checkpoint)
-    return OpenedForReview(studies, restored, [model_job(JobKind.PREDICT, case) for case in studies.session.worklist()])
+    with garbage_collection_paused():  # the jobs live until the AI has run them
+        jobs = [model_job(JobKind.PREDICT, case) for case in paced(studies.session.worklist())]
+    return OpenedForReview(studies, restored, jobs)
 
 
 def load_image(image_id: str, path: Path) -> LoadedImage:

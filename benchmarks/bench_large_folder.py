@@ -87,6 +87,7 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
     indexed_tick = [float("nan")]
     opened_at: list[float | None] = [None]  # ticks count from the open request
     before_open: list[float] = []
+    late: list[tuple[float, float, str]] = []  # each late tick: seconds after the open, its stall, the phase
     sampler = None
     if sample_stalls is not None:
         from benchmarks.stall_sampler import StallSampler
@@ -109,8 +110,10 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
         if session_opened[0]:
             session_opened[0] = False
             indexed_tick[0] = gap
-        if sampler is not None and gap > STALL_GOAL_MS:
-            sampler.stalled(now - (gap + HEARTBEAT_MS) / 1000, now)
+        if gap > STALL_GOAL_MS:
+            late.append((now - (opened_at[0] or now), gap, phase[0]))
+            if sampler is not None:
+                sampler.stalled(now - (gap + HEARTBEAT_MS) / 1000, now)
 
     heartbeat.timeout.connect(beat)
     actions = user_actions(window)
@@ -192,6 +195,8 @@ def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | No
         if values:
             print(f"  stall while {name}: max {max(values):.1f} ms, p95 {p95(values):.1f} ms, "
                   f"{sum(gap > STALL_GOAL_MS for gap in values)} of {len(values)} ticks > {STALL_GOAL_MS:.0f} ms")
+    print("  late ticks (s after the open: ms): " + (", ".join(f"{when:.2f}: {gap:.0f} ({name})"
+                                                             for when, gap, name in late) or "none"))
     print(f"  the tick after indexing ended (the session replaces the listed rows): {indexed_tick[0]:.1f} ms")
     print(f"  peak RSS {peak:.0f} MB; its largest child process (the AI model's) {child_peak:.0f} MB")
     when = (f"opened {open_after_s:g} s after the window was shown" if open_after_s else

@@ -120,6 +120,29 @@ def test_a_folder_lists_its_studies_while_the_headers_are_still_being_read(qtbot
     assert window.controller.session.case(second).display_id == "Case 0002"
 
 
+def test_the_rows_listed_while_indexing_stay_when_the_session_says_the_same(qtbot, make_window,
+                                                                            study_folder: Path) -> None:
+    """A folder opened for the first time: each listed row already says what the session's would, so the
+    worklist keeps them without a model reset (for 10,000 rows a relayout and repaint of the whole list);
+    reopened with stored AI results, the session's rows replace them."""
+    first = make_window()
+    resets_with_a_session: list[int] = []
+    first.worklist_model.modelReset.connect(
+        lambda: resets_with_a_session.append(1) if first.controller.session is not None else None)
+    open_and_wait(qtbot, first, study_folder)
+    assert resets_with_a_session == []
+    assert first.worklist_model.total_count == POSITIVES + NEGATIVES
+    wait_for_predictions(qtbot, first)
+    first.close()
+
+    second = make_window()
+    second.worklist_model.modelReset.connect(
+        lambda: resets_with_a_session.append(2) if second.controller.session is not None else None)
+    open_and_wait(qtbot, second, study_folder)
+    assert resets_with_a_session == [2]  # the stored scores came with the session
+    assert all(row.score is not None for row in second.worklist_model.rows())
+
+
 def test_the_case_clicked_during_the_sweep_is_predicted_next(qtbot, make_window, study_folder: Path,
                                                              random_checkpoint: Path) -> None:
     window = make_window(lambda: SlowPredictor(random_checkpoint, delay_s=0.3))

@@ -197,8 +197,13 @@ class ReviewController(QObject):
         restored = self.ai.take_restored(opened.restored)
         picked = self.current_id  # a provisional row the reader already picked
         listed = self.worklist_model.row
-        self.worklist_model.set_rows([self.findings.session_row(case, error, listed(case.image_id))
-                                      for case in session.cases])
+        rows, replaced = [], len(session.cases) != self.worklist_model.total_count
+        for case in session.cases:
+            before = listed(case.image_id)
+            rows.append(self.findings.session_row(case, error, before))
+            replaced = replaced or rows[-1] is not before
+        if replaced:  # else every row is already there: no model reset, so no full relayout and repaint
+            self.worklist_model.set_rows(rows)
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
                       for case in session.duplicates]
         self.sigUnreadable.emit([str(error) for error in studies.unreadable] + duplicates)

@@ -290,3 +290,27 @@ def test_segs_beside_their_sources_open_as_masks_and_the_others_are_listed(qtbot
     assert "damaged.seg.dcm" in listed[0] and "foreign.seg.dcm" in listed[1] and NOT_IN_FOLDER in listed[1]
     case = next(case for case in window.controller.session.cases if case.path.name == first.name)
     np.testing.assert_array_equal(case.mask, mask)
+
+
+def test_a_folder_s_jobs_are_queued_a_few_per_turn_and_each_case_is_predicted_once(
+    qtbot, make_window, study_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that queueing 10,000 jobs never holds the window for one long turn (`JOBS_PER_TURN`); the session
+    counts as open once the last of them is queued."""
+    from pneumoviewer.ui import controller
+
+    monkeypatch.setattr(controller, "JOBS_PER_TURN", 2)
+    window = make_window()
+    queued: list[list[str]] = []
+    enqueue = window.controller.model_queue.enqueue
+    monkeypatch.setattr(window.controller.model_queue, "enqueue",
+                        lambda jobs: (queued.append([job.image_id for job in jobs]), enqueue(jobs)))
+    predicted: list[str] = []
+    window.controller.model_queue.sigPredicted.connect(lambda image_id, _: predicted.append(image_id))
+    open_and_wait(qtbot, window, study_folder)
+    cases = [case.image_id for case in window.controller.session.cases]
+    assert len(cases) == POSITIVES + NEGATIVES > 2
+    assert [len(batch) for batch in queued] == [2] * (len(cases) // 2) + [1] * (len(cases) % 2)
+    assert sum(queued, []) == cases  # in the worklist's order then: no scores yet, folder order
+    wait_for_predictions(qtbot, window)
+    assert sorted(predicted) == sorted(cases)  # once each, the case on screen among them

@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # the review stack is imported by the workers, after the wind
 
 IMAGE_CACHE_SIZE = 6  # decoded images kept: the last few cases viewed and the next one
 HEATMAP_CACHE_SIZE = 12
+# The folder's AI jobs are queued this many per turn of the event loop: 10,000 at once took 12-20 ms of the GUI
+# thread, which with the first image decoded on a worker (pydicom's Python) made a 57-62 ms stall.
+JOBS_PER_TURN = 1_000
 
 
 class ReviewController(QObject):
@@ -234,9 +237,13 @@ class ReviewController(QObject):
         QTimer.singleShot(0, self, lambda: self._queue_session(session, jobs))
 
     def _queue_session(self, session: ReviewSession, jobs: list[ModelJob]) -> None:
+        """The last turns of an opening: the folder's jobs, `JOBS_PER_TURN` at a time, then the session is open."""
         if self.session is not session:
             return
-        self.model_queue.enqueue(jobs)
+        self.model_queue.enqueue(jobs[:JOBS_PER_TURN])
+        if len(jobs) > JOBS_PER_TURN:
+            QTimer.singleShot(0, self, lambda: self._queue_session(session, jobs[JOBS_PER_TURN:]))
+            return
         long_lived.settle()  # the session's cases, rows and jobs
         self.sigSessionOpened.emit()
 

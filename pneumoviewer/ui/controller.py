@@ -187,9 +187,9 @@ class ReviewController(QObject):
 
     @Slot(object)
     def _session_opened(self, opened: tasks.OpenedForReview) -> None:
-        """The folder is indexed: its session's rows replace the listed ones. The first case and the AI's
-        queue follow in later turns of the event loop, so that no single tick holds the window for all of
-        it (10,000 rows, then 10,000 jobs: tens of milliseconds each)."""
+        """The folder is indexed: its session's rows replace the listed ones (where they differ). The first
+        case and the AI's jobs (`JOBS_PER_TURN` at a time) follow in later turns of the event loop, so that no
+        single tick holds the window for all of it (10,000 rows, then 10,000 jobs: tens of milliseconds each)."""
         self._first_rows_listed()
         studies = opened.studies
         self.session = session = studies.session

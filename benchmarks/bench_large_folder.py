@@ -10,8 +10,8 @@ sorts it by another column and back, and filters it by status, one action every 
 time from the open request to the first rows and to the whole folder indexed, the longest stall
 before the first rows (the opening: no list to scroll yet), then in each phase and in the ticks right
 after each sort or filter change (goal <= 50 ms), and the app's peak memory (RSS). The folder is
-opened as the window is shown (a launcher with a folder: `ui.app.run_app` imports the review stack
-first, and so does this), or with `--open-after S` that long after
+opened as the window is shown (a launcher with a folder: `ui.app.prepare_to_open_with_the_window`
+first, as `run_app` does), or with `--open-after S` that long after
 (a reader who picks it in the dialog: the window has imported the review stack by then).
 `--sample-stalls PATH` writes what the GUI thread ran in the late ticks
 (benchmarks/stall_sampler.py).
@@ -61,17 +61,13 @@ def user_actions(window) -> list:
 
 def measure(folder: Path, data_dir: Path, studies: int, sample_stalls: Path | None = None,
             open_after_s: float = 0.0) -> list[Figure]:
-    from pneumoviewer.ui.app import application
+    from pneumoviewer.ui.app import application, prepare_to_open_with_the_window
     from pneumoviewer.ui.main_window import MainWindow
 
     app = application()
-    imported_s = 0.0
-    if not open_after_s:  # as `run_app` does when given a folder to open at once
-        from pneumoviewer.ui.tasks import import_review_stack
-
-        started = time.perf_counter()
-        import_review_stack()
-        imported_s = time.perf_counter() - started
+    started = time.perf_counter()
+    prepare_to_open_with_the_window([] if open_after_s else [folder])  # as `run_app` does
+    imported_s = time.perf_counter() - started
     window = MainWindow(data_dir=data_dir)
     window.setProperty("quiet", True)
     window.resize(1600, 1000)

@@ -117,7 +117,8 @@ def _ship(args: argparse.Namespace, root: Path, protocol: Path) -> int:
     runs = [folder(name) for name in names]
     missing = [str(run) for run in runs if not (run / "oof.npz").is_file()]
     if missing:
-        print(f"campaign.py: no out-of-fold predictions (oof.npz) yet in: {', '.join(missing)}", file=sys.stderr)
+        print(f"campaign.py: no out-of-fold predictions (oof.npz) yet in: {', '.join(missing)}; a campaign start "
+              "rebuilds them from the networks once no run is left to train", file=sys.stderr)
         return 1
     latency_images = args.latency_images
     if latency_images is None:

@@ -314,3 +314,44 @@ def test_a_folder_s_jobs_are_queued_a_few_per_turn_and_each_case_is_predicted_on
     assert sum(queued, []) == cases  # in the worklist's order then: no scores yet, folder order
     wait_for_predictions(qtbot, window)
     assert sorted(predicted) == sorted(cases)  # once each, the case on screen among them
+
+
+def test_an_indexed_folder_s_rows_are_checked_a_few_per_turn_before_its_session_opens(
+    qtbot, make_window, study_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that checking 10,000 session rows against the listed ones never holds the window for one long turn
+    (`ROWS_PER_TURN`): other events are handled between the turns, and the session is the controller's (a
+    case can be edited) only once every row is checked. A folder opened meanwhile stops the check."""
+    from PySide6.QtCore import QTimer
+
+    from pneumoviewer.ui import controller
+
+    monkeypatch.setattr(controller, "ROWS_PER_TURN", 2)
+    window = make_window()
+    ticks = [0]
+    ticker = QTimer()
+    ticker.setInterval(0)
+    ticker.timeout.connect(lambda: ticks.__setitem__(0, ticks[0] + 1))
+    checked: list[tuple[int, bool]] = []  # (the event loop's tick, the session published yet) per row checked
+    session_row = window.controller.findings.session_row
+    monkeypatch.setattr(window.controller.findings, "session_row", lambda *args: (
+        checked.append((ticks[0], window.controller.session is not None)), session_row(*args))[1])
+    ticker.start()
+    open_and_wait(qtbot, window, study_folder)
+    ticker.stop()
+    studies = POSITIVES + NEGATIVES
+    assert studies > 2 and len(checked) == studies
+    assert not any(published for _, published in checked)
+    per_tick = [sum(tick == moment for tick, _ in checked) for moment in sorted({tick for tick, _ in checked})]
+    assert max(per_tick) <= 2 and len(per_tick) == (studies + 1) // 2
+
+    checked.clear()  # opened again, and at once another folder: the first one's check goes no further
+    other = study_folder.parent / "other"
+    other.mkdir()
+    (other / "one.dcm").write_bytes(next(study_folder.glob("study0/*.dcm")).read_bytes())
+    with qtbot.waitSignal(window.controller.sigSessionOpened, timeout=WAIT_MS):
+        window.controller.open_paths([study_folder])
+        qtbot.waitUntil(lambda: bool(checked), timeout=WAIT_MS)
+        window.controller.open_paths([other])
+    assert window.controller.session is not None and len(window.controller.session.cases) == 1
+    assert window.worklist_model.total_count == 1

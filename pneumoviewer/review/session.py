@@ -160,7 +160,7 @@ class ReviewSession:
 
     @property
     def done_count(self) -> int:
-        return sum(case.status.is_done for case in self.cases)
+        return sum(count for status, count in self.status_counts().items() if status.is_done)
 
     def status_counts(self) -> dict[ReviewStatus, int]:
         counts = dict.fromkeys(ReviewStatus, 0)

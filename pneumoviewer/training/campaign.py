@@ -227,7 +227,8 @@ def log_event(root: Path, event: str, **values: Any) -> None:
 def run_campaign(protocol: Path, root: Path, python: str = sys.executable, parking: Path = DEFAULT_PARKING) -> int:
     """Run every run of `protocol` that is not done, one at a time; returns 0 when all are done.
 
-    Runs parked in `parking` (`park`) that the root lacks are restored first.
+    Runs parked in `parking` (`park`) that the root lacks are restored first; the held-out predictions of
+    restored finished runs are rebuilt once nothing is left to train.
 
     The protocol is re-read before each run, so runs added or extended meanwhile are picked up. A
     failed run is logged (with the end of its output in `<run>/train.log`) and the next one starts;
@@ -268,12 +269,6 @@ def run_campaign(protocol: Path, root: Path, python: str = sys.executable, parki
         child = None
         return status
 
-    for run in read_protocol(protocol):  # a finished run restored from the parking came without them
-        out = root / "runs" / run.name
-        if is_done(run, root) and not (out / PREDICTIONS_FILE).is_file():
-            status = trainer([*train_command(run, root, python), "--rebuild-held-out"], out)
-            log_event(root, "held-out-rebuilt" if status == 0 else "held-out-rebuild-failed", run=run.name,
-                      status=status, log=str(out / "train.log"))
     while True:
         pending = [run for run in read_protocol(protocol) if not is_done(run, root) and run.name not in failed]
         if not pending:
@@ -290,6 +285,15 @@ def run_campaign(protocol: Path, root: Path, python: str = sys.executable, parki
         else:
             failed.add(run.name)
             log_event(root, "run-failed", run=run.name, status=status, log=str(out / "train.log"))
+    # A finished run restored from the parking came without its held-out predictions, which only the ship
+    # step reads. They are rebuilt last: training time survives the end of a session (checkpoints, parking),
+    # a rebuild cut short does not, and a new machine starts with a few of them (minutes each) to redo.
+    for run in read_protocol(protocol):
+        out = root / "runs" / run.name
+        if is_done(run, root) and not (out / PREDICTIONS_FILE).is_file():
+            status = trainer([*train_command(run, root, python), "--rebuild-held-out"], out)
+            log_event(root, "held-out-rebuilt" if status == 0 else "held-out-rebuild-failed", run=run.name,
+                      status=status, log=str(out / "train.log"))
     log_event(root, "campaign-finished", failed=sorted(failed))
     lock.close()
     return 1 if failed else 0

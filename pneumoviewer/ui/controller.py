@@ -32,11 +32,11 @@ from pneumoviewer.ui.model_runner import CheckpointModel, JobKind, ModelJob, def
 from pneumoviewer.ui.preferences import recent_folders, remember_folder
 from pneumoviewer.ui.transfers import TransferRunner
 from pneumoviewer.ui.workers import Worker, WorkerPool
-from pneumoviewer.ui.worklist import WorklistModel
+from pneumoviewer.ui.worklist import WorklistModel, WorklistRow
 
 if TYPE_CHECKING:  # the review stack is imported by the workers, after the window is up (see tasks.py)
     from pneumoviewer.io.rle import RleConvention
-    from pneumoviewer.review.case import Case, CaseChange, ReviewStatus
+    from pneumoviewer.review.case import Case, CaseChange, LesionStats, ReviewStatus
     from pneumoviewer.review.export import ExportScope
     from pneumoviewer.review.session import ReviewSession
 
@@ -45,6 +45,9 @@ HEATMAP_CACHE_SIZE = 12
 # The folder's AI jobs are queued this many per turn of the event loop: 10,000 at once took 12-20 ms of the GUI
 # thread, which with the first image decoded on a worker (pydicom's Python) made a 57-62 ms stall.
 JOBS_PER_TURN = 1_000
+# When the folder is indexed its session's rows are checked against the listed ones this many per turn: 10,000
+# in one go took 25-30 ms of the GUI thread here, 43-73 ms beside the workers (the tick as indexing ended).
+ROWS_PER_TURN = 2_000
 
 
 class ReviewController(QObject):
@@ -106,6 +109,7 @@ class ReviewController(QObject):
         self.triage_sensitivity: float | None = None
         self.rows = RowRefresher(self.worklist_model, self.findings, self)
         self._awaiting_first_rows = False  # a folder is being opened and none of its rows is listed yet
+        self._indexed: tasks.OpenedForReview | None = None  # an indexed folder whose rows are being checked
         self._files_found = 0  # files to read in the folder being indexed: how wide its case numbers are
         self._warm_up_deferred = False  # the model is to load once they are (see warm_up)
         self.case_images.sigLoaded.connect(self._image_loaded)
@@ -187,24 +191,37 @@ class ReviewController(QObject):
 
     @Slot(object)
     def _session_opened(self, opened: tasks.OpenedForReview) -> None:
-        """The folder is indexed: its session's rows replace the listed ones (where they differ). The first
-        case and the AI's jobs (`JOBS_PER_TURN` at a time) follow in later turns of the event loop, so that no
-        single tick holds the window for all of it (10,000 rows, then 10,000 jobs: tens of milliseconds each)."""
+        """The folder is indexed: its session's rows replace the listed ones (where they differ), checked
+        `ROWS_PER_TURN` at a time; the session is the controller's once they are. The first case and the AI's
+        jobs (`JOBS_PER_TURN` at a time) follow in later turns, so that no single tick of the event loop holds
+        the window for all of it (10,000 rows, then 10,000 jobs: tens of milliseconds each). Until then the
+        window is as while indexing: the listed rows, nothing to edit."""
         self._first_rows_listed()
+        self._indexed = opened
+        error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
+        restored = self.ai.take_restored(opened.restored)
+        counts_differ = len(opened.studies.session.cases) != self.worklist_model.total_count
+        self._check_rows(opened, error, restored, [], counts_differ)
+
+    def _check_rows(self, opened: tasks.OpenedForReview, error: str | None, restored: dict[str, LesionStats],
+                    rows: list[WorklistRow], replaced: bool) -> None:
+        if self._indexed is not opened:
+            return  # another folder opened, or the window closed, meanwhile
+        listed = self.worklist_model.row
+        for case in opened.studies.session.cases[len(rows):len(rows) + ROWS_PER_TURN]:
+            before = listed(case.image_id)
+            rows.append(self.findings.session_row(case, error, before))
+            replaced = replaced or rows[-1] is not before
+        if len(rows) < len(opened.studies.session.cases):
+            QTimer.singleShot(0, self, lambda: self._check_rows(opened, error, restored, rows, replaced))
+            return
+        self._indexed = None
         studies = opened.studies
         self.session = session = studies.session
         session.case_changed.connect(self._sigCoreCaseChanged.emit)
         session.save_failed.connect(self._forward_save_failure)
         self.sigTitleChanged.emit(studies.title)
-        error = None if self.model_queue.model_error is None else f"AI unavailable: {self.model_queue.model_error}"
-        restored = self.ai.take_restored(opened.restored)
         picked = self.current_id  # a provisional row the reader already picked
-        listed = self.worklist_model.row
-        rows, replaced = [], len(session.cases) != self.worklist_model.total_count
-        for case in session.cases:
-            before = listed(case.image_id)
-            rows.append(self.findings.session_row(case, error, before))
-            replaced = replaced or rows[-1] is not before
         if replaced:  # else every row is already there: no model reset, so no full relayout and repaint
             self.worklist_model.set_rows(rows)
         duplicates = [f"{case.path}: the same image as {session.case(case.image_id).path} (shown once)"
@@ -269,6 +286,7 @@ class ReviewController(QObject):
             except OSError as error:
                 self.warn("Autosave failed", str(error))
         self.session = None
+        self._indexed = None
         self.ai.restored_under = None
         self.follow_top = False
         self.images.clear()

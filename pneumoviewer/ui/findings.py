@@ -180,7 +180,7 @@ class Findings:
         """`row(case, ai_error)`, or the row `listed` while its header was read when that still says it all
         (nothing restored or changed since): most rows of a large folder, not built a second time."""
         if (listed is not None and ai_error is None and case.ai_score is None and case.mask is None
-                and listed.status == case.status.value and listed.display_id == case.display_id
+                and listed.status == case.status and listed.display_id == case.display_id  # a str enum: == in C
                 and (listed.path is case.path  # both the header's own path: most rows, checked at no cost
                      or str(listed.path) == str(case.path))):  # str(): Path's == casefolds both, 8x slower
             return listed

@@ -245,9 +245,14 @@ class WorklistModel(QAbstractTableModel):
 
     def image_id_at(self, row: int) -> str | None:
         """The image of the shown row `row`; None out of range."""
+        shown = self.shown_row(row)
+        return None if shown is None else shown.image_id
+
+    def shown_row(self, row: int) -> WorklistRow | None:
+        """The shown row `row`; None out of range."""
         if not 0 <= row < self.rowCount():
             return None
-        return self._rows[row if self._shown is None else self._shown[row]].image_id
+        return self._rows[row if self._shown is None else self._shown[row]]
 
     def row_of(self, image_id: str) -> int:
         """Where the image's row is shown; -1 when it is filtered out or not listed."""
@@ -306,7 +311,7 @@ _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
 _RIGHT_ALIGNED = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-_RIGHT_ALIGNED_COLUMNS = (2, SCORE_COLUMN, 5)
+RIGHT_ALIGNED_COLUMNS = (2, SCORE_COLUMN, 5)  # numbers
 _STATUS_QCOLOURS = {status: QColor(colour) for status, colour in STATUS_COLOURS.items()}
 _OTHER_STATUS_QCOLOUR = QColor("#e6edf3")
 _WARNING_QCOLOUR = QColor(WARNING_COLOUR)
@@ -316,17 +321,11 @@ _FLAG_QCOLOUR = QColor("#ff7b72")
 def _value(row: WorklistRow, column: int, role: int) -> Any:
     """What the table shows of `row` in `column` for `role` (an int); None for a role it has nothing for."""
     if role == _DISPLAY:
-        return _display(row, column)
+        return cell_text(row, column)
     if role == _FOREGROUND:
-        if column == STATUS_COLUMN:
-            return _STATUS_QCOLOURS.get(row.status, _OTHER_STATUS_QCOLOUR)
-        if column == SCORE_COLUMN and row.ai_warning:
-            return _WARNING_QCOLOUR
-        if column == SCORE_COLUMN and row.score is not None and row.flagged:
-            return _FLAG_QCOLOUR
-        return None
+        return cell_colour(row, column)
     if role == _ALIGNMENT:
-        return _RIGHT_ALIGNED if column in _RIGHT_ALIGNED_COLUMNS else None
+        return _RIGHT_ALIGNED if column in RIGHT_ALIGNED_COLUMNS else None
     if role == _TOOLTIP:
         tip = row.error or f"{row.display_id}: {row.image_id}\n{row.path}"
         return f"{row.ai_warning}\n{tip}" if row.ai_warning else tip
@@ -337,7 +336,19 @@ def _value(row: WorklistRow, column: int, role: int) -> Any:
     return None
 
 
-def _display(row: WorklistRow, column: int) -> str:
+def cell_colour(row: WorklistRow, column: int) -> QColor | None:
+    """The text colour of `row` in `column`; None for the palette's."""
+    if column == STATUS_COLUMN:
+        return _STATUS_QCOLOURS.get(row.status, _OTHER_STATUS_QCOLOUR)
+    if column == SCORE_COLUMN and row.ai_warning:
+        return _WARNING_QCOLOUR
+    if column == SCORE_COLUMN and row.score is not None and row.flagged:
+        return _FLAG_QCOLOUR
+    return None
+
+
+def cell_text(row: WorklistRow, column: int) -> str:
+    """What the table shows of `row` in `column`."""
     if column == 0:
         return row.display_id
     if column == 1:
@@ -367,4 +378,4 @@ def _sort_keys(rows: list[WorklistRow], column: int) -> list[Any]:
     if column == 2:
         ages: dict[str, float] = {}  # few distinct ages: each parsed once
         return [ages[row.age] if row.age in ages else ages.setdefault(row.age, _age_number(row.age)) for row in rows]
-    return [_display(row, column) for row in rows]
+    return [cell_text(row, column) for row in rows]

@@ -30,8 +30,8 @@ CACHED_TEXTS = 20_000  # laid-out strings kept: a 10,000-study folder's case num
 class WorklistCellDelegate(QStyledItemDelegate):
     """Paints a worklist cell from its row: the selection, then its text from a cache of laid-out
     strings (QStaticText). Qt's own delegate asked the model for seven roles per cell and laid each
-    text out twice through the style sheet's style: half of a repaint of the list's ~280 cells
-    (benchmarks/bench_opening_end.py: 28 against 10-18 ms here). Tooltips still come from the model."""
+    text out twice through the style sheet's style: half of a repaint of the list's ~280 cells (a repaint
+    of 40 rows: 20-30 ms against 11 ms; docs/benchmarks.md). Tooltips still come from the model."""
 
     def __init__(self, model: WorklistModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -109,7 +109,8 @@ class WorklistTable(QTableView):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         """Qt's own paint, entered from Python so that it runs holding the GIL. Painting the list calls
-        into Python twice per cell (`index`, `multiData`): ~500 calls per repaint. Entered from C++,
-        each of them waited for the GIL while a worker ran Python (the end of a folder's indexing):
-        146-159 ms per repaint against 22-32 ms when entered from here (benchmarks/bench_opening_end.py)."""
+        into Python twice per cell (the model's `index`, the delegate's `paint`): ~500 calls per repaint.
+        Entered from C++, each of them waited for the GIL while a worker ran Python (the end of a folder's
+        indexing): the end of an opening stalled 145-159 ms against 23-30 ms when entered from here
+        (benchmarks/bench_opening_end.py, Qt's delegate then)."""
         super().paintEvent(event)

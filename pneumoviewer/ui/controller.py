@@ -46,7 +46,7 @@ HEATMAP_CACHE_SIZE = 12
 # thread, which with the first image decoded on a worker (pydicom's Python) made a 57-62 ms stall.
 JOBS_PER_TURN = 1_000
 # When the folder is indexed its session's rows are checked against the listed ones this many per turn: 10,000
-# in one go took 14-29 ms of the GUI thread run by itself, more beside the workers (as indexing ended).
+# in one go took 13-29 ms of the GUI thread run by itself, more beside the workers (as indexing ended).
 ROWS_PER_TURN = 2_000
 
 

@@ -66,8 +66,9 @@ def cluster_start_seconds(workers: int, env: dict[str, str]) -> float:
 def small_model(folder: Path) -> Path:
     import torch
 
-    from pneumoviewer.model.checkpoint import ModelCard, save_checkpoint
-    from pneumoviewer.model.network import NetworkConfig, build_network
+    from pneumoviewer.model.card import ModelCard, NetworkConfig
+    from pneumoviewer.model.checkpoint import save_checkpoint
+    from pneumoviewer.model.network import build_network
 
     torch.manual_seed(0)
     config = NetworkConfig(input_size=64, decoder_channels=(32, 16, 16, 8, 8))

@@ -67,7 +67,8 @@ def main() -> int:
 def measure(work: Path, args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from pneumoviewer.model.checkpoint import load_card, load_checkpoint
+    from pneumoviewer.model.card import load_card
+    from pneumoviewer.model.checkpoint import load_checkpoint
     from pneumoviewer.model.pipeline import InputSpec
     from pneumoviewer.paths import default_model_path
     from pneumoviewer.review.training_set import ReviewedCases

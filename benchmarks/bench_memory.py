@@ -74,8 +74,9 @@ def random_model(work: Path) -> Path:
     """No bundled model here: random weights of the default architecture (the same size and cost)."""
     import torch
 
-    from pneumoviewer.model.checkpoint import ModelCard, save_checkpoint
-    from pneumoviewer.model.network import NetworkConfig, build_network
+    from pneumoviewer.model.card import ModelCard, NetworkConfig
+    from pneumoviewer.model.checkpoint import save_checkpoint
+    from pneumoviewer.model.network import build_network
 
     torch.manual_seed(0)
     config = NetworkConfig()

@@ -21,9 +21,10 @@ import torch
 
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.cam import grad_cam
-from pneumoviewer.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from pneumoviewer.model.card import ModelCard, NetworkConfig
+from pneumoviewer.model.checkpoint import load_checkpoint, save_checkpoint
 from pneumoviewer.model.inference import Predictor
-from pneumoviewer.model.network import NetworkConfig, build_network, select_device
+from pneumoviewer.model.network import build_network, select_device
 from pneumoviewer.model.onnx_runtime import try_onnx_network
 from pneumoviewer.model.postprocess import InferenceSettings
 

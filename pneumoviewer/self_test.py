@@ -75,7 +75,7 @@ def run_self_test(
             raise SelfTestError(model, "the model file is missing from this installation")
         import torch
 
-        from pneumoviewer.model.checkpoint import CheckpointError
+        from pneumoviewer.model.card import CheckpointError
         from pneumoviewer.model.inference import Predictor
 
         try:

@@ -51,8 +51,9 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     import torch
 
-    from pneumoviewer.model.checkpoint import ModelCard, save_checkpoint
-    from pneumoviewer.model.network import NetworkConfig, build_network
+    from pneumoviewer.model.card import ModelCard, NetworkConfig
+    from pneumoviewer.model.checkpoint import save_checkpoint
+    from pneumoviewer.model.network import build_network
 
     torch.manual_seed(0)
     config = NetworkConfig(input_size=64, decoder_channels=(32, 16, 16, 8, 8))

@@ -11,7 +11,7 @@ import pytest
 
 from pneumoviewer import metrics
 from pneumoviewer.model.calibration import Calibration, fit_calibration
-from pneumoviewer.model.checkpoint import ModelCard, load_card
+from pneumoviewer.model.card import ModelCard, load_card
 from pneumoviewer.model.operating_points import OperatingPoint, OperatingPoints, flagged
 from pneumoviewer.paths import default_model_path
 

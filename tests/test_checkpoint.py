@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pneumoviewer.model.checkpoint import (
-    CheckpointError,
-    ModelCard,
-    load_checkpoint,
-    save_checkpoint,
-)
-from pneumoviewer.model.network import NetworkConfig, build_network
+from pneumoviewer.model.card import CheckpointError, ModelCard, NetworkConfig
+from pneumoviewer.model.checkpoint import load_checkpoint, save_checkpoint
+from pneumoviewer.model.network import build_network
 
 SMALL = NetworkConfig(input_size=64, decoder_channels=(32, 16, 16, 8, 8))
 

@@ -9,7 +9,7 @@ import torch
 
 from pneumoviewer.errors import Cancelled
 from pneumoviewer.model import inference, onnx_runtime
-from pneumoviewer.model.checkpoint import CheckpointError
+from pneumoviewer.model.card import CheckpointError
 from pneumoviewer.model.inference import Prediction, Predictor
 from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess

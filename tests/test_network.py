@@ -7,13 +7,8 @@ import torch
 from conftest import IMAGENET_WEIGHTS
 from torch import nn
 
-from pneumoviewer.model.network import (
-    NetworkConfig,
-    build_network,
-    freeze_encoder_batchnorm,
-    load_imagenet_encoder,
-    select_device,
-)
+from pneumoviewer.model.card import NetworkConfig
+from pneumoviewer.model.network import build_network, freeze_encoder_batchnorm, load_imagenet_encoder, select_device
 
 
 def test_forward_returns_mask_and_presence_logits() -> None:

@@ -12,13 +12,10 @@ import pytest
 import torch
 
 from pneumoviewer.io.images import load_radiograph
-from pneumoviewer.model.checkpoint import (
-    ModelCard,
-    default_normalisation,
-    save_checkpoint,
-)
+from pneumoviewer.model.card import ModelCard, NetworkConfig, default_normalisation
+from pneumoviewer.model.checkpoint import save_checkpoint
 from pneumoviewer.model.inference import Predictor
-from pneumoviewer.model.network import NetworkConfig, build_network
+from pneumoviewer.model.network import build_network
 from pneumoviewer.model.pipeline import (
     INPUT_LEVELS,
     InputSpec,

@@ -1,4 +1,4 @@
-"""The rooms stay apart: the core never imports Qt, and the command line starts without torch or Qt.
+"""The rooms stay apart: the core never imports Qt, the command line starts and the model card reads without torch.
 
 Each check runs in a fresh interpreter, because this test process has long since imported Qt
 (pytest-qt) and torch; only a clean `sys.modules` shows what one import pulls in.
@@ -87,6 +87,24 @@ def test_command_line_help_and_version_load_no_torch_or_qt() -> None:
     """)
     assert found["statuses"] == [0, 0, 0, 0, 0]
     assert found["heavy"] == [], f"`pneumoviewer --help` imported {found['heavy']}"
+
+
+def test_the_model_card_and_a_runs_settings_are_read_without_torch() -> None:
+    """What a cluster's client checks before any worker loads the network (commands/_archive.py)."""
+    found = _run_fresh("""
+        import json, sys
+
+        from pneumoviewer.commands._settings import request_settings
+        from pneumoviewer.model.card import load_card
+        from pneumoviewer.paths import default_model_path
+
+        card = load_card(default_model_path())
+        settings = request_settings(card.settings, {"tta": True}).to_dict()
+        heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "onnxruntime"))
+        print(json.dumps({"input_size": card.network.input_size, "tta": settings["tta"], "heavy": heavy[:5]}))
+    """)
+    assert found["input_size"] > 0 and found["tta"] is True
+    assert found["heavy"] == [], f"reading the card imported {found['heavy']}"
 
 
 def test_the_window_module_loads_no_cuda_python_and_leaves_it_importable() -> None:

@@ -12,8 +12,9 @@ from conftest import IMAGENET_WEIGHTS
 
 from pneumoviewer.cli import main
 from pneumoviewer.errors import FileProblem
-from pneumoviewer.model.checkpoint import CheckpointError, ModelCard, load_checkpoint
-from pneumoviewer.model.network import NetworkConfig, build_network
+from pneumoviewer.model.card import CheckpointError, ModelCard, NetworkConfig
+from pneumoviewer.model.checkpoint import load_checkpoint
+from pneumoviewer.model.network import build_network
 from pneumoviewer.model.pipeline import InputSpec
 from pneumoviewer.model.postprocess import InferenceSettings, presence_score
 from pneumoviewer.training import data
@@ -100,11 +101,8 @@ def test_rendering_variation_changes_the_film_not_its_outline(small_labels: Path
 
 
 def test_loss_decreases_on_real_examples(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:
-    from pneumoviewer.model.network import (
-        NetworkConfig,
-        build_network,
-        freeze_encoder_batchnorm,
-    )
+    from pneumoviewer.model.card import NetworkConfig
+    from pneumoviewer.model.network import build_network, freeze_encoder_batchnorm
 
     torch.manual_seed(0)
     images = data.load_labelled_images(small_labels, siim_dir, "siim")

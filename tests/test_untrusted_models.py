@@ -20,8 +20,7 @@ from PySide6.QtTest import QTest
 from ui_driver import WAIT_MS, open_and_wait
 
 from pneumoviewer.cli import main
-from pneumoviewer.model.checkpoint import ModelCard
-from pneumoviewer.model.network import NetworkConfig
+from pneumoviewer.model.card import ModelCard, NetworkConfig
 from pneumoviewer.review.case import ReviewStatus
 
 make_window = ui_driver.make_window  # fixtures

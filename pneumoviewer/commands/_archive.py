@@ -367,9 +367,9 @@ def predict_on_cluster(args: Any, convention: RleConvention, overrides: Mapping[
     import time
 
     from pneumoviewer.commands import fail, report
-    from pneumoviewer.commands._batch import request_settings
+    from pneumoviewer.commands._settings import request_settings
     from pneumoviewer.commands.predict import default_scores_path, write_outputs
-    from pneumoviewer.model.checkpoint import CheckpointError, load_card
+    from pneumoviewer.model.card import CheckpointError, load_card
     from pneumoviewer.model.identity import model_fingerprint
     from pneumoviewer.paths import default_model_path
     from pneumoviewer.progress import progress_bar

@@ -9,11 +9,10 @@ commands' `run` only: it loads the model's runtime (torch, ONNX Runtime).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from pneumoviewer.io.dicom import DicomError, DicomImage
 from pneumoviewer.io.folder_scan import scan_folder
 from pneumoviewer.io.images import load_radiograph
 from pneumoviewer.model.cam import grad_cam
-from pneumoviewer.model.checkpoint import CheckpointError
+from pneumoviewer.model.card import CheckpointError
 from pneumoviewer.model.inference import Prediction, Predictor
 from pneumoviewer.model.postprocess import InferenceSettings
 
@@ -78,11 +77,6 @@ def collect_images(paths: Sequence[Path]) -> tuple[list[ImageFile], list[FilePro
 def open_predictor(model: Path | None) -> Predictor:
     """The model named on the command line, else the bundled one. Raises CheckpointError."""
     return Predictor.cached(model) if model is not None else Predictor.default()
-
-
-def request_settings(card_settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> InferenceSettings:
-    """The model card's settings with this run's overrides. Raises ValueError naming a bad one."""
-    return InferenceSettings.from_dict({**card_settings, **overrides})
 
 
 def predict_files(

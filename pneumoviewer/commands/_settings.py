@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pneumoviewer.model.postprocess import InferenceSettings
 
 
 def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +27,14 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.tta:
         overrides["tta"] = True
     return overrides
+
+
+def request_settings(card_settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> InferenceSettings:
+    """The model card's settings with this run's overrides. Raises ValueError naming a bad one."""
+    # Imported here, not above: a cluster's client checks the settings without loading the model's runtime.
+    from pneumoviewer.model.postprocess import InferenceSettings
+
+    return InferenceSettings.from_dict({**card_settings, **overrides})
 
 
 def parse_setting_overrides(pairs: Sequence[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumoviewer.commands import fail, report
-from pneumoviewer.commands._settings import add_setting_arguments, setting_overrides
+from pneumoviewer.commands._settings import add_setting_arguments, request_settings, setting_overrides
 from pneumoviewer.errors import FileProblem
 
 if TYPE_CHECKING:
@@ -112,10 +112,9 @@ def _evaluate(
         collect_images,
         open_predictor,
         predict_files,
-        request_settings,
     )
     from pneumoviewer.io.atomic import atomic_write_text
-    from pneumoviewer.model.checkpoint import CheckpointError
+    from pneumoviewer.model.card import CheckpointError
     from pneumoviewer.progress import progress_bar
 
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pneumoviewer.commands import fail, report
-from pneumoviewer.commands._settings import add_setting_arguments, setting_overrides
+from pneumoviewer.commands._settings import add_setting_arguments, request_settings, setting_overrides
 from pneumoviewer.errors import FileProblem
 
 if TYPE_CHECKING:
@@ -126,9 +126,8 @@ def _predict(
         latency_summary,
         open_predictor,
         predict_files,
-        request_settings,
     )
-    from pneumoviewer.model.checkpoint import CheckpointError
+    from pneumoviewer.model.card import CheckpointError
     from pneumoviewer.progress import progress_bar
 
     try:

@@ -1,8 +1,8 @@
 """Model files: weights in safetensors with a JSON model card beside them; nothing is ever unpickled.
 
 A checkpoint named `default` is the pair `default.safetensors` (tensors only, fp16 or fp32) and
-`default.json` (the `ModelCard`: architecture, input normalisation, inference settings, how it was
-trained and how well it does). A PyTorch `.pth`/`.pt` file is accepted only through
+`default.json` (the `ModelCard` of `model.card`: architecture, input normalisation, inference settings,
+how it was trained and how well it does). A PyTorch `.pth`/`.pt` file is accepted only through
 `torch.load(weights_only=True)`, which refuses arbitrary objects, and still needs the JSON card.
 """
 
@@ -10,94 +10,15 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from pneumoviewer.errors import FileProblem
 from pneumoviewer.io.atomic import atomic_write_bytes
-from pneumoviewer.model.calibration import Calibration
+from pneumoviewer.model.card import CheckpointError, ModelCard, load_card
 from pneumoviewer.model.identity import checkpoint_paths
-from pneumoviewer.model.network import (
-    NORMALISATION_MEAN,
-    NORMALISATION_STD,
-    NetworkConfig,
-    PneumothoraxNet,
-    build_network,
-)
-from pneumoviewer.model.operating_points import OperatingPoints
-
-CARD_FORMAT_VERSION = 1
-
-
-class CheckpointError(FileProblem):
-    """A model file that cannot be used; `str()` names the file and the problem."""
-
-
-def default_normalisation() -> dict[str, Any]:
-    return {
-        "mean": NORMALISATION_MEAN,
-        "std": NORMALISATION_STD,
-        "input": "DicomImage.pixels in [0,1], resized (area) to input_size",
-    }
-
-
-@dataclass
-class ModelCard:
-    """What a model is, how to feed it, how it was made and how well it does."""
-
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    normalisation: dict[str, Any] = field(default_factory=default_normalisation)
-    settings: dict[str, Any] = field(default_factory=dict)  # InferenceSettings.to_dict()
-    training: dict[str, Any] = field(default_factory=dict)  # data, split, command, epochs, seed
-    metrics: dict[str, Any] = field(default_factory=dict)  # validation figures
-    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    # Fitted out-of-fold after training (model/calibration.py, model/operating_points.py); None: not fitted.
-    calibration: dict[str, Any] | None = None  # Calibration.to_card()
-    operating_points: dict[str, Any] | None = None  # {"triage": {...}, "challenge": {...}}
-    operating_curve: list[list[float | None]] | None = None  # [threshold, sensitivity, specificity], ...
-
-    def to_dict(self) -> dict[str, Any]:
-        values = {
-            "format_version": CARD_FORMAT_VERSION,
-            "network": self.network.to_dict(),
-            "normalisation": self.normalisation,
-            "settings": self.settings,
-            "training": self.training,
-            "metrics": self.metrics,
-            "created": self.created,
-        }
-        fitted = {"calibration": self.calibration, "operating_points": self.operating_points,
-                  "operating_curve": self.operating_curve}
-        return {**values, **{key: value for key, value in fitted.items() if value is not None}}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelCard:
-        version = values.get("format_version", CARD_FORMAT_VERSION)
-        if version != CARD_FORMAT_VERSION:
-            raise ValueError(f"model card format {version} is not supported (expected {CARD_FORMAT_VERSION})")
-        card = cls(
-            network=NetworkConfig.from_dict(values["network"]),
-            normalisation=dict(values.get("normalisation") or default_normalisation()),
-            settings=dict(values.get("settings") or {}),
-            training=dict(values.get("training") or {}),
-            metrics=dict(values.get("metrics") or {}),
-            created=str(values.get("created", "")),
-            calibration=values.get("calibration"),
-            operating_points=values.get("operating_points"),
-            operating_curve=values.get("operating_curve"),
-        )
-        card.fitted()  # a malformed calibration or operating point refuses the card (ValueError)
-        return card
-
-    def fitted(self) -> tuple[Calibration | None, OperatingPoints]:
-        """The card's calibration (None when not fitted) and operating points; ValueError when malformed."""
-        calibration = None if self.calibration is None else Calibration.from_card(self.calibration)
-        return calibration, OperatingPoints.from_card(self.to_dict())
+from pneumoviewer.model.network import PneumothoraxNet, build_network
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, card: ModelCard, half: bool = True) -> tuple[Path, Path]:
@@ -119,19 +40,6 @@ def save_checkpoint(path: Path | str, model: nn.Module, card: ModelCard, half: b
     atomic_write_bytes(weights_path, save(tensors, metadata={"format": "pt"}))
     atomic_write_bytes(card_path, (json.dumps(card.to_dict(), indent=2) + "\n").encode("utf-8"))
     return weights_path, card_path
-
-
-def load_card(path: Path | str) -> ModelCard:
-    """The model card beside a checkpoint (or the card file itself)."""
-    _, card_path = checkpoint_paths(path)
-    if not card_path.is_file():
-        raise CheckpointError(card_path, "model card (JSON) not found beside the weights")
-    try:
-        return ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(card_path, f"model card is not valid JSON ({err})") from None
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(card_path, f"model card is incomplete or malformed ({err})") from None
 
 
 def load_checkpoint(path: Path | str, device: torch.device | str | None = None) -> tuple[PneumothoraxNet, ModelCard]:

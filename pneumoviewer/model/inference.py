@@ -19,11 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from pneumoviewer.errors import CancelCheck, raise_if_cancelled
-from pneumoviewer.model.checkpoint import (
-    CheckpointError,
-    checkpoint_paths,
-    load_checkpoint,
-)
+from pneumoviewer.model.card import CheckpointError
+from pneumoviewer.model.checkpoint import load_checkpoint
+from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.network import select_device
 from pneumoviewer.model.onnx_runtime import OnnxNetwork, try_onnx_network
 from pneumoviewer.model.operating_points import flagged

@@ -8,44 +8,12 @@ Both are logits: apply `torch.sigmoid` for probabilities.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-# Grey-image normalisation matching the ImageNet encoder: the average of ImageNet's RGB means / stds.
-# Only the default written into a new model card; inputs are normalised from the card (`pipeline.InputSpec`).
-NORMALISATION_MEAN = 0.449
-NORMALISATION_STD = 0.226
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Everything needed to rebuild the network's architecture (saved in the model card)."""
-
-    encoder: str = "mobilenet_v2"
-    input_size: int = 256
-    in_channels: int = 1
-    # Lighter than smp's (256, 128, 64, 32, 16): the full-resolution decoder stages dominate a CPU
-    # training step (measured roughly 2x faster per step at 256 px), and lesion outlines at 1/4 of
-    # the challenge resolution do not need wide decoder blocks.
-    decoder_channels: tuple[int, ...] = (96, 64, 32, 16, 8)
-    presence_head: bool = True
-    presence_dropout: float = 0.2
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["decoder_channels"] = list(self.decoder_channels)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> NetworkConfig:
-        values = dict(values)
-        if "decoder_channels" in values:
-            values["decoder_channels"] = tuple(values["decoder_channels"])
-        return cls(**values)
+from pneumoviewer.model.card import NetworkConfig
 
 
 class PneumothoraxNet(nn.Module):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pneumoviewer.model.checkpoint import ModelCard
+from pneumoviewer.model.card import ModelCard
 
 # The grey levels of every network input: the training cache's 8 bits (`training.data.quantise`).
 INPUT_LEVELS = 255

@@ -48,7 +48,8 @@ from pneumoviewer.io.annotations import read_annotation_rows
 from pneumoviewer.io.atomic import atomic_write_bytes
 from pneumoviewer.io.rle import EMPTY, RleConvention, RleError, decode_rows, encode
 from pneumoviewer.model.calibration import fit_calibration
-from pneumoviewer.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from pneumoviewer.model.card import ModelCard
+from pneumoviewer.model.checkpoint import load_checkpoint, save_checkpoint
 from pneumoviewer.model.identity import model_fingerprint
 from pneumoviewer.model.network import PneumothoraxNet, select_device
 from pneumoviewer.model.operating_points import DEFAULT_TRIAGE_SENSITIVITY, OperatingPoint, OperatingPoints
@@ -208,7 +209,7 @@ class DeveloperData:
 
 def developer_data(card: ModelCard | None = None) -> DeveloperData | None:
     """The data the bundled model was trained on, where its card says (relative to the checkout); None if absent."""
-    from pneumoviewer.model.checkpoint import load_card
+    from pneumoviewer.model.card import load_card
 
     card = card or load_card(default_model_path())
     sources = (card.training.get("data") or {})

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pneumoviewer import metrics
-from pneumoviewer.model.checkpoint import ModelCard
+from pneumoviewer.model.card import ModelCard
 from pneumoviewer.model.network import PneumothoraxNet
 from pneumoviewer.model.operating_points import OperatingPoints, flagged
 from pneumoviewer.model.pipeline import InputSpec

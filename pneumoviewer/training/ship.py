@@ -36,7 +36,7 @@ import numpy as np
 
 from pneumoviewer import metrics
 from pneumoviewer.io.atomic import atomic_write_text
-from pneumoviewer.model.checkpoint import load_card
+from pneumoviewer.model.card import load_card
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 from pneumoviewer.training.calibrate import card_entries, cross_fitted, honest_report, markdown_tables
 from pneumoviewer.training.predictions import HeldOut, read_predictions

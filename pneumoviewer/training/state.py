@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pneumoviewer.io.atomic import atomic_write_bytes
-from pneumoviewer.model.checkpoint import CheckpointError
+from pneumoviewer.model.card import CheckpointError
 
 STATE_FILE = "last-state.pt"
 _FORMAT = 2

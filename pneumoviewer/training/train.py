@@ -34,14 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from pneumoviewer.io.atomic import atomic_write_text
-from pneumoviewer.model.checkpoint import (
-    ModelCard,
-    load_card,
-    load_checkpoint,
-    save_checkpoint,
-)
+from pneumoviewer.model.card import ModelCard, NetworkConfig, load_card
+from pneumoviewer.model.checkpoint import load_checkpoint, save_checkpoint
 from pneumoviewer.model.network import (
-    NetworkConfig,
     PneumothoraxNet,
     build_network,
     freeze_encoder_batchnorm,

@@ -73,8 +73,9 @@ def predictor_factory(work: Path, model: Path | None):
         return load_chosen
     script = (
         "import sys, torch\n"
-        "from pneumoviewer.model.checkpoint import ModelCard, save_checkpoint\n"
-        "from pneumoviewer.model.network import NetworkConfig, build_network\n"
+        "from pneumoviewer.model.card import ModelCard, NetworkConfig\n"
+        "from pneumoviewer.model.checkpoint import save_checkpoint\n"
+        "from pneumoviewer.model.network import build_network\n"
         "torch.manual_seed(0)\n"
         "config = NetworkConfig()\n"
         "print(save_checkpoint(sys.argv[1], build_network(config).eval(), ModelCard(network=config), half=False)[0])\n"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pneumoviewer.errors import FileProblem
+from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.model.calibration import Calibration
 from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.operating_points import OperatingPoints
@@ -119,6 +120,13 @@ class ModelCard:
         """The card's calibration (None when not fitted) and operating points; ValueError when malformed."""
         calibration = None if self.calibration is None else Calibration.from_card(self.calibration)
         return calibration, OperatingPoints.from_card(self.to_dict())
+
+
+def save_card(path: Path | str, card: ModelCard) -> Path:
+    """Write the card beside a checkpoint (or as the card file named), atomically; returns its path."""
+    _, card_path = checkpoint_paths(path)
+    atomic_write_text(card_path, json.dumps(card.to_dict(), indent=2) + "\n")
+    return card_path
 
 
 def load_card(path: Path | str) -> ModelCard:

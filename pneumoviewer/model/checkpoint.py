@@ -8,7 +8,6 @@ how it was trained and how well it does). A PyTorch `.pth`/`.pt` file is accepte
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 from pneumoviewer.io.atomic import atomic_write_bytes
-from pneumoviewer.model.card import CheckpointError, ModelCard, load_card
+from pneumoviewer.model.card import CheckpointError, ModelCard, load_card, save_card
 from pneumoviewer.model.identity import checkpoint_paths
 from pneumoviewer.model.network import PneumothoraxNet, build_network
 
@@ -38,8 +37,7 @@ def save_checkpoint(path: Path | str, model: nn.Module, card: ModelCard, half: b
             tensor = tensor.half()
         tensors[name] = tensor.contiguous()
     atomic_write_bytes(weights_path, save(tensors, metadata={"format": "pt"}))
-    atomic_write_bytes(card_path, (json.dumps(card.to_dict(), indent=2) + "\n").encode("utf-8"))
-    return weights_path, card_path
+    return weights_path, save_card(card_path, card)
 
 
 def load_checkpoint(path: Path | str, device: torch.device | str | None = None) -> tuple[PneumothoraxNet, ModelCard]:

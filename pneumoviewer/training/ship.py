@@ -36,7 +36,7 @@ import numpy as np
 
 from pneumoviewer import metrics
 from pneumoviewer.io.atomic import atomic_write_text
-from pneumoviewer.model.card import load_card
+from pneumoviewer.model.card import load_card, save_card
 from pneumoviewer.model.postprocess import InferenceSettings, postprocess
 from pneumoviewer.training.calibrate import card_entries, cross_fitted, honest_report, markdown_tables
 from pneumoviewer.training.predictions import HeldOut, read_predictions
@@ -253,7 +253,7 @@ def ship_candidate(
                     "evaluated_at": "out-of-fold over the campaign's folds, at the network resolution"}
     card.training["campaign"] = {"runs": [run.name for run in runs], "shipped_fold_model": shipped.name}
     shutil.copyfile(shipped / "model.safetensors", out / "candidate.safetensors")
-    atomic_write_text(out / "candidate.json", json.dumps(card.to_dict(), indent=2) + "\n")
+    save_card(out / "candidate.json", card)
     report["shipped_fold_model"] = str(shipped)
     if latency_images:
         report["latency"] = measure_latency(out / "candidate.safetensors", latency_images)

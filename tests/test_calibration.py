@@ -151,8 +151,11 @@ def test_card_keeps_fitted_entries_and_refuses_malformed_ones(tmp_path: Path) ->
 def test_bundled_card_is_calibrated_with_two_operating_points() -> None:
     card = json.loads(default_model_path().with_suffix(".json").read_text())
     calibration, points = ModelCard.from_dict(card).fitted()
-    # Fitted on the images the network held out (its card's split), never on those it trained on.
-    assert calibration is not None and calibration.fitted_on == len(card["training"]["split"]["validation_ids"])
+    # Fitted on held-out predictions only, never on images a network trained on: a campaign's card on every
+    # fold's held-out films (each predicted by the fold that never saw it), otherwise on its own split's.
+    out_of_fold = card["metrics"].get("out_of_fold")
+    held_out = out_of_fold["images"] if out_of_fold else len(card["training"]["split"]["validation_ids"])
+    assert calibration is not None and calibration.fitted_on == held_out
     assert points.measured and points.triage.threshold < points.challenge.threshold
     # The triage threshold is the held-out films' threshold for sensitivity 0.90 (the curve, fitted on all of
     # them); the card's own sensitivity beside it is the cross-fitted estimate, which lands near it.

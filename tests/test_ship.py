@@ -80,6 +80,9 @@ def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
     card = json.loads((out / "candidate.json").read_text())
     assert card["training"]["campaign"]["runs"] == ["tiny-f0", "tiny-f1"]
     assert card["metrics"]["out_of_fold"]["images"] == 8
+    # The headline figures are the pooled held-out ones, not the shipped fold's own (those are kept apart).
+    assert card["metrics"]["images_evaluated"] == 8 and card["metrics"]["positive_images"] == 4
+    assert card["metrics"]["shipped_fold"]["images_evaluated"] == 4
     assert card["metrics"]["roc_auc"] == pytest.approx(oof["roc_auc"]) and card["metrics"]["triage_score"] == triage
     prediction = predictor.predict(load_dicom(dicom).pixels)
     assert prediction.flagged == (prediction.score >= predictor.operating_points.triage.threshold)
@@ -87,7 +90,11 @@ def test_ship_tunes_calibrates_compares_and_writes_a_usable_candidate(
     assert card["operating_points"]["triage"]["threshold"] == pytest.approx(
         report["calibration"]["card"]["triage"]["threshold"])
     assert len(card["operating_curve"]) >= 1 and card["operating_curve"][-1][1] == 1.0
-    assert (out / "ship-report.md").read_text().startswith("Out-of-fold over 2 folds: 8 images, 4 positive")
+    markdown = (out / "ship-report.md").read_text()
+    assert markdown.startswith("Out-of-fold over 2 folds: 8 images, 4 positive")
+    # The tuned figures are optimistic; the report also gives the cross-fitted score beside them.
+    assert f"| challenge_score, cross-fitted (tuned on one half, scored on the other) | " \
+           f"{report['tuning']['challenge_score_crossfit']:.4f} |" in markdown
 
 
 def test_ship_refuses_runs_without_out_of_fold_predictions(tiny_campaign: Path, tmp_path: Path,

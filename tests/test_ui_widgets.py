@@ -219,12 +219,13 @@ def test_model_card_dialog_shows_the_validation_figures_first(qtbot) -> None:
 
     application()
     card = {"file": "default.safetensors", "network": {"encoder": "mobilenet_v2"},
-            "metrics": {"roc_auc": 0.71, "validation_ids": [f"id{n}" for n in range(300)]}}
+            "metrics": {"roc_auc": 0.9251628388952332, "validation_ids": [f"id{n}" for n in range(300)]}}
     dialog = ModelCardDialog(card, None)
     qtbot.addWidget(dialog)
     text = dialog.text.toPlainText()
     assert "not a medical device" in text
     assert text.index("roc auc") < text.index("encoder") and "300 values: id0, id1, id2, …" in text
+    assert "0.9252" in text and "0.92516" not in text  # figures to four digits, not a float's seventeen
     missing = ModelCardDialog(None, "model file not found")
     qtbot.addWidget(missing)
     assert "model file not found" in missing.text.toPlainText()

@@ -151,10 +151,15 @@ def _as_html(values: dict, depth: int = 0) -> str:
         if isinstance(value, dict):
             rows.append(f"<tr><td colspan=2><b>{label}</b>{_as_html(value, depth + 1)}</td></tr>")
         else:
-            shown = str(value)
+            shown = _shown(value)
             if isinstance(value, list | tuple):
-                items = [str(item) for item in value]
+                items = [_shown(item) for item in value]
                 shown = ", ".join(items) if len(items) <= 8 else f"{len(items)} values: {', '.join(items[:3])}, …"
             rows.append(f"<tr><td style='color:#8b949e; padding-right:12px'>{label}</td>"
                         f"<td>{html.escape(shown)}</td></tr>")
     return f"<table style='margin-left:{12 * depth}px'>{''.join(rows)}</table>"
+
+
+def _shown(value: object) -> str:
+    """A card's value as text; a float to four significant digits (0.9251628388952332 reads 0.9252)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

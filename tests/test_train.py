@@ -176,15 +176,18 @@ def test_resume_on_an_empty_folder_starts_fresh(
     assert events[1]["run"] == "empty" and "roc_auc" in events[1] and "challenge_score" in events[2]
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["weights as trained", "weight average"])
 def test_interrupted_mid_epoch_and_resumed_gives_the_same_weights(
-    small_labels: Path, siim_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_labels: Path, siim_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema_decay: float
 ) -> None:
     """Killed inside epoch 2 (state saved every step), resumed: bit-identical to the uninterrupted run.
 
     Both runs draw the same batches, augmentations and dropout masks and do the same float operations
     on the same thread count, so equality is exact on the CPU (on CUDA, atomics make it approximate).
+    With a weight average the state carries it too, and the average is what is validated and shipped.
     """
-    settings = {"epochs": 2, "steps_per_epoch": 3, "checkpoint_minutes": 0.0, "validation_fraction": 0.25}
+    settings = {"epochs": 2, "steps_per_epoch": 3, "checkpoint_minutes": 0.0, "validation_fraction": 0.25,
+                "ema_decay": ema_decay}
     train(_options(small_labels, siim_dir, tmp_path / "whole", tmp_path / "cache", **settings))
 
     calls = {"count": 0}
@@ -213,6 +216,14 @@ def test_interrupted_mid_epoch_and_resumed_gives_the_same_weights(
     losses = [[e["train_loss"] for e in card.training["history"]] for card in (whole_card, split_card)]
     assert losses[0] == losses[1]
     assert len(split_card.training["commands"]) == 2
+    trained = torch.load(tmp_path / "whole" / STATE_FILE, weights_only=True)
+    raw = trained["model"]
+    if ema_decay:  # shipped: the average kept in the state, not the last step's weights
+        average = {name.removeprefix("module."): tensor for name, tensor in trained["averaged"].items()}
+        assert all(torch.equal(whole[name], average[name]) for name in whole)
+        assert not all(torch.equal(whole[name], raw[name]) for name in whole if whole[name].is_floating_point())
+    else:
+        assert trained["averaged"] is None and all(torch.equal(whole[name], raw[name]) for name in whole)
 
 
 def test_resume_refuses_the_state_of_a_different_run(small_labels: Path, siim_dir: Path, tmp_path: Path) -> None:

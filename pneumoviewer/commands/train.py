@@ -41,6 +41,9 @@ def register(subparsers: Subparsers) -> None:
                         help="the pretrained encoder's learning rate as a share of --learning-rate (e.g. 0.1)")
     parser.add_argument("--rendering-augmentation", action="store_true",
                         help="also vary films as another site's processing would: edge enhancement, tone curve, noise")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="validate and ship an exponential moving average of the weights with this decay per "
+                             "step (e.g. 0.998); default 0: the weights as trained")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training images")
     parser.add_argument("--validation-fraction", type=float, default=0.25,
                         help="share of the primary images held out (when --folds is not given)")
@@ -74,11 +77,15 @@ def run(args: argparse.Namespace) -> int:
         return fail("--pack holds the labels and images: give it without --labels/--images/--extra-labels", status=2)
     if args.folds is not None and not (args.folds >= 2 and 0 <= args.fold < args.folds):
         return fail(f"--fold {args.fold} of --folds {args.folds}: need K >= 2 and 0 <= I < K", status=2)
+    if not 0.0 <= args.ema_decay < 1.0:
+        return fail(f"--ema-decay {args.ema_decay}: need 0 (off) or a decay per step between 0 and 1, e.g. 0.998",
+                    status=2)
     options = TrainingOptions(
         labels=args.labels, images=args.images, out=args.out, extra_labels=args.extra_labels,
         extra_images=args.extra_images, pack=args.pack, encoder_weights=args.encoder_weights, epochs=args.epochs,
         input_size=args.input_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
         encoder_lr_scale=args.encoder_lr_scale, rendering_augmentation=args.rendering_augmentation,
+        ema_decay=args.ema_decay,
         steps_per_epoch=args.steps_per_epoch,
         validation_fraction=args.validation_fraction, folds=args.folds, fold=args.fold, seed=args.seed,
         cache_dir=args.cache_dir, threads=args.threads, resume=args.resume,

@@ -51,9 +51,9 @@ class TrainingState:
 
 def save_state(
     out: Path, state: TrainingState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler, augmentation_random: AugmentationRandom,
+    scaler: torch.amp.GradScaler, augmentation_random: AugmentationRandom, averaged: torch.nn.Module | None = None,
 ) -> None:
-    """Write `<out>/last-state.pt` atomically."""
+    """Write `<out>/last-state.pt` atomically (with the weight average's state when the run keeps one)."""
     payload = {
         "format": _FORMAT,
         "run": state.run,
@@ -67,6 +67,8 @@ def save_state(
         "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
+        "averaged": None if averaged is None else {
+            name: tensor.detach().cpu() for name, tensor in averaged.state_dict().items()},
         "random": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -138,10 +140,14 @@ def _read_payload(path: Path, device: torch.device) -> Any:
 
 
 def restore_training(
-    payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+    payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    averaged: torch.nn.Module | None = None,
 ) -> None:
-    """Load the weights, the optimizer and the AMP scaler of a loaded state into the live objects."""
+    """Load the weights, the optimizer, the AMP scaler and the weight average of a loaded state into the live
+    objects (a state with a weight average was made by a run with `ema_decay`, which `load_state` checks)."""
     model.load_state_dict(payload["model"])
+    if averaged is not None:
+        averaged.load_state_dict(payload["averaged"])
     optimizer.load_state_dict(payload["optimizer"])
     if payload["scaler"]:
         scaler.load_state_dict(payload["scaler"])

@@ -27,11 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pneumoviewer.io.atomic import atomic_write_text
 from pneumoviewer.model.card import ModelCard, NetworkConfig, load_card
@@ -84,6 +85,10 @@ class TrainingOptions:
     encoder_lr_scale: float = 1.0
     # Another site's processing (edge enhancement, tone curve, noise) on some examples: `data.rendering_variation`.
     rendering_augmentation: bool = False
+    # Validate and ship an exponential moving average of the weights (decay per step, e.g. 0.998: a horizon of
+    # ~500 steps) instead of the last step's; 0: the weights as trained. Epoch-to-epoch swings of a fold's
+    # held-out figures (AUC 0.909-0.952 over fold 4's last 10 epochs) are what an average evens out.
+    ema_decay: float = 0.0
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     validation_fraction: float = 0.25
@@ -134,12 +139,17 @@ def train(options: TrainingOptions) -> Path:
            "input_size": options.input_size, "split": split["rule"], "train_images": len(train_images)}
     if options.encoder_lr_scale != 1.0:  # absent at 1.0, so states saved before the option still resume
         run["encoder_lr_scale"] = options.encoder_lr_scale
+    if options.ema_decay:  # likewise absent when off
+        run["ema_decay"] = options.ema_decay
+    averaged = weight_average(model, options.ema_decay)
+    # What is validated and shipped: the average (a copy of the network with averaged weights) or the network.
+    network = model if averaged is None else cast(PneumothoraxNet, averaged.module)
     state = TrainingState(run=run, commands=[options.command])
     loaded = load_state(out, run, device) if options.resume else None
     payload: dict[str, Any] | None = None
     if loaded is not None:
         state, payload = loaded
-        restore_training(payload, model, optimizer, scaler)
+        restore_training(payload, model, optimizer, scaler, averaged)
         state.commands.append(options.command)
         _report(options, out, "resumed", epoch=state.epoch, step=state.step,
                 message=f"resuming {out} after epoch {state.epoch}, step {state.step} of the next")
@@ -169,7 +179,7 @@ def train(options: TrainingOptions) -> Path:
 
     def checkpoint(phase: str, augmentation_random: AugmentationRandom) -> None:
         progress.account(state)
-        save_state(out, state, model, optimizer, scaler, augmentation_random)
+        save_state(out, state, model, optimizer, scaler, augmentation_random, averaged)
         progress.write(state, options.epochs, phase, checkpointed=True)
 
     for epoch in range(state.epoch, options.epochs):
@@ -186,12 +196,12 @@ def train(options: TrainingOptions) -> Path:
             generator=torch.Generator().manual_seed(options.seed + epoch),  # keeps the global stream for dropout
         )
 
-        _train_steps(model, loader, optimizer, scaler, device, options, state, steps_per_epoch, total_steps,
-                     progress, functools.partial(checkpoint, "training", augmentation_random),
+        _train_steps(model, averaged, loader, optimizer, scaler, device, options, state, steps_per_epoch,
+                     total_steps, progress, functools.partial(checkpoint, "training", augmentation_random),
                      f"epoch {epoch + 1}/{options.epochs}")
         checkpoint("validating", augmentation_random)  # a kill during validation costs the validation only
 
-        probabilities, presence = predict_maps(model, validation.pixels, spec, device, tta=False,
+        probabilities, presence = predict_maps(network, validation.pixels, spec, device, tta=False,
                                                batch_size=options.batch_size)
         settings, figures = tune_settings(validation, probabilities, presence, quick=True)
         progress.account(state)
@@ -200,10 +210,10 @@ def train(options: TrainingOptions) -> Path:
         state.history.append(figures)
         card.training.update(epochs=epoch + 1, history=state.history, commands=state.commands)
         card.settings, card.metrics = settings.to_dict(), figures
-        save_checkpoint(out / "last", model, card, half=False)
+        save_checkpoint(out / "last", network, card, half=False)
         if figures["challenge_score"] > state.best_score:
             state.best_score = figures["challenge_score"]
-            save_checkpoint(out / "best", model, card, half=False)
+            save_checkpoint(out / "best", network, card, half=False)
         state.epoch, state.step, state.epoch_losses, state.epoch_seconds = epoch + 1, 0, [], 0.0
         checkpoint("training" if epoch + 1 < options.epochs else "finalising", augmentation_random)
         summary = ", ".join(f"{k} {v}" for k, v in figures.items())
@@ -345,8 +355,19 @@ def learning_rate_at(step: int, total_steps: int, peak: float, warmup_steps: int
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def weight_average(model: PneumothoraxNet, decay: float) -> AveragedModel | None:
+    """An exponential moving average of `model`'s weights and BatchNorm buffers, updated after each optimizer
+    step (`_train_steps`); None when `decay` is 0. Its first update copies the weights."""
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"the weight average's decay must be between 0 and 1, got {decay!r}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def _train_steps(
     model: PneumothoraxNet,
+    averaged: AveragedModel | None,
     loader: torch.utils.data.DataLoader,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -381,6 +402,8 @@ def _train_steps(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if averaged is not None:
+            averaged.update_parameters(model)
         state.epoch_losses.append(loss.item())
         state.step += 1
         progress.stepped(time.monotonic() - step_started)

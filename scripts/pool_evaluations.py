@@ -5,7 +5,8 @@
 A k-fold recipe is measured out of fold by evaluating every fold's network on the films it held out (and on
 their site twin) and pooling the per-image rows: one film, one prediction by a network that never trained on
 it. OUT.json holds the pooled `per_image` rows (so `scripts/compare_evaluations.py` pairs it with another
-pooled file) and the pooled figures with 95 % bootstrap intervals, which are also printed. The files must
+pooled file) and the pooled figures with 95 % bootstrap intervals (the ship report's, `ship.figures_with_intervals`,
+and both calls' sensitivity and specificity), which are also printed. The files must
 not share a film (folds are disjoint).
 """
 
@@ -14,49 +15,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from pneumoviewer import metrics
 from pneumoviewer.io.atomic import atomic_write_text
+from pneumoviewer.training.ship import figures_with_intervals
 
 
-def pooled_figures(rows: list[dict], resamples: int) -> dict[str, dict[str, float]]:
-    """Challenge score, all-empty, gain, ROC AUC, sensitivity at 90 % specificity, the triage flag and
-    the challenge call's sensitivity/specificity: each {"value", "low", "high"}."""
+def pooled_figures(rows: list[dict], resamples: int) -> dict:
+    """The ship protocol's figures (`ship.figures_with_intervals`: challenge score, all-empty, gain, ROC AUC,
+    sensitivity at 90 % specificity, each with its interval) and the triage flag's and the challenge call's
+    sensitivity and specificity with theirs (`metrics.call_figures`)."""
     truth = np.array([row["truth_positive"] for row in rows], dtype=bool)
-    columns = {key: np.array([row[key] for row in rows], dtype=float)
-               for key in ("score", "dice", "flagged", "called_positive")}
 
-    def share(flags: np.ndarray, of: np.ndarray) -> float:
-        return float(flags[of].mean()) if of.any() else float("nan")
+    def column(key: str) -> np.ndarray:
+        return np.array([row[key] for row in rows])
 
-    def figures(picked: np.ndarray) -> dict[str, float]:
-        actual, dice = truth[picked], columns["dice"][picked]
-        scores, flagged, called = (columns[key][picked] for key in ("score", "flagged", "called_positive"))
-        both_kinds = actual.any() and not actual.all()
-        return {
-            "challenge_score": float(dice.mean()),
-            "all_empty_score": float(1.0 - actual.mean()),
-            "gain_over_all_empty": float(dice.mean() - (1.0 - actual.mean())),
-            "roc_auc": metrics.roc_auc(scores, actual) if both_kinds else float("nan"),
-            "sensitivity_at_90_specificity":
-                metrics.sensitivity_at_specificity(scores, actual, 0.90) if both_kinds else float("nan"),
-            "triage_flag_sensitivity": share(flagged > 0, actual),
-            "triage_flag_specificity": share(flagged == 0, ~actual),
-            "challenge_call_sensitivity": share(called > 0, actual),
-            "challenge_call_specificity": share(called == 0, ~actual),
-        }
-
-    every = np.arange(len(rows))
-    values = figures(every)
-    pooled = {}
-    for name, value in values.items():
-        low, high = metrics.bootstrap_interval(lambda picked, name=name: figures(picked)[name], len(rows),
-                                               resamples=resamples)
-        pooled[name] = {"value": value, "low": low, "high": high}
-    return pooled
+    figures = figures_with_intervals(column("score").astype(float), column("called_positive").astype(bool),
+                                     column("dice").astype(float), truth, resamples)
+    figures["triage_flag"] = asdict(metrics.call_figures(column("flagged").astype(bool), truth, resamples))
+    figures["challenge_call"] = asdict(metrics.call_figures(column("called_positive").astype(bool), truth, resamples))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     figures = pooled_figures(rows, args.resamples)
     positives = sum(bool(row["truth_positive"]) for row in rows)
     print(f"{len(rows)} images ({positives} positive) from {len(args.evaluations)} file(s)")
-    for name, figure in figures.items():
-        print(f"{name:32}{figure['value']:>8.4f}   ({figure['low']:.4f}–{figure['high']:.4f})")
+    for name in ("challenge_score", "all_empty_score", "gain_over_all_empty", "roc_auc",
+                 "sensitivity_at_90_specificity"):
+        low, high = figures[f"{name}_interval"]
+        print(f"{name:32}{figures[name]:>8.4f}   ({low:.4f}–{high:.4f})")
+    for call in ("triage_flag", "challenge_call"):
+        for side in ("sensitivity", "specificity"):
+            low, high = figures[call][f"{side}_interval"]
+            print(f"{call + ' ' + side:32}{figures[call][side]:>8.4f}   ({low:.4f}–{high:.4f})")
     atomic_write_text(args.out, json.dumps({
         "sources": [str(path) for path in args.evaluations], "images_evaluated": len(rows),
         "positive_images": positives, "figures": figures, "per_image": rows}, indent=1))

@@ -303,6 +303,15 @@ def test_cli_reports_missing_labels(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert error.startswith("pneumoviewer: ") and "absent.csv" in error
 
 
+def test_cli_refuses_a_weight_average_decay_out_of_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["train", "--labels", str(tmp_path / "absent.csv"), "--images", str(tmp_path),
+                   "--out", str(tmp_path / "o"), "--ema-decay", "1.5"])
+    assert status == 2  # before any file is read
+    assert "--ema-decay" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="decay"):
+        _options(None, None, tmp_path / "o", tmp_path / "cache", ema_decay=-0.1)
+
+
 def test_train_into_a_log_writes_progress_lines_not_carriage_returns(
     small_labels: Path, siim_dir: Path, tmp_path: Path
 ) -> None:

@@ -77,20 +77,20 @@ def run(args: argparse.Namespace) -> int:
         return fail("--pack holds the labels and images: give it without --labels/--images/--extra-labels", status=2)
     if args.folds is not None and not (args.folds >= 2 and 0 <= args.fold < args.folds):
         return fail(f"--fold {args.fold} of --folds {args.folds}: need K >= 2 and 0 <= I < K", status=2)
-    if not 0.0 <= args.ema_decay < 1.0:
-        return fail(f"--ema-decay {args.ema_decay}: need 0 (off) or a decay per step between 0 and 1, e.g. 0.998",
-                    status=2)
-    options = TrainingOptions(
-        labels=args.labels, images=args.images, out=args.out, extra_labels=args.extra_labels,
-        extra_images=args.extra_images, pack=args.pack, encoder_weights=args.encoder_weights, epochs=args.epochs,
-        input_size=args.input_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        encoder_lr_scale=args.encoder_lr_scale, rendering_augmentation=args.rendering_augmentation,
-        ema_decay=args.ema_decay,
-        steps_per_epoch=args.steps_per_epoch,
-        validation_fraction=args.validation_fraction, folds=args.folds, fold=args.fold, seed=args.seed,
-        cache_dir=args.cache_dir, threads=args.threads, resume=args.resume,
-        checkpoint_minutes=args.checkpoint_minutes, log_file=args.log_file, ship=args.ship,
-    )
+    try:
+        options = TrainingOptions(
+            labels=args.labels, images=args.images, out=args.out, extra_labels=args.extra_labels,
+            extra_images=args.extra_images, pack=args.pack, encoder_weights=args.encoder_weights, epochs=args.epochs,
+            input_size=args.input_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            encoder_lr_scale=args.encoder_lr_scale, rendering_augmentation=args.rendering_augmentation,
+            ema_decay=args.ema_decay,
+            steps_per_epoch=args.steps_per_epoch,
+            validation_fraction=args.validation_fraction, folds=args.folds, fold=args.fold, seed=args.seed,
+            cache_dir=args.cache_dir, threads=args.threads, resume=args.resume,
+            checkpoint_minutes=args.checkpoint_minutes, log_file=args.log_file, ship=args.ship,
+        )
+    except ValueError as error:  # an option out of its range (TrainingOptions checks it)
+        return fail(str(error), status=2)
     try:
         if args.rebuild_held_out:
             print(f"held-out predictions written to {rebuild_held_out(options)}")

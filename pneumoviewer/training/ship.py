@@ -249,14 +249,13 @@ def ship_candidate(
     # The headline figures (what About the AI model shows first) are the pooled held-out ones with the card's
     # settings, its ROC AUC the shipped triage score's; the fold's own figures, made with its own settings on
     # its own fifth, move under "shipped_fold" (kept beside them they read as one set: 214 films, AUC of 1,074).
-    fold_figures = {key: value for key, value in card.metrics.items() if key not in ("out_of_fold", "against_baseline")}
     card.metrics = {**tuning_figures, "roc_auc": report["out_of_fold"]["roc_auc"],
                     "out_of_fold": _plain(report["out_of_fold"]),
                     "against_baseline": _plain(report.get("against_baseline")),
                     "evaluated_at": "out-of-fold over the campaign's folds, at the network resolution; thresholds "
                                     "tuned on these images (challenge_score_crossfit: tuned on one half, scored on "
                                     "the other)",
-                    "shipped_fold": fold_figures}
+                    "shipped_fold": card.metrics}
     card.training["campaign"] = {"runs": [run.name for run in runs], "shipped_fold_model": shipped.name}
     shutil.copyfile(shipped / "model.safetensors", out / "candidate.safetensors")
     save_card(out / "candidate.json", card)

@@ -105,6 +105,11 @@ class TrainingOptions:
     progress: bool = True
     command: str = field(default_factory=lambda: shlex.join(["pneumoviewer", *sys.argv[1:]]))
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"the weight average's decay (--ema-decay) must be 0 (off) or between 0 and 1, "
+                             f"e.g. 0.998; got {self.ema_decay!r}")
+
 
 def train(options: TrainingOptions) -> Path:
     """Train (or resume, mid-epoch), then `finalise`; returns the shippable checkpoint `<out>/model`."""
@@ -357,11 +362,10 @@ def learning_rate_at(step: int, total_steps: int, peak: float, warmup_steps: int
 
 def weight_average(model: PneumothoraxNet, decay: float) -> AveragedModel | None:
     """An exponential moving average of `model`'s weights and BatchNorm buffers, updated after each optimizer
-    step (`_train_steps`); None when `decay` is 0. Its first update copies the weights."""
+    step (`_train_steps`); None when `decay` is 0 (`TrainingOptions` checks its range). Its first update copies
+    the weights."""
     if not decay:
         return None
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"the weight average's decay must be between 0 and 1, got {decay!r}")
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
